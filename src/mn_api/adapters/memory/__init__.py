@@ -1,0 +1,1 @@
+"""The in-memory runtime: a faithful simulation of the MirrorNeuron core."""

@@ -1,0 +1,122 @@
+"""Ports: what the use cases need from the outside world, as small abstract classes."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from mn_api.domain.documents import JsonDocument
+from mn_api.domain.events import EventRecord, Heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class JobAck:
+    """The runtime's short answer to an operation on one job."""
+
+    job_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayAck:
+    job_id: str
+    status: str
+    agent_id: str
+
+
+class RuntimePort(ABC):
+    """The MirrorNeuron runtime, as the core's gRPC services expose it."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Acquire what the runtime needs inside the running event loop."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what `start` acquired."""
+
+    @abstractmethod
+    async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck: ...
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> JsonDocument:
+        """The job's details; raises JobNotFoundError for an unknown id."""
+
+    @abstractmethod
+    async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
+        """`{"data": [job summaries]}`, newest first; a limit of 0 means 100."""
+
+    @abstractmethod
+    async def cancel_job(self, job_id: str) -> JobAck: ...
+
+    @abstractmethod
+    async def pause_job(self, job_id: str) -> JobAck: ...
+
+    @abstractmethod
+    async def resume_job(self, job_id: str) -> JobAck: ...
+
+    @abstractmethod
+    async def clear_jobs(self) -> int:
+        """Remove terminal jobs; answers how many went."""
+
+    @abstractmethod
+    async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck: ...
+
+    @abstractmethod
+    async def system_summary(self) -> JsonDocument: ...
+
+    @abstractmethod
+    def stream_events(
+        self,
+        job_id: str,
+        *,
+        follow: bool,
+        after: int = -1,
+        heartbeat_seconds: float | None = None,
+    ) -> AsyncIterator[EventRecord | Heartbeat]:
+        """The job's events after position `after`, oldest first.
+
+        With `follow` the stream stays open for new events until the job reaches a
+        terminal status, yielding a Heartbeat whenever `heartbeat_seconds` pass quietly.
+        """
+
+    @abstractmethod
+    async def ping(self, deadline_seconds: float) -> None:
+        """Return when the runtime answers within `deadline_seconds`, else raise."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBundle:
+    bundle_id: str
+    manifest: Mapping[str, Any]
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class BundleContents:
+    manifest_json: str
+    payloads: dict[str, bytes] = field(default_factory=dict)
+
+
+class BundleStore(ABC):
+    """Where uploaded bundles are checked, unpacked and kept until they expire."""
+
+    @abstractmethod
+    async def save(self, archive: BinaryIO) -> StoredBundle:
+        """Check and unpack a zip archive; raises BundleRejectedError and leaves nothing."""
+
+    @abstractmethod
+    async def load(self, bundle_id: str) -> BundleContents:
+        """The manifest and payloads of a stored bundle; BundleNotFoundError when gone."""
+
+    @abstractmethod
+    async def purge_expired(self) -> int:
+        """Delete bundles older than their time to live; answers how many went."""
+
+
+class ManifestSource(ABC):
+    """Reads a manifest file the runtime names in a job's details, when it can."""
+
+    @abstractmethod
+    async def read(self, path: str) -> Mapping[str, Any] | None: ...

@@ -1,0 +1,39 @@
+"""One use case per operation of the gateway; each is a small class with `async __call__`."""
+
+from mn_api.application.use_cases.cancel_job import CancelJob
+from mn_api.application.use_cases.check_readiness import CheckReadiness
+from mn_api.application.use_cases.clear_jobs import ClearJobs
+from mn_api.application.use_cases.get_job import GetJob
+from mn_api.application.use_cases.get_job_graph import GetJobGraph
+from mn_api.application.use_cases.get_runtime_metrics import GetRuntimeMetrics
+from mn_api.application.use_cases.get_system_summary import GetSystemSummary
+from mn_api.application.use_cases.list_dead_letters import ListDeadLetters
+from mn_api.application.use_cases.list_events import EventPage, ListEvents
+from mn_api.application.use_cases.list_jobs import ListJobs
+from mn_api.application.use_cases.pause_job import PauseJob
+from mn_api.application.use_cases.replay_dead_letter import ReplayDeadLetter, ReplayResult
+from mn_api.application.use_cases.resume_job import ResumeJob
+from mn_api.application.use_cases.submit_bundle import BundleUpload, SubmitBundle
+from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
+
+__all__ = [
+    "BundleUpload",
+    "CancelJob",
+    "CheckReadiness",
+    "ClearJobs",
+    "EventPage",
+    "GetJob",
+    "GetJobGraph",
+    "GetRuntimeMetrics",
+    "GetSystemSummary",
+    "ListDeadLetters",
+    "ListEvents",
+    "ListJobs",
+    "PauseJob",
+    "ReplayDeadLetter",
+    "ReplayResult",
+    "ResumeJob",
+    "SubmitBundle",
+    "SubmitJob",
+    "SubmitJobCommand",
+]

@@ -1,0 +1,36 @@
+"""ReplayDeadLetter: deliver a dead letter's message to its agent once more."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from mn_api.application.ports import RuntimePort
+from mn_api.application.use_cases._history import dead_letters
+from mn_api.domain.errors import DeadLetterNotFoundError
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    job_id: str
+    index: int
+    event_index: int
+    agent_id: str
+    job_status: str
+
+
+class ReplayDeadLetter:
+    def __init__(self, runtime: RuntimePort) -> None:
+        self._runtime = runtime
+
+    async def __call__(self, job_id: str, index: int) -> ReplayResult:
+        event_index = None
+        async with aclosing(dead_letters(self._runtime, job_id)) as letters:
+            async for position, record in letters:
+                if position == index:
+                    event_index = record.index
+                    break
+        if event_index is None:
+            raise DeadLetterNotFoundError(job_id, index)
+        ack = await self._runtime.replay_dead_letter(job_id, event_index)
+        return ReplayResult(job_id, index, event_index, ack.agent_id, ack.status)

@@ -1,0 +1,11 @@
+"""ResumeJob: ask the runtime to resume a job; refused when the job's status forbids it."""
+
+from __future__ import annotations
+
+from mn_api.application.ports import JobAck
+from mn_api.application.use_cases._control import JobControl
+
+
+class ResumeJob(JobControl):
+    async def _operate(self, job_id: str) -> JobAck:
+        return await self._runtime.resume_job(job_id)

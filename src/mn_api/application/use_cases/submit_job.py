@@ -1,0 +1,58 @@
+"""SubmitJob: hand a manifest and its payloads (or a stored bundle) to the runtime."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from mn_api.application.ports import BundleStore, JobAck, RuntimePort
+from mn_api.domain.errors import RequestValidationError
+from mn_api.domain.payload_paths import check_payload_path
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitJobCommand:
+    """What to run: manifest JSON text, or the id of an uploaded bundle, plus payloads."""
+
+    manifest_json: str | None = None
+    payloads: Mapping[str, bytes] = field(default_factory=dict)
+    bundle_id: str | None = None
+
+
+class SubmitJob:
+    def __init__(self, runtime: RuntimePort, bundles: BundleStore) -> None:
+        self._runtime = runtime
+        self._bundles = bundles
+
+    async def __call__(self, command: SubmitJobCommand) -> JobAck:
+        payloads = dict(command.payloads)
+        manifest_json = command.manifest_json
+        if command.bundle_id is not None:
+            bundle = await self._bundles.load(command.bundle_id)
+            payloads = {**bundle.payloads, **payloads}
+            manifest_json = manifest_json or bundle.manifest_json
+        if manifest_json is None:
+            raise RequestValidationError(
+                "give a manifest (manifest_json or manifest) or a bundle_id",
+                [{"loc": ["body"], "msg": "manifest_json, manifest or bundle_id is required"}],
+            )
+        _require_object(manifest_json)
+        for key in payloads:
+            check_payload_path(key)
+        return await self._runtime.submit_job(manifest_json, payloads)
+
+
+def _require_object(manifest_json: str) -> None:
+    try:
+        manifest = json.loads(manifest_json)
+    except ValueError as err:
+        raise RequestValidationError(
+            "manifest_json is not valid JSON",
+            [{"loc": ["body", "manifest_json"], "msg": "not valid JSON"}],
+        ) from err
+    if not isinstance(manifest, dict):
+        raise RequestValidationError(
+            "the manifest must be a JSON object",
+            [{"loc": ["body", "manifest_json"], "msg": "must be a JSON object"}],
+        )

@@ -1,0 +1,126 @@
+"""Settings from the environment, validated once at startup (pydantic-settings)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+class Settings(BaseSettings):
+    """Every setting of the gateway; each field reads the environment variable it names."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    env: Literal["dev", "test", "prod"] = Field("dev", validation_alias="MN_ENV")
+    api_host: str = Field("localhost", validation_alias="MN_API_HOST", min_length=1)
+    api_port: int = Field(4001, validation_alias="MN_API_PORT", ge=1, le=65535)
+    api_token: str | None = Field(None, validation_alias="MN_API_TOKEN")
+    read_tokens_raw: str | None = Field(None, validation_alias="MN_API_READ_TOKENS")
+    api_workers: int = Field(1, validation_alias="MN_API_WORKERS", ge=1, le=256)
+
+    runtime: Literal["grpc", "memory"] = Field("grpc", validation_alias="MN_RUNTIME")
+    core_host: str = Field("localhost", validation_alias="MN_CORE_HOST", min_length=1)
+    grpc_target_raw: str | None = Field(None, validation_alias="MN_GRPC_TARGET")
+    core_grpc_target: str | None = Field(None, validation_alias="MN_CORE_GRPC_TARGET")
+    grpc_timeout_seconds: float | None = Field(10.0, validation_alias="MN_GRPC_TIMEOUT_SECONDS")
+    grpc_auth_token: str | None = Field(None, validation_alias="MN_GRPC_AUTH_TOKEN")
+    ready_timeout_seconds: float = Field(
+        2.0, validation_alias="MN_API_READY_TIMEOUT_SECONDS", gt=0, le=60
+    )
+
+    request_size_limit_bytes: int = Field(
+        5 * 1024 * 1024, validation_alias="MN_API_REQUEST_SIZE_LIMIT_BYTES", gt=0
+    )
+    cors_allow_origins_raw: str | None = Field(None, validation_alias="MN_API_CORS_ALLOW_ORIGINS")
+
+    log_path: str = Field("~/.mn/logs/api.log", validation_alias="MN_API_LOG_PATH")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", validation_alias="MN_LOG_LEVEL"
+    )
+    log_max_bytes: int = Field(1024 * 1024, validation_alias="MN_LOG_MAX_BYTES", ge=0)
+    log_backup_count: int = Field(5, validation_alias="MN_LOG_BACKUP_COUNT", ge=0)
+    log_format: Literal["text", "json"] = Field("text", validation_alias="MN_LOG_FORMAT")
+
+    bundle_dir: Path = Field(
+        Path(tempfile.gettempdir()) / "mn-api-bundles", validation_alias="MN_API_BUNDLE_DIR"
+    )
+    bundle_max_files: int = Field(10_000, validation_alias="MN_API_BUNDLE_MAX_FILES", gt=0)
+    bundle_max_bytes: int = Field(
+        100 * 1024 * 1024, validation_alias="MN_API_BUNDLE_MAX_BYTES", gt=0
+    )
+    bundle_ttl_seconds: float = Field(3600, validation_alias="MN_API_BUNDLE_TTL_SECONDS", gt=0)
+    sse_heartbeat_seconds: float = Field(15, validation_alias="MN_API_SSE_HEARTBEAT_SECONDS", gt=0)
+    idempotency_ttl_seconds: float = Field(
+        86400, validation_alias="MN_API_IDEMPOTENCY_TTL_SECONDS", gt=0
+    )
+    rate_limit: str | None = Field(None, validation_alias="MN_API_RATE_LIMIT")
+    redis_url: str | None = Field(None, validation_alias="MN_REDIS_URL")
+    fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
+
+    @field_validator("grpc_timeout_seconds", mode="before")
+    @classmethod
+    def _timeout_off(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            return None
+        return value
+
+    @field_validator("grpc_timeout_seconds")
+    @classmethod
+    def _timeout_positive(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError("must be 0, none, or a positive number of seconds")
+        return value or None
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _prod_needs_token(self) -> Settings:
+        if self.env == "prod" and not self.api_tokens:
+            raise ValueError("MN_API_TOKEN is required when MN_ENV=prod")
+        return self
+
+    @property
+    def api_tokens(self) -> tuple[str, ...]:
+        """Admin tokens; several may be valid at once while one is being rotated."""
+        return _split(self.api_token)
+
+    @property
+    def read_tokens(self) -> tuple[str, ...]:
+        return _split(self.read_tokens_raw)
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_tokens or self.read_tokens)
+
+    @property
+    def cors_allow_origins(self) -> tuple[str, ...]:
+        return _split(self.cors_allow_origins_raw)
+
+    @property
+    def grpc_target(self) -> str:
+        return self.grpc_target_raw or self.core_grpc_target or f"{self.core_host}:50051"
+
+    @property
+    def log_file(self) -> Path:
+        return Path(self.log_path).expanduser()
+
+
+def describe_error(err: ValidationError) -> str:
+    """One line naming the variable that stopped startup and why."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
+    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    if where == "configuration" or not where.startswith("MN_"):
+        return f"invalid configuration: {message}"
+    return f"invalid configuration: {where}: {message}"

@@ -1,0 +1,1 @@
+"""Pure rules of the gateway: job statuses, events, manifests, payload paths, bundles, graphs."""

@@ -1,0 +1,163 @@
+"""The agent graph of a job, built in one pass from its details, topology and events."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mn_api.domain.events import AGENT_MESSAGE_RECEIVED
+
+MANIFEST = "manifest"
+EVENTS = "events"
+BOTH = "manifest+events"
+AGENT_METADATA = "agent_metadata"
+ANY_MESSAGE = "*"
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+class GraphBuilder:
+    """Accumulates nodes and edges; events are fed one at a time so memory stays flat."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.graph_id: str | None = None
+        self.status: str | None = None
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._edges: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._outbound: set[tuple[str, str]] = set()
+        self._messages = 0
+        self._events = 0
+
+    def _node(self, node_id: str) -> dict[str, Any]:
+        node = self._nodes.get(node_id)
+        if node is None:
+            node = {
+                "id": node_id,
+                "label": node_id,
+                "agent_type": None,
+                "type": None,
+                "status": None,
+                "assigned_node": None,
+                "processed_messages": 0,
+                "mailbox_depth": 0,
+            }
+            self._nodes[node_id] = node
+        return node
+
+    def _edge(self, source: str, target: str, message_type: str) -> dict[str, Any]:
+        key = (source, target, message_type)
+        edge = self._edges.get(key)
+        if edge is None:
+            edge = {
+                "id": f"{source}->{target}:{message_type}",
+                "source": source,
+                "target": target,
+                "message_type": message_type,
+                "count": 0,
+                "last_seen_at": None,
+                "source_event": None,
+            }
+            self._edges[key] = edge
+            self._node(source)
+            self._node(target)
+        return edge
+
+    @staticmethod
+    def _mark(edge: dict[str, Any], origin: str) -> None:
+        current = edge["source_event"]
+        if current is None or current == origin:
+            edge["source_event"] = origin
+        elif {current, origin} == {MANIFEST, EVENTS} or current == BOTH:
+            edge["source_event"] = BOTH
+
+    def add_job(self, details: Mapping[str, Any]) -> None:
+        """Take the job's own facts and its agents from the runtime's job details."""
+        job = _mapping(details.get("job"))
+        self.graph_id = _name(job.get("graph_id")) or self.graph_id
+        self.status = _name(job.get("status")) or self.status
+        for agent in details.get("agents") or ():
+            agent = _mapping(agent)
+            agent_id = _name(agent.get("agent_id"))
+            if agent_id is None:
+                continue
+            node = self._node(agent_id)
+            for key in ("agent_type", "type", "status", "assigned_node"):
+                if agent.get(key) is not None:
+                    node[key] = agent[key]
+            for key in ("processed_messages", "mailbox_depth"):
+                if isinstance(agent.get(key), int):
+                    node[key] = agent[key]
+            for target in _mapping(agent.get("metadata")).get("outbound_edges") or ():
+                if isinstance(target, Mapping):
+                    target = target.get("to") or target.get("target") or target.get("to_node")
+                if _name(target):
+                    self._outbound.add((agent_id, target))
+
+    def add_topology(self, topology: Mapping[str, Any]) -> None:
+        """Take the declared nodes and edges of the manifest."""
+        for node in topology.get("nodes") or ():
+            node = _mapping(node)
+            node_id = _name(node.get("node_id"))
+            if node_id is None:
+                continue
+            entry = self._node(node_id)
+            for key in ("agent_type", "type"):
+                if entry[key] is None and node.get(key) is not None:
+                    entry[key] = node[key]
+        for edge in topology.get("edges") or ():
+            edge = _mapping(edge)
+            source, target = _name(edge.get("from_node")), _name(edge.get("to_node"))
+            if source and target:
+                message_type = _name(edge.get("message_type")) or ANY_MESSAGE
+                self._mark(self._edge(source, target, message_type), MANIFEST)
+
+    def add_event(self, event: Mapping[str, Any]) -> None:
+        self._events += 1
+        agent_id = _name(event.get("agent_id"))
+        if agent_id is not None:
+            self._node(agent_id)
+        if event.get("type") != AGENT_MESSAGE_RECEIVED:
+            return
+        self._messages += 1
+        payload = _mapping(event.get("payload"))
+        envelope = _mapping(_mapping(payload.get("message")).get("envelope"))
+        source = _name(payload.get("from")) or _name(envelope.get("from"))
+        target = _name(payload.get("to")) or _name(envelope.get("to")) or agent_id
+        if source is None or target is None:
+            return
+        message_type = _name(payload.get("type")) or _name(envelope.get("type")) or ANY_MESSAGE
+        edge = self._edge(source, target, message_type)
+        edge["count"] += 1
+        timestamp = event.get("timestamp")
+        if isinstance(timestamp, str) and (
+            edge["last_seen_at"] is None or timestamp > edge["last_seen_at"]
+        ):
+            edge["last_seen_at"] = timestamp
+        self._mark(edge, EVENTS)
+
+    def build(self) -> dict[str, Any]:
+        linked = {(s, t) for (s, t, _m) in self._edges}
+        for source, target in self._outbound - linked:
+            self._mark(self._edge(source, target, ANY_MESSAGE), AGENT_METADATA)
+        nodes = [self._nodes[k] for k in sorted(self._nodes)]
+        edges = sorted(self._edges.values(), key=lambda e: e["id"])
+        return {
+            "job_id": self.job_id,
+            "graph_id": self.graph_id,
+            "status": self.status,
+            "nodes": nodes,
+            "edges": edges,
+            "stats": {
+                "agent_count": len(nodes),
+                "edge_count": len(edges),
+                "message_count": self._messages,
+                "event_count": self._events,
+            },
+        }

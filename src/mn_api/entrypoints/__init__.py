@@ -1,0 +1,1 @@
+"""Ways into the gateway: the HTTP app, the command line and the fake core."""

@@ -1,0 +1,81 @@
+"""mn-api: serve the gateway (uvicorn), on the core over gRPC or on the in-memory runtime."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from pydantic import ValidationError
+
+from mn_api.config import Settings, describe_error
+
+_OVERRIDES = {
+    "runtime": "MN_RUNTIME",
+    "host": "MN_API_HOST",
+    "port": "MN_API_PORT",
+    "workers": "MN_API_WORKERS",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mn-api", description=__doc__)
+    parser.add_argument(
+        "--runtime",
+        choices=["grpc", "memory"],
+        help="where jobs run (default: MN_RUNTIME, else grpc)",
+    )
+    parser.add_argument("--host", help="bind address (default: MN_API_HOST, else localhost)")
+    parser.add_argument("--port", type=int, help="bind port (default: MN_API_PORT, else 4001)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: MN_API_WORKERS)")
+    return parser
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as err:
+        print(f"mn-api: {describe_error(err)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def app_factory() -> object:
+    """Uvicorn's factory: each worker process builds its own app from the environment."""
+    from mn_api.container import Container
+    from mn_api.entrypoints.http.app import create_app
+    from mn_api.entrypoints.logging_setup import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    container = Container()
+    container.settings.override(settings)
+    return create_app(container)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    # Flags win over the environment; workers inherit them through it.
+    for name, variable in _OVERRIDES.items():
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[variable] = str(value)
+    settings = load_settings()
+
+    import uvicorn
+
+    uvicorn.run(
+        "mn_api.entrypoints.cli:app_factory",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        workers=settings.api_workers,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

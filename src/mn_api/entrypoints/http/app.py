@@ -1,0 +1,107 @@
+"""create_app(): builds the FastAPI application around a container; nothing runs at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import HTMLResponse
+from starlette.staticfiles import StaticFiles
+
+from mn_api import __version__
+from mn_api.container import Container
+from mn_api.entrypoints.http import problems
+from mn_api.entrypoints.http.auth import Authenticator
+from mn_api.entrypoints.http.middleware import GatewayMiddleware
+from mn_api.entrypoints.http.responses import JsonResponse
+from mn_api.entrypoints.http.routers import bundles, jobs, system
+
+API_PREFIX = "/api/v1"
+_ASSETS = "/docs-assets"
+_WIRED_MODULES = [jobs, bundles, system]
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    """The gateway's ASGI app; the container decides which runtime and stores it uses."""
+    container = container or Container()
+    settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime = container.runtime()
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="MirrorNeuron API",
+        version=__version__,
+        summary="HTTP gateway for the MirrorNeuron multi-agent workflow runtime",
+        lifespan=lifespan,
+        default_response_class=JsonResponse,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.container = container
+    app.state.authenticator = Authenticator(settings.api_tokens, settings.read_tokens)
+    container.wire(modules=_WIRED_MODULES)
+    problems.install(app)
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(system.public)
+    api.include_router(system.router)
+    api.include_router(jobs.router)
+    api.include_router(jobs.colon_router)
+    api.include_router(bundles.router)
+    app.include_router(api)
+    _install_docs(app)
+
+    if settings.cors_allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                "X-Request-ID",
+            ],
+            expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        )
+    app.add_middleware(GatewayMiddleware, limit_bytes=settings.request_size_limit_bytes)
+    return app
+
+
+def _install_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc served from packaged assets, so the docs work offline."""
+    assets = files("fastapi_offline") / "static"
+    app.mount(_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - docs",
+            swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title=f"{app.title} - reference",
+            redoc_js_url=f"{_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )

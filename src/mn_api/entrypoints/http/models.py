@@ -1,0 +1,278 @@
+"""Typed request and response models of the HTTP API (they also make the OpenAPI document)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+
+_EXAMPLE_MANIFEST = {
+    "manifest_version": "1",
+    "graph_id": "review-pipeline",
+    "job_name": "nightly review",
+    "nodes": [
+        {"node_id": "router", "agent_type": "router"},
+        {"node_id": "worker", "agent_type": "executor"},
+        {"node_id": "collect", "agent_type": "aggregator"},
+    ],
+    "edges": [
+        {"from_node": "router", "to_node": "worker", "message_type": "task"},
+        {"from_node": "worker", "to_node": "collect", "message_type": "result"},
+    ],
+    "entrypoints": ["router"],
+    "initial_inputs": {"router": [{"text": "hello"}]},
+}
+
+
+class Open(BaseModel):
+    """A runtime document: the fields below are known, others pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class SubmitJobRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"manifest": _EXAMPLE_MANIFEST, "payloads": {"inputs/prompt.txt": "Review this."}}
+            ]
+        },
+    )
+
+    manifest_json: str | None = Field(None, description="The manifest as JSON text")
+    manifest: dict[str, Any] | None = Field(None, description="The manifest as a JSON object")
+    payloads: dict[str, str] = Field(default_factory=dict, description="Text files by path")
+    payloads_base64: dict[str, str] = Field(
+        default_factory=dict, description="Binary files by path, base64-encoded"
+    )
+    bundle_id: str | None = Field(None, description="An uploaded bundle to run")
+    legacy_bundle_path: str | None = Field(
+        None, alias="_bundle_path", description="Older clients' name for bundle_id"
+    )
+
+    _files: dict[str, bytes] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_manifest(self) -> SubmitJobRequest:
+        if self.manifest_json is not None and self.manifest is not None:
+            raise ValueError("give either manifest_json or manifest, not both")
+        if self.manifest_json is None and self.manifest is None and self.bundle is None:
+            raise ValueError("give manifest_json, manifest or bundle_id")
+        clash = self.payloads.keys() & self.payloads_base64.keys()
+        if clash:
+            raise ValueError(f"payload {sorted(clash)[0]!r} is given twice")
+        self._files = {path: text.encode() for path, text in self.payloads.items()}
+        for path, data in self.payloads_base64.items():
+            try:
+                self._files[path] = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError) as err:
+                raise ValueError(f"payloads_base64[{path!r}] is not valid base64") from err
+        return self
+
+    @property
+    def bundle(self) -> str | None:
+        return self.bundle_id if self.bundle_id is not None else self.legacy_bundle_path
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """Every payload as bytes, text and base64 ones alike."""
+        return self._files
+
+
+class SubmitJobResponse(BaseModel):
+    id: str = Field(examples=["review-pipeline-1764341290123-3f9a0c1d2e4b"])
+    job_id: str
+    status: str = Field(examples=["pending"])
+
+
+class JobActionResponse(BaseModel):
+    status: str = Field(examples=["paused"])
+    job_id: str
+
+
+class ClearJobsResponse(BaseModel):
+    cleared_count: int
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+    auth: Literal["enabled", "disabled"]
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+
+
+class JobSummary(Open):
+    job_id: str
+    graph_id: str | None = None
+    job_name: str | None = None
+    status: str
+    submitted_at: str | None = None
+    updated_at: str | None = None
+
+
+class JobList(BaseModel):
+    data: list[JobSummary]
+
+
+class Event(Open):
+    timestamp: str
+    type: str
+    agent_id: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class ManifestRef(Open):
+    graph_id: str | None = None
+    manifest_version: str | None = None
+    manifest_path: str | None = None
+    job_path: str | None = None
+
+
+class JobInfo(JobSummary):
+    placement_policy: Any = None
+    recovery_policy: Any = None
+    root_agent_ids: list[str] = Field(default_factory=list)
+    result: Any = None
+    manifest_ref: ManifestRef | None = None
+
+
+class AgentMetadata(Open):
+    paused: bool = False
+    outbound_edges: list[Any] = Field(default_factory=list)
+
+
+class Agent(Open):
+    agent_id: str
+    agent_type: str | None = None
+    type: str | None = None
+    assigned_node: str | None = None
+    status: str | None = None
+    processed_messages: int = 0
+    mailbox_depth: int = 0
+    metadata: AgentMetadata | None = None
+
+
+class JobDetails(Open):
+    job: JobInfo
+    summary: dict[str, Any] = Field(default_factory=dict)
+    agents: list[Agent] = Field(default_factory=list)
+    recent_events: list[Event] = Field(default_factory=list)
+    sandboxes: list[Any] = Field(default_factory=list)
+
+
+class EventPageResponse(BaseModel):
+    data: list[Event]
+    offset: int
+    next_offset: int | None
+
+
+class DeadLetter(BaseModel):
+    index: int
+    event_index: int
+    agent_id: str | None
+    reason: str | None
+    timestamp: str | None
+    message: Any
+
+
+class DeadLetterList(BaseModel):
+    job_id: str
+    data: list[DeadLetter]
+
+
+class ReplayResponse(BaseModel):
+    job_id: str
+    index: int
+    event_index: int
+    agent_id: str
+    status: Literal["replayed"] = "replayed"
+
+
+class GraphNode(BaseModel):
+    id: str
+    label: str
+    agent_type: str | None
+    type: str | None
+    status: str | None
+    assigned_node: str | None
+    processed_messages: int
+    mailbox_depth: int
+
+
+class GraphEdge(BaseModel):
+    id: str
+    source: str
+    target: str
+    message_type: str
+    count: int
+    last_seen_at: str | None
+    source_event: Literal["manifest", "events", "manifest+events", "agent_metadata"]
+
+
+class GraphStats(BaseModel):
+    agent_count: int
+    edge_count: int
+    message_count: int
+    event_count: int
+
+
+class AgentGraph(BaseModel):
+    job_id: str
+    graph_id: str | None
+    status: str | None
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+    stats: GraphStats
+
+
+class ExecutorPool(Open):
+    capacity: int | None = None
+    available: int | None = None
+    in_use: int | None = None
+    queued: int | None = None
+    active: int | None = None
+
+
+class ClusterNode(Open):
+    name: str
+    connected_nodes: list[str] = Field(default_factory=list)
+    scheduler_hint: str | None = None
+    executor_pools: dict[str, ExecutorPool] = Field(default_factory=dict)
+
+
+class SystemSummary(Open):
+    nodes: list[ClusterNode] = Field(default_factory=list)
+    jobs: list[JobSummary] = Field(default_factory=list)
+
+
+class RuntimeMetrics(Open):
+    """The core's own metrics when it reports them, else counts from its summary."""
+
+
+class BundleUploadResponse(BaseModel):
+    bundle_id: str
+    bundle_path: str = Field(description="The same opaque id, for older clients")
+    manifest: dict[str, Any]
+    files: int
+    bytes: int
+    job_id: str | None = None
+    status: str | None = None
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details with a stable machine code."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:mn-api:problem:job_not_found"])
+    title: str
+    status: int
+    detail: str
+    error: str = Field(examples=["job_not_found"])
+    request_id: str | None = None

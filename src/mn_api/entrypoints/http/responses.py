@@ -1,0 +1,39 @@
+"""JSON responses written with orjson; documents from the runtime go out as they came."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from mn_api.domain.documents import JsonDocument
+
+JSON = "application/json"
+PROBLEM_JSON = "application/problem+json"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, JsonDocument):
+        return orjson.Fragment(value.raw)
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps(value: Any) -> bytes:
+    if isinstance(value, JsonDocument):
+        return value.raw
+    return orjson.dumps(value, default=_default)
+
+
+class JsonResponse(Response):
+    media_type = JSON
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return JsonResponse(content, status_code=status_code, headers=headers)

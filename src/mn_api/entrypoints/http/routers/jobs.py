@@ -1,0 +1,263 @@
+"""Jobs: submit, list, inspect, control and clear."""
+
+from typing import Annotated, Literal
+
+import orjson
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Body, Depends, Path, Query
+from starlette.responses import Response
+
+from mn_api.application import use_cases as uc
+from mn_api.application.use_cases._control import JobControl
+from mn_api.container import Container
+from mn_api.entrypoints.http import models as m
+from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.responses import json_response
+from mn_api.entrypoints.http.routers import AUTH_ERRORS, RUNTIME_ERRORS, problems
+
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+)
+
+JobId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$", description="The job's id")
+]
+NOT_FOUND = problems(404, 422)
+StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "failed", "cancelled"]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=m.SubmitJobResponse,
+    responses=problems(404, 409, 413, 422),
+    summary="Submit a job",
+)
+@inject
+async def submit_job(
+    body: Annotated[m.SubmitJobRequest, Body()],
+    use_case: Annotated[uc.SubmitJob, Depends(Provide[Container.submit_job])],
+) -> Response:
+    """Run a manifest (as text or object) with its payloads, or an uploaded bundle."""
+    manifest_json = body.manifest_json
+    if body.manifest is not None:
+        manifest_json = orjson.dumps(body.manifest).decode()
+    command = uc.SubmitJobCommand(
+        manifest_json=manifest_json, payloads=body.files, bundle_id=body.bundle
+    )
+    ack = await use_case(command)
+    return json_response(
+        {"id": ack.job_id, "job_id": ack.job_id, "status": ack.status},
+        status_code=201,
+        headers={"Location": f"/api/v1/jobs/{ack.job_id}"},
+    )
+
+
+@router.get("", response_model=m.JobList, responses=problems(422), summary="List jobs")
+@inject
+async def list_jobs(
+    use_case: Annotated[uc.ListJobs, Depends(Provide[Container.list_jobs])],
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    include_terminal: bool = True,
+    status: StatusFilter | None = None,
+    graph_id: Annotated[str | None, Query(max_length=256)] = None,
+) -> Response:
+    """Newest first."""
+    return json_response(
+        await use_case(
+            limit=limit, include_terminal=include_terminal, status=status, graph_id=graph_id
+        )
+    )
+
+
+async def _clear(use_case: uc.ClearJobs) -> Response:
+    return json_response({"cleared_count": await use_case()})
+
+
+@router.delete("", response_model=m.ClearJobsResponse, summary="Clear finished jobs")
+@inject
+async def clear_jobs(
+    use_case: Annotated[uc.ClearJobs, Depends(Provide[Container.clear_jobs])],
+) -> Response:
+    """Removes every job in a terminal status."""
+    return await _clear(use_case)
+
+
+@router.post(
+    "/cleanup",
+    response_model=m.ClearJobsResponse,
+    deprecated=True,
+    summary="Clear finished jobs (older clients)",
+)
+@inject
+async def clear_jobs_post(
+    use_case: Annotated[uc.ClearJobs, Depends(Provide[Container.clear_jobs])],
+) -> Response:
+    return await _clear(use_case)
+
+
+@router.get(
+    "/{job_id}", response_model=m.JobDetails, responses=NOT_FOUND, summary="A job's details"
+)
+@inject
+async def get_job(
+    job_id: JobId, use_case: Annotated[uc.GetJob, Depends(Provide[Container.get_job])]
+) -> Response:
+    return json_response(await use_case(job_id))
+
+
+@router.get(
+    "/{job_id}/graph",
+    response_model=m.AgentGraph,
+    responses=NOT_FOUND,
+    summary="A job's agent graph",
+)
+@inject
+async def get_graph(
+    job_id: JobId, use_case: Annotated[uc.GetJobGraph, Depends(Provide[Container.get_job_graph])]
+) -> Response:
+    """Agents from the job, its manifest and its events; edges counted from messages."""
+    return json_response(await use_case(job_id))
+
+
+@router.get(
+    "/{job_id}/agent-graph",
+    response_model=m.AgentGraph,
+    responses=NOT_FOUND,
+    deprecated=True,
+    summary="A job's agent graph (older clients)",
+)
+@inject
+async def get_agent_graph(
+    job_id: JobId, use_case: Annotated[uc.GetJobGraph, Depends(Provide[Container.get_job_graph])]
+) -> Response:
+    return json_response(await use_case(job_id))
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=m.EventPageResponse,
+    responses=NOT_FOUND,
+    summary="A page of a job's events",
+)
+@inject
+async def list_events(
+    job_id: JobId,
+    use_case: Annotated[uc.ListEvents, Depends(Provide[Container.list_events])],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    type: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response:
+    """Oldest first; `next_offset` is null on the last page."""
+    page = await use_case(job_id, offset=offset, limit=limit, type=type)
+    return json_response(
+        {"data": page.data, "offset": page.offset, "next_offset": page.next_offset}
+    )
+
+
+@router.get(
+    "/{job_id}/dead-letters",
+    response_model=m.DeadLetterList,
+    responses=NOT_FOUND,
+    summary="Messages the job's agents could not take",
+)
+@inject
+async def list_dead_letters(
+    job_id: JobId,
+    use_case: Annotated[uc.ListDeadLetters, Depends(Provide[Container.list_dead_letters])],
+) -> Response:
+    return json_response(await use_case(job_id))
+
+
+@router.post(
+    "/{job_id}/dead-letters/{index}/replay",
+    status_code=202,
+    response_model=m.ReplayResponse,
+    responses=problems(404, 409, 422),
+    summary="Deliver a dead letter again",
+)
+@inject
+async def replay_dead_letter(
+    job_id: JobId,
+    index: Annotated[int, Path(ge=0, le=2**31 - 1)],
+    use_case: Annotated[uc.ReplayDeadLetter, Depends(Provide[Container.replay_dead_letter])],
+) -> Response:
+    result = await use_case(job_id, index)
+    return json_response(
+        {
+            "job_id": result.job_id,
+            "index": result.index,
+            "event_index": result.event_index,
+            "agent_id": result.agent_id,
+            "status": "replayed",
+        },
+        status_code=202,
+    )
+
+
+async def _control(use_case: JobControl, job_id: str) -> Response:
+    ack = await use_case(job_id)
+    return json_response({"status": ack.status, "job_id": ack.job_id})
+
+
+CONTROL = problems(404, 409, 422)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=m.JobActionResponse,
+    responses=CONTROL,
+    summary="Cancel a job",
+)
+@inject
+async def cancel_job(
+    job_id: JobId, use_case: Annotated[uc.CancelJob, Depends(Provide[Container.cancel_job])]
+) -> Response:
+    return await _control(use_case, job_id)
+
+
+@router.post(
+    "/{job_id}/pause", response_model=m.JobActionResponse, responses=CONTROL, summary="Pause a job"
+)
+@inject
+async def pause_job(
+    job_id: JobId, use_case: Annotated[uc.PauseJob, Depends(Provide[Container.pause_job])]
+) -> Response:
+    return await _control(use_case, job_id)
+
+
+@router.post(
+    "/{job_id}/resume",
+    response_model=m.JobActionResponse,
+    responses=CONTROL,
+    summary="Resume a paused job",
+)
+@inject
+async def resume_job(
+    job_id: JobId, use_case: Annotated[uc.ResumeJob, Depends(Provide[Container.resume_job])]
+) -> Response:
+    return await _control(use_case, job_id)
+
+
+# Older clients call POST /jobs:cleanup, which has no "/" between the resource and the verb.
+colon_router = APIRouter(
+    tags=["jobs"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+)
+
+
+@colon_router.post(
+    "/jobs:cleanup",
+    response_model=m.ClearJobsResponse,
+    deprecated=True,
+    summary="Clear finished jobs (older clients)",
+)
+@inject
+async def clear_jobs_colon(
+    use_case: Annotated[uc.ClearJobs, Depends(Provide[Container.clear_jobs])],
+) -> Response:
+    return await _clear(use_case)

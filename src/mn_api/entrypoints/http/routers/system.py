@@ -1,0 +1,84 @@
+"""Health, readiness, the runtime's summary and its metrics."""
+
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends
+from starlette.responses import Response
+
+from mn_api.application.use_cases import CheckReadiness, GetRuntimeMetrics, GetSystemSummary
+from mn_api.config import Settings
+from mn_api.container import Container
+from mn_api.domain.errors import DomainError
+from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.models import (
+    HealthResponse,
+    ReadyResponse,
+    RuntimeMetrics,
+    SystemSummary,
+)
+from mn_api.entrypoints.http.problems import problem_response
+from mn_api.entrypoints.http.responses import json_response
+from mn_api.entrypoints.http.routers import AUTH_ERRORS, RUNTIME_ERRORS, problems
+
+public = APIRouter(tags=["system"])
+router = APIRouter(
+    tags=["system"], dependencies=[Depends(authenticate)], responses=problems(*AUTH_ERRORS)
+)
+
+
+@public.get("/health", response_model=HealthResponse, summary="Is the gateway up")
+@inject
+async def health(settings: Annotated[Settings, Depends(Provide[Container.settings])]) -> Response:
+    """Answers without calling the runtime."""
+    return json_response(
+        {"status": "ok", "auth": "enabled" if settings.auth_enabled else "disabled"}
+    )
+
+
+@public.get(
+    "/ready",
+    response_model=ReadyResponse,
+    summary="Does the runtime answer",
+    responses=problems(503),
+)
+@inject
+async def ready(
+    check: Annotated[CheckReadiness, Depends(Provide[Container.check_readiness])],
+) -> Response:
+    try:
+        await check()
+    except DomainError as err:
+        return problem_response(
+            503,
+            "not_ready",
+            f"the runtime is not ready: {err.detail}",
+            headers={"Retry-After": "5"},
+        )
+    return json_response({"status": "ready"})
+
+
+@router.get(
+    "/system/summary",
+    response_model=SystemSummary,
+    responses=problems(*RUNTIME_ERRORS),
+    summary="The runtime's nodes and executor pools",
+)
+@inject
+async def system_summary(
+    use_case: Annotated[GetSystemSummary, Depends(Provide[Container.get_system_summary])],
+) -> Response:
+    return json_response(await use_case())
+
+
+@router.get(
+    "/metrics",
+    response_model=RuntimeMetrics,
+    responses=problems(*RUNTIME_ERRORS),
+    summary="Runtime metrics",
+)
+@inject
+async def runtime_metrics(
+    use_case: Annotated[GetRuntimeMetrics, Depends(Provide[Container.get_runtime_metrics])],
+) -> Response:
+    return json_response(await use_case())
