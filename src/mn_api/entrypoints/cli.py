@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from pydantic import ValidationError
@@ -63,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    # Uvicorn shuts down gracefully on these, then raises the signal again once its own
+    # handlers are gone; ending with status 0 here tells supervisors the stop was clean.
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_cleanly)
+
     uvicorn.run(
         "mn_api.entrypoints.cli:app_factory",
         factory=True,
@@ -75,6 +81,10 @@ def main(argv: list[str] | None = None) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _exit_cleanly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
@@ -20,7 +20,6 @@ from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.responses import JsonResponse
 from mn_api.entrypoints.http.routers import bundles, jobs, system
 
-API_PREFIX = "/api/v1"
 _ASSETS = "/docs-assets"
 _WIRED_MODULES = [jobs, bundles, system]
 
@@ -53,13 +52,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     container.wire(modules=_WIRED_MODULES)
     problems.install(app)
 
-    api = APIRouter(prefix=API_PREFIX)
-    api.include_router(system.public)
-    api.include_router(system.router)
-    api.include_router(jobs.router)
-    api.include_router(jobs.colon_router)
-    api.include_router(bundles.router)
-    app.include_router(api)
+    for router in (system.public, system.router, jobs.router, jobs.colon_router, bundles.router):
+        app.include_router(router)
     _install_docs(app)
 
     if settings.cors_allow_origins:

@@ -6,6 +6,9 @@ from typing import Any
 
 from mn_api.entrypoints.http.models import Problem
 
+# Each router carries the whole prefix itself, so a route's template is its full path.
+API_PREFIX = "/api/v1"
+
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem+json answers a route can give."""

@@ -11,10 +11,10 @@ from mn_api.container import Container
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.models import BundleUploadResponse
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
 
 router = APIRouter(
-    prefix="/bundles",
+    prefix=f"{API_PREFIX}/bundles",
     tags=["bundles"],
     dependencies=[Depends(authenticate)],
     responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),

@@ -13,10 +13,10 @@ from mn_api.container import Container
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
 
 router = APIRouter(
-    prefix="/jobs",
+    prefix=f"{API_PREFIX}/jobs",
     tags=["jobs"],
     dependencies=[Depends(authenticate)],
     responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
@@ -52,7 +52,7 @@ async def submit_job(
     return json_response(
         {"id": ack.job_id, "job_id": ack.job_id, "status": ack.status},
         status_code=201,
-        headers={"Location": f"/api/v1/jobs/{ack.job_id}"},
+        headers={"Location": f"{API_PREFIX}/jobs/{ack.job_id}"},
     )
 
 
@@ -244,6 +244,7 @@ async def resume_job(
 
 # Older clients call POST /jobs:cleanup, which has no "/" between the resource and the verb.
 colon_router = APIRouter(
+    prefix=API_PREFIX,
     tags=["jobs"],
     dependencies=[Depends(authenticate)],
     responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),

@@ -19,11 +19,14 @@ from mn_api.entrypoints.http.models import (
 )
 from mn_api.entrypoints.http.problems import problem_response
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
 
-public = APIRouter(tags=["system"])
+public = APIRouter(prefix=API_PREFIX, tags=["system"])
 router = APIRouter(
-    tags=["system"], dependencies=[Depends(authenticate)], responses=problems(*AUTH_ERRORS)
+    prefix=API_PREFIX,
+    tags=["system"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS),
 )
 
 

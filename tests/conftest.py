@@ -1,0 +1,72 @@
+"""Fixtures shared by every suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+from fastapi import FastAPI
+
+from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.config import Settings
+from mn_api.container import Container
+from mn_api.entrypoints.http import create_app
+from tests.support import FakeClock
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def memory_runtime(clock: FakeClock) -> InMemoryRuntime:
+    """Stepped by the test itself: nothing moves until it calls step() or run_until_idle()."""
+    return InMemoryRuntime(auto_run=False, clock=clock)
+
+
+@pytest.fixture
+def settings_factory(tmp_path: Path) -> Callable[..., Settings]:
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "runtime": "memory",
+            "bundle_dir": tmp_path / "bundles",
+            "log_path": str(tmp_path / "logs" / "api.log"),
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+def settings(settings_factory: Callable[..., Settings]) -> Settings:
+    return settings_factory()
+
+
+@pytest.fixture
+def container(settings: Settings, memory_runtime: InMemoryRuntime) -> Container:
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    container.runtime.override(providers.Object(memory_runtime))
+    return container
+
+
+@pytest.fixture
+def app(container: Container) -> FastAPI:
+    return create_app(container)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test"
+        ) as client,
+    ):
+        yield client

@@ -1,0 +1,77 @@
+"""The RuntimePort contract: one suite, run against every implementation of the port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.application.ports import RuntimePort
+from mn_api.domain.status import is_terminal
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an implementation can do; a legacy core lacks some of it."""
+
+    replay: bool = True
+    follow: bool = True
+
+
+@pytest.fixture
+async def memory_runtime_live() -> AsyncIterator[InMemoryRuntime]:
+    runtime = InMemoryRuntime(step_seconds=0.002)
+    await runtime.start()
+    yield runtime
+    await runtime.close()
+
+
+RUNTIMES = ["memory_runtime_live"]
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime_name(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def runtime(request: pytest.FixtureRequest, runtime_name: str) -> RuntimePort:
+    return request.getfixturevalue(runtime_name)
+
+
+@pytest.fixture
+def capabilities(runtime_name: str) -> Capabilities:
+    return Capabilities()
+
+
+async def submit(runtime: RuntimePort, manifest: dict, payloads: dict | None = None) -> str:
+    ack = await runtime.submit_job(orjson.dumps(manifest).decode(), payloads or {})
+    return ack.job_id
+
+
+async def job_status(runtime: RuntimePort, job_id: str) -> str:
+    return (await runtime.get_job(job_id)).value["job"]["status"]
+
+
+async def wait_for_status(
+    runtime: RuntimePort, job_id: str, wanted: set[str] | None = None, within: float = 10.0
+) -> str:
+    """Poll until the job reaches one of `wanted` (default: any terminal status)."""
+    async with asyncio.timeout(within):
+        while True:
+            status = await job_status(runtime, job_id)
+            if (wanted is None and is_terminal(status)) or (wanted and status in wanted):
+                return status
+            await asyncio.sleep(0.005)
+
+
+async def event_types(runtime: RuntimePort, job_id: str) -> list[str]:
+    return [
+        item.type
+        async for item in runtime.stream_events(job_id, follow=False)
+        if hasattr(item, "type")
+    ]

@@ -1,0 +1,90 @@
+"""Access lines, request ids, and what must never be logged."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from mn_api.config import Settings
+from mn_api.entrypoints.logging_setup import JsonFormatter, RequestIdFilter, configure_logging
+from tests.support import pipeline_manifest
+
+API = "/api/v1"
+
+
+async def test_request_ids_are_echoed_or_generated(client: httpx.AsyncClient) -> None:
+    given = await client.get(f"{API}/health", headers={"X-Request-ID": "trace-123"})
+    assert given.headers["x-request-id"] == "trace-123"
+    made = await client.get(f"{API}/health", headers={"X-Request-ID": "bad id\nwith newline"})
+    assert made.headers["x-request-id"] != "bad id\nwith newline"
+    assert len(made.headers["x-request-id"]) == 32
+    problem = await client.get(f"{API}/jobs/ghost", headers={"X-Request-ID": "trace-404"})
+    assert problem.json()["request_id"] == "trace-404"
+
+
+async def test_one_access_line_per_request_with_route_template(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mn_api.access")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
+    await client.get(f"{API}/jobs/some-job/events", headers={"X-Request-ID": "rid-7"})
+    lines = [r for r in caplog.records if r.name == "mn_api.access"]
+    assert len(lines) == 1
+    message = lines[0].getMessage()
+    assert message.startswith("GET /api/v1/jobs/{job_id}/events 404 ")
+    assert message.endswith("ms")
+
+
+async def test_tokens_payloads_and_manifests_stay_out_of_logs(
+    settings_factory, memory_runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dependency_injector import providers
+
+    from mn_api.container import Container
+    from mn_api.entrypoints.http import create_app
+
+    caplog.set_level(logging.DEBUG)
+    container = Container()
+    container.settings.override(providers.Object(settings_factory(api_token="sekrit-token")))
+    container.runtime.override(providers.Object(memory_runtime))
+    app = create_app(container)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://t"
+    ) as client:
+        manifest = pipeline_manifest()
+        manifest["job_name"] = "manifest-marker"
+        await client.post(
+            f"{API}/jobs",
+            headers={"Authorization": "Bearer sekrit-token"},
+            json={"manifest": manifest, "payloads": {"a.txt": "payload-marker"}},
+        )
+        await client.post(f"{API}/jobs", headers={"Authorization": "Bearer wrong-token"}, json={})
+    text = caplog.text
+    for secret in ("sekrit-token", "wrong-token", "payload-marker", "manifest-marker"):
+        assert secret not in text
+
+
+def test_log_file_falls_back_to_stderr_when_unwritable(tmp_path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    settings = Settings(log_path=str(blocker / "api.log"))
+    root = logging.getLogger()
+    saved = list(root.handlers), root.level
+    try:
+        configure_logging(settings)
+        assert all(not isinstance(h, logging.FileHandler) for h in root.handlers)
+        logging.getLogger("mn_api").info("still logging")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    assert "still logging" in capsys.readouterr().err
+
+
+def test_json_lines_carry_the_request_id() -> None:
+    record = logging.LogRecord("mn_api.access", logging.INFO, __file__, 1, "GET %s", ("/x",), None)
+    record.request_id = "rid-1"
+    line = JsonFormatter().format(record)
+    assert '"request_id":"rid-1"' in line and '"message":"GET /x"' in line

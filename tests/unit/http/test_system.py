@@ -1,0 +1,161 @@
+"""Health, readiness, summary, metrics, docs, and how runtime failures are answered."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import orjson
+import pytest
+from dependency_injector import providers
+
+from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.container import Container
+from mn_api.domain import errors as e
+from mn_api.domain.documents import JsonDocument
+from mn_api.entrypoints.http import create_app
+
+API = "/api/v1"
+
+
+class UnreachableRuntime(InMemoryRuntime):
+    """A runtime whose every call fails with the error given to it."""
+
+    def __init__(self, error: e.DomainError) -> None:
+        super().__init__(auto_run=False)
+        self.error = error
+
+    async def get_job(self, job_id: str) -> JsonDocument:
+        raise self.error
+
+    async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
+        raise self.error
+
+    async def system_summary(self) -> JsonDocument:
+        raise self.error
+
+    async def ping(self, deadline_seconds: float) -> None:
+        raise self.error
+
+
+class MeteredRuntime(InMemoryRuntime):
+    """A core whose summary carries metrics of its own."""
+
+    async def system_summary(self) -> JsonDocument:
+        return JsonDocument(
+            orjson.dumps({"nodes": [], "jobs": [], "metrics": {"custom": 7}}), orjson.loads
+        )
+
+
+async def _client_for(container: Container, runtime: InMemoryRuntime) -> httpx.AsyncClient:
+    container.runtime.override(providers.Object(runtime))
+    app = create_app(container)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_health_is_public_and_says_whether_auth_is_on(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{API}/health")
+    assert response.json() == {"status": "ok", "auth": "disabled"}
+    assert response.headers["x-request-id"]
+
+
+async def test_ready_when_the_runtime_answers(client: httpx.AsyncClient) -> None:
+    assert (await client.get(f"{API}/ready")).json() == {"status": "ready"}
+
+
+async def test_summary_and_metrics_fallback(
+    client: httpx.AsyncClient, memory_runtime: InMemoryRuntime
+) -> None:
+    await client.post(
+        f"{API}/jobs",
+        json={
+            "manifest": {
+                "manifest_version": "1",
+                "graph_id": "g",
+                "nodes": [{"node_id": "a", "agent_type": "sensor"}],
+                "entrypoints": ["a"],
+            }
+        },
+    )
+    summary = (await client.get(f"{API}/system/summary")).json()
+    assert summary["nodes"][0]["executor_pools"]["default"]["capacity"] > 0
+    metrics = (await client.get(f"{API}/metrics")).json()
+    assert metrics == {
+        "jobs": {"total": 1, "by_status": {"pending": 1}},
+        "nodes": {"total": 1},
+        "source": "system_summary",
+    }
+
+
+async def test_metrics_come_from_the_core_when_it_has_them(container: Container) -> None:
+    async with await _client_for(container, MeteredRuntime(auto_run=False)) as client:
+        assert (await client.get(f"{API}/metrics")).json() == {"custom": 7}
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code", "retry_after"),
+    [
+        (e.RuntimeUnavailableError("core down"), 503, "runtime_unavailable", True),
+        (
+            e.RuntimeOverloadedError("resource_overloaded: memory=0.99 threshold=0.95"),
+            503,
+            "resource_overloaded",
+            True,
+        ),
+        (e.RuntimeTimeoutError("deadline exceeded"), 504, "runtime_timeout", False),
+        (e.NotSupportedError("not supported by this core"), 501, "not_supported", False),
+        (e.RuntimeAuthError("core refused the gateway"), 502, "runtime_auth_failed", False),
+        (e.RuntimeFailureError("boom"), 502, "runtime_error", False),
+        (e.InvalidArgumentError("bad id"), 400, "invalid_argument", False),
+    ],
+)
+async def test_runtime_failures_map_to_problems(
+    container: Container, error: e.DomainError, status: int, code: str, retry_after: bool
+) -> None:
+    async with await _client_for(container, UnreachableRuntime(error)) as client:
+        response = await client.get(f"{API}/jobs/some-job")
+        assert response.status_code == status
+        body = response.json()
+        assert body["error"] == code and body["detail"] == error.detail
+        assert ("retry-after" in response.headers) is retry_after
+        assert (await client.get(f"{API}/health")).status_code == 200
+
+
+async def test_ready_is_503_when_the_runtime_does_not_answer(container: Container) -> None:
+    runtime = UnreachableRuntime(e.RuntimeUnavailableError("connection refused"))
+    async with await _client_for(container, runtime) as client:
+        response = await client.get(f"{API}/ready")
+        assert response.status_code == 503 and response.json()["error"] == "not_ready"
+
+
+async def test_unexpected_errors_hide_their_details(container: Container) -> None:
+    class Broken(InMemoryRuntime):
+        async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
+            raise KeyError("/secret/server/path")
+
+    container.runtime.override(providers.Object(Broken(auto_run=False)))
+    app = create_app(container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get(f"{API}/jobs")
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+async def test_openapi_and_docs_are_served_offline(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert f"{API}/jobs/{{job_id}}/dead-letters/{{index}}/replay" in spec["paths"]
+    docs = (await client.get("/docs")).text
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    redoc = (await client.get("/redoc")).text
+    assert "/docs-assets/redoc.standalone.js" in redoc
+    asset = await client.get("/docs-assets/swagger-ui-bundle.js")
+    assert asset.status_code == 200 and len(asset.content) > 100_000
+
+
+def test_every_app_is_built_by_its_own_factory_call(
+    container: Container, settings_factory: Callable
+) -> None:
+    first, second = create_app(container), create_app(container)
+    assert first is not second

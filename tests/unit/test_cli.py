@@ -1,0 +1,85 @@
+"""mn-api as a real process: flags, configuration errors and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import free_port, pipeline_manifest, wait_for_http
+
+MN_API = str(Path(sys.executable).with_name("mn-api"))
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MN_")}
+    env.update(
+        {
+            "MN_API_LOG_PATH": str(tmp_path / "api.log"),
+            "MN_API_BUNDLE_DIR": str(tmp_path / "bundles"),
+            "MN_FAKE_STEP_MS": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def test_a_bad_setting_stops_startup_with_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [MN_API],
+        env=_env(tmp_path, MN_API_PORT="eighty"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "MN_API_PORT" in result.stderr
+
+
+def test_prod_without_a_token_refuses_to_start(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [MN_API, "--runtime", "memory"],
+        env=_env(tmp_path, MN_ENV="prod"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2 and "MN_API_TOKEN" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_serves_the_memory_runtime_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [MN_API, "--runtime", "memory", "--host", "127.0.0.1", "--port", str(port)],
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        wait_for_http(f"{base}/health")
+        job = httpx.post(f"{base}/jobs", json={"manifest": pipeline_manifest()}).json()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{base}/jobs/{job['job_id']}").json()["job"]["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(stop)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log = (tmp_path / "api.log").read_text()
+    assert "POST /api/v1/jobs 201" in log
+    assert "Application shutdown complete" in log

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from mn_api.config import Settings, describe_error
+
+
+def test_defaults_match_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MN_ENV", "MN_API_PORT", "MN_RUNTIME", "MN_GRPC_TARGET", "MN_CORE_GRPC_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert (settings.api_host, settings.api_port, settings.runtime) == ("localhost", 4001, "grpc")
+    assert settings.grpc_target == "localhost:50051"
+    assert settings.grpc_timeout_seconds == 10
+    assert settings.request_size_limit_bytes == 5_242_880
+    assert settings.bundle_max_files == 10_000 and settings.bundle_ttl_seconds == 3600
+    assert settings.log_file == Path("~/.mn/logs/api.log").expanduser()
+    assert not settings.auth_enabled
+
+
+def test_targets_take_precedence_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MN_CORE_HOST", "core.internal")
+    assert Settings().grpc_target == "core.internal:50051"
+    monkeypatch.setenv("MN_CORE_GRPC_TARGET", "fallback:1")
+    assert Settings().grpc_target == "fallback:1"
+    monkeypatch.setenv("MN_GRPC_TARGET", "primary:2")
+    assert Settings().grpc_target == "primary:2"
+
+
+@pytest.mark.parametrize("value", ["0", "none", "None", ""])
+def test_timeout_can_be_switched_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("MN_GRPC_TIMEOUT_SECONDS", value)
+    assert Settings().grpc_timeout_seconds is None
+
+
+def test_tokens_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MN_API_TOKEN", " one, two ,")
+    monkeypatch.setenv("MN_API_READ_TOKENS", "r1")
+    settings = Settings()
+    assert settings.api_tokens == ("one", "two") and settings.read_tokens == ("r1",)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MN_API_PORT", "http"),
+        ("MN_API_PORT", "70000"),
+        ("MN_RUNTIME", "docker"),
+        ("MN_LOG_FORMAT", "xml"),
+        ("MN_API_REQUEST_SIZE_LIMIT_BYTES", "-1"),
+        ("MN_GRPC_TIMEOUT_SECONDS", "-3"),
+        ("MN_ENV", "staging"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    line = describe_error(raised.value)
+    assert name in line and "\n" not in line
+
+
+def test_prod_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MN_ENV", "prod")
+    monkeypatch.delenv("MN_API_TOKEN", raising=False)
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert describe_error(raised.value) == (
+        "invalid configuration: MN_API_TOKEN is required when MN_ENV=prod"
+    )
+    monkeypatch.setenv("MN_API_TOKEN", "t")
+    assert Settings().env == "prod"
