@@ -11,9 +11,12 @@ import pytest
 from dependency_injector import providers
 from fastapi import FastAPI
 
+from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.application.ports import RuntimePort
 from mn_api.config import Settings
 from mn_api.container import Container
+from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
 from tests.support import FakeClock
 
@@ -48,11 +51,28 @@ def settings(settings_factory: Callable[..., Settings]) -> Settings:
     return settings_factory()
 
 
+@pytest.fixture(params=["memory", "grpc"])
+async def gateway_runtime(
+    request: pytest.FixtureRequest, memory_runtime: InMemoryRuntime
+) -> AsyncIterator[RuntimePort]:
+    """The runtime the HTTP tests go through: the memory runtime itself, or the same
+    runtime behind mn-fake-core reached by GrpcRuntime over loopback."""
+    if request.param == "memory":
+        yield memory_runtime
+        return
+    core = FakeCore(memory_runtime)
+    port = await core.start("127.0.0.1", 0)
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
+    yield runtime
+    await runtime.close()
+    await core.stop(grace=None)
+
+
 @pytest.fixture
-def container(settings: Settings, memory_runtime: InMemoryRuntime) -> Container:
+def container(settings: Settings, gateway_runtime: RuntimePort) -> Container:
     container = Container()
     container.settings.override(providers.Object(settings))
-    container.runtime.override(providers.Object(memory_runtime))
+    container.runtime.override(providers.Object(gateway_runtime))
     return container
 
 

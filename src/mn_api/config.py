@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     core_grpc_target: str | None = Field(None, validation_alias="MN_CORE_GRPC_TARGET")
     grpc_timeout_seconds: float | None = Field(10.0, validation_alias="MN_GRPC_TIMEOUT_SECONDS")
     grpc_auth_token: str | None = Field(None, validation_alias="MN_GRPC_AUTH_TOKEN")
+    grpc_tls_ca_file: Path | None = Field(None, validation_alias="MN_GRPC_TLS_CA_FILE")
+    grpc_tls_cert_file: Path | None = Field(None, validation_alias="MN_GRPC_TLS_CERT_FILE")
+    grpc_tls_key_file: Path | None = Field(None, validation_alias="MN_GRPC_TLS_KEY_FILE")
     ready_timeout_seconds: float = Field(
         2.0, validation_alias="MN_API_READY_TIMEOUT_SECONDS", gt=0, le=60
     )
@@ -88,6 +91,22 @@ class Settings(BaseSettings):
     def _prod_needs_token(self) -> Settings:
         if self.env == "prod" and not self.api_tokens:
             raise ValueError("MN_API_TOKEN is required when MN_ENV=prod")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_files_exist(self) -> Settings:
+        files = {
+            "MN_GRPC_TLS_CA_FILE": self.grpc_tls_ca_file,
+            "MN_GRPC_TLS_CERT_FILE": self.grpc_tls_cert_file,
+            "MN_GRPC_TLS_KEY_FILE": self.grpc_tls_key_file,
+        }
+        for name, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name} names a file that does not exist")
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            raise ValueError("MN_GRPC_TLS_CERT_FILE and MN_GRPC_TLS_KEY_FILE go together")
+        if self.grpc_tls_cert_file is not None and self.grpc_tls_ca_file is None:
+            raise ValueError("MN_GRPC_TLS_CERT_FILE needs MN_GRPC_TLS_CA_FILE")
         return self
 
     @property

@@ -9,9 +9,11 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
+from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.status import is_terminal
+from mn_api.entrypoints.fake_core import FakeCore
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,7 @@ class Capabilities:
     """What an implementation can do; a legacy core lacks some of it."""
 
     replay: bool = True
+    # Whether the runtime itself holds a stream open; the gateway follows either way.
     follow: bool = True
 
 
@@ -30,7 +33,31 @@ async def memory_runtime_live() -> AsyncIterator[InMemoryRuntime]:
     await runtime.close()
 
 
-RUNTIMES = ["memory_runtime_live"]
+async def _grpc_runtime(*, legacy: bool) -> AsyncIterator[RuntimePort]:
+    core = FakeCore(InMemoryRuntime(step_seconds=0.002), legacy=legacy)
+    port = await core.start("127.0.0.1", 0)
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
+    await runtime.start()
+    yield runtime
+    await runtime.close()
+    await core.stop(grace=None)
+
+
+@pytest.fixture
+async def grpc_fake_core() -> AsyncIterator[RuntimePort]:
+    """GrpcRuntime talking to mn-fake-core over a real loopback connection."""
+    async for runtime in _grpc_runtime(legacy=False):
+        yield runtime
+
+
+@pytest.fixture
+async def grpc_legacy_core() -> AsyncIterator[RuntimePort]:
+    """GrpcRuntime talking to a fake core that behaves like a released core."""
+    async for runtime in _grpc_runtime(legacy=True):
+        yield runtime
+
+
+RUNTIMES = ["memory_runtime_live", "grpc_fake_core", "grpc_legacy_core"]
 
 
 @pytest.fixture(params=RUNTIMES)
@@ -45,6 +72,8 @@ def runtime(request: pytest.FixtureRequest, runtime_name: str) -> RuntimePort:
 
 @pytest.fixture
 def capabilities(runtime_name: str) -> Capabilities:
+    if runtime_name == "grpc_legacy_core":
+        return Capabilities(replay=False, follow=False)
     return Capabilities()
 
 

@@ -234,11 +234,7 @@ async def test_streams_resume_after_a_position(runtime: RuntimePort) -> None:
     assert after == everything[4:]
 
 
-async def test_an_idle_daemon_stream_sends_heartbeats(
-    runtime: RuntimePort, capabilities: Capabilities
-) -> None:
-    if not capabilities.follow:
-        pytest.skip("this runtime does not hold streams open")
+async def test_an_idle_daemon_stream_sends_heartbeats(runtime: RuntimePort) -> None:
     daemon = pipeline_manifest()
     daemon["daemon"] = True
     job_id = await submit(runtime, daemon)

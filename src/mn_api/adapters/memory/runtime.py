@@ -318,23 +318,46 @@ class InMemoryRuntime(RuntimePort):
     def _result(self, job: _Job) -> dict[str, Any]:
         return {"messages_processed": job.messages, "dead_letters": job.dead_letters}
 
-    # -- the port --------------------------------------------------------------------
+    def seed(self, jobs: int, events_per_job: int) -> list[str]:
+        """Preload finished jobs with long histories (for benchmarks); answers their ids."""
+        manifest = {
+            "manifest_version": "1",
+            "graph_id": "seeded",
+            "job_name": "seeded history",
+            "nodes": [
+                {"node_id": "source", "agent_type": "sensor"},
+                {"node_id": "sink", "agent_type": "aggregator"},
+            ],
+            "edges": [{"from_node": "source", "to_node": "sink", "message_type": "reading"}],
+            "entrypoints": ["source"],
+        }
+        parsed = parse_manifest(manifest)
+        ids = []
+        for _ in range(jobs):
+            job = self._new_job(parsed, manifest, {})
+            self._emit(job, ev.JOB_PENDING, None, {"graph_id": "seeded", "payload_count": 0})
+            self._emit(job, ev.JOB_VALIDATED, None, {"graph_id": "seeded"})
+            self._emit(job, ev.JOB_SCHEDULED, None, {"node": NODE_NAME})
+            self._emit(job, ev.JOB_RUNNING, None, {"root_agent_ids": ["source"]})
+            sink = job.agents["sink"]
+            for n in range(max(events_per_job - 5, 0)):
+                sink.processed += 1
+                job.messages += 1
+                self._emit(
+                    job,
+                    ev.AGENT_MESSAGE_RECEIVED,
+                    "sink",
+                    {"from": "source", "to": "sink", "type": "reading", "message": {"n": n}},
+                )
+            job.stage = 3
+            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, {"result": self._result(job)})
+            ids.append(job.job_id)
+        self._evict()
+        return ids
 
-    def _job(self, job_id: str) -> _Job:
-        job = self._jobs.get(job_id)
-        if job is None:
-            raise JobNotFoundError(job_id)
-        return job
-
-    async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
-        try:
-            raw = orjson.loads(manifest_json)
-        except orjson.JSONDecodeError as err:
-            raise ManifestInvalidError([f"manifest_json is not valid JSON: {err}"]) from err
-        errors = validate_manifest(raw)
-        if errors:
-            raise ManifestInvalidError(errors)
-        manifest = parse_manifest(raw)
+    def _new_job(
+        self, manifest: Manifest, raw: Mapping[str, Any], payloads: Mapping[str, bytes]
+    ) -> _Job:
         now = self._clock()
         job_id = f"{manifest.graph_id}-{int(now * 1000)}-{secrets.token_hex(6)}"
         agents = {
@@ -353,14 +376,33 @@ class InMemoryRuntime(RuntimePort):
         job = _Job(job_id, manifest, raw, sorted(payloads), stamp, stamp, agents)
         self._jobs[job_id] = job
         self._set_status(job, JobStatus.PENDING)
+        return job
+
+    # -- the port --------------------------------------------------------------------
+
+    def _job(self, job_id: str) -> _Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
+        try:
+            raw = orjson.loads(manifest_json)
+        except orjson.JSONDecodeError as err:
+            raise ManifestInvalidError([f"manifest_json is not valid JSON: {err}"]) from err
+        errors = validate_manifest(raw)
+        if errors:
+            raise ManifestInvalidError(errors)
+        job = self._new_job(parse_manifest(raw), raw, payloads)
         self._emit(
             job,
             ev.JOB_PENDING,
             None,
-            {"graph_id": manifest.graph_id, "payload_count": len(payloads)},
+            {"graph_id": job.manifest.graph_id, "payload_count": len(payloads)},
         )
         self._evict()
-        return JobAck(job_id, job.status.value)
+        return JobAck(job.job_id, job.status.value)
 
     def _evict(self) -> None:
         excess = len(self._jobs) - self._max_jobs

@@ -1,0 +1,1 @@
+"""GrpcRuntime: the gateway's client of the MirrorNeuron core over gRPC."""
