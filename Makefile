@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean
+.PHONY: run test lint fake-core proto clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ run: $(STAMP)
 ## test: install the project with its test extras and run the whole suite
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## fake-core: serve the in-memory runtime over the core's gRPC protocol on 127.0.0.1:50051
+fake-core: $(STAMP)
+	$(BIN)/mn-fake-core $(FAKE_CORE_ARGS)
+
+## proto: regenerate the gRPC modules from src/mn_api/adapters/grpc/protos/*.proto
+proto: $(STAMP)
+	$(BIN)/python tools/proto.py
 
 ## lint: ruff and the layer contracts
 lint: $(STAMP)

@@ -83,3 +83,52 @@ def wait_for_http(url: str, within: float = 20.0) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise TimeoutError(url)
+
+
+class FakeCoreProcess:
+    """mn-fake-core as a separate process, to stop, restart and freeze in tests."""
+
+    def __init__(self, port: int, *args: str) -> None:
+        import sys
+        from pathlib import Path
+
+        self.port = port
+        self.command = [
+            str(Path(sys.executable).with_name("mn-fake-core")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *args,
+        ]
+        self.process = None
+
+    def start(self) -> FakeCoreProcess:
+        import subprocess
+
+        self.process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        line = self.process.stdout.readline()
+        if "listening" not in line:
+            self.stop()
+            raise RuntimeError(f"mn-fake-core did not start: {line}")
+        return self
+
+    def signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def stop(self) -> int | None:
+        import subprocess
+
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        code, self.process = self.process.returncode, None
+        return code

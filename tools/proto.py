@@ -1,7 +1,7 @@
 """Regenerate the core's gRPC modules from the .proto files (`make proto`).
 
-    python tools/proto.py            # writes next to the .proto files
-    python tools/proto.py OUT_DIR    # writes under OUT_DIR (the check in the tests)
+python tools/proto.py            # writes next to the .proto files
+python tools/proto.py OUT_DIR    # writes under OUT_DIR (the check in the tests)
 """
 
 from __future__ import annotations
@@ -36,5 +36,6 @@ def generate(out_dir: Path = SOURCE) -> list[Path]:
 
 if __name__ == "__main__":
     written = generate(Path(sys.argv[1]) if len(sys.argv) > 1 else SOURCE)
-    print("\n".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
-                    for p in written))
+    print(
+        "\n".join(str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in written)
+    )

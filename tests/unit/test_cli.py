@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import free_port, pipeline_manifest, wait_for_http
+from tests.support import FakeCoreProcess, free_port, pipeline_manifest, wait_for_http
 
 MN_API = str(Path(sys.executable).with_name("mn-api"))
 
@@ -83,3 +83,33 @@ def test_serves_the_memory_runtime_and_stops_cleanly(tmp_path: Path, stop: signa
     log = (tmp_path / "api.log").read_text()
     assert "POST /api/v1/jobs 201" in log
     assert "Application shutdown complete" in log
+
+
+@pytest.mark.slow
+def test_serves_a_core_over_grpc_by_default(tmp_path: Path) -> None:
+    core = FakeCoreProcess(free_port(), "--step-ms", "1", "--token", "core-secret").start()
+    port = free_port()
+    env = _env(
+        tmp_path,
+        MN_GRPC_TARGET=f"127.0.0.1:{core.port}",
+        MN_GRPC_AUTH_TOKEN="core-secret",
+        MN_API_HOST="127.0.0.1",
+        MN_API_PORT=str(port),
+    )
+    process = subprocess.Popen([MN_API], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        wait_for_http(f"{base}/health")
+        assert httpx.get(f"{base}/ready").status_code == 200
+        job = httpx.post(f"{base}/jobs", json={"manifest": pipeline_manifest()}).json()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{base}/jobs/{job['job_id']}").json()["job"]["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        core.stop()
