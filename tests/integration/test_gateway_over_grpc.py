@@ -58,7 +58,7 @@ async def test_token_and_request_id_reach_the_core(settings_factory: Callable) -
                 json={"manifest": pipeline_manifest()},
             )
             assert response.status_code == 201
-        method, metadata = next(c for c in core.call_log.calls if c[0].endswith("/SubmitJob"))
+        _method, metadata = next(c for c in core.call_log.calls if c[0].endswith("/SubmitJob"))
         assert metadata["x-request-id"] == "trace-42"
         assert metadata["authorization"] == "Bearer core-secret"
 
