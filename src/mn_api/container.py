@@ -7,6 +7,7 @@ from dependency_injector import containers, providers
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
 from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
 from mn_api.config import Settings
 from mn_api.domain.bundle_rules import Limits
@@ -42,6 +43,7 @@ class Container(containers.DeclarativeContainer):
         ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
     )
     manifest_source = providers.Singleton(FileManifestSource)
+    telemetry = providers.Singleton(PrometheusTelemetry)
 
     submit_job = providers.Factory(uc.SubmitJob, runtime=runtime, bundles=bundle_store)
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)
@@ -50,6 +52,11 @@ class Container(containers.DeclarativeContainer):
     get_job_graph = providers.Factory(uc.GetJobGraph, runtime=runtime, manifests=manifest_source)
     list_events = providers.Factory(uc.ListEvents, runtime=runtime)
     list_dead_letters = providers.Factory(uc.ListDeadLetters, runtime=runtime)
+    stream_events = providers.Factory(
+        uc.StreamEvents,
+        runtime=runtime,
+        heartbeat_seconds=providers.Callable(lambda s: s.sse_heartbeat_seconds, settings),
+    )
     replay_dead_letter = providers.Factory(uc.ReplayDeadLetter, runtime=runtime)
     cancel_job = providers.Factory(uc.CancelJob, runtime=runtime)
     pause_job = providers.Factory(uc.PauseJob, runtime=runtime)

@@ -120,3 +120,21 @@ class ManifestSource(ABC):
 
     @abstractmethod
     async def read(self, path: str) -> Mapping[str, Any] | None: ...
+
+
+class Telemetry(ABC):
+    """Counts what the gateway does, for operators (Prometheus in production)."""
+
+    @abstractmethod
+    def core_call(self, rpc: str, code: str, seconds: float) -> None:
+        """One call to the runtime finished with `code` (a gRPC status name) in `seconds`."""
+
+    @abstractmethod
+    def stream_opened(self) -> None: ...
+
+    @abstractmethod
+    def stream_closed(self) -> None: ...
+
+    @abstractmethod
+    def bundle_uploaded(self, outcome: str, size: int) -> None:
+        """One bundle upload ended as `outcome` (`stored` or an error code)."""

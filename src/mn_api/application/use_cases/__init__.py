@@ -13,6 +13,7 @@ from mn_api.application.use_cases.list_jobs import ListJobs
 from mn_api.application.use_cases.pause_job import PauseJob
 from mn_api.application.use_cases.replay_dead_letter import ReplayDeadLetter, ReplayResult
 from mn_api.application.use_cases.resume_job import ResumeJob
+from mn_api.application.use_cases.stream_events import FeedItem, StreamEnd, StreamEvents
 from mn_api.application.use_cases.submit_bundle import BundleUpload, SubmitBundle
 from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
 
@@ -22,6 +23,7 @@ __all__ = [
     "CheckReadiness",
     "ClearJobs",
     "EventPage",
+    "FeedItem",
     "GetJob",
     "GetJobGraph",
     "GetRuntimeMetrics",
@@ -33,6 +35,8 @@ __all__ = [
     "ReplayDeadLetter",
     "ReplayResult",
     "ResumeJob",
+    "StreamEnd",
+    "StreamEvents",
     "SubmitBundle",
     "SubmitJob",
     "SubmitJobCommand",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from mn_api.application.ports import RuntimePort
@@ -13,9 +15,17 @@ class ListDeadLetters:
     def __init__(self, runtime: RuntimePort) -> None:
         self._runtime = runtime
 
-    async def __call__(self, job_id: str) -> dict[str, Any]:
-        data = [
-            dead_letter_view(index, record.index, record.value)
-            async for index, record in dead_letters(self._runtime, job_id)
-        ]
-        return {"job_id": job_id, "data": data}
+    async def __call__(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The job's dead letters, oldest first, found in one pass over its history."""
+        letters = dead_letters(self._runtime, job_id)
+        first = await anext(letters, None)  # an unknown job fails here, before any answer
+        return self._views(letters, first)
+
+    @staticmethod
+    async def _views(letters: AsyncIterator[Any], first: Any) -> AsyncIterator[dict[str, Any]]:
+        async with aclosing(letters):
+            item = first
+            while item is not None:
+                index, record = item
+                yield dead_letter_view(index, record.index, record.value)
+                item = await anext(letters, None)

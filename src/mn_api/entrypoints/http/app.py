@@ -18,10 +18,10 @@ from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.responses import JsonResponse
-from mn_api.entrypoints.http.routers import bundles, jobs, system
+from mn_api.entrypoints.http.routers import bundles, events, jobs, system
 
 _ASSETS = "/docs-assets"
-_WIRED_MODULES = [jobs, bundles, system]
+_WIRED_MODULES = [jobs, events, bundles, system]
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -52,7 +52,16 @@ def create_app(container: Container | None = None) -> FastAPI:
     container.wire(modules=_WIRED_MODULES)
     problems.install(app)
 
-    for router in (system.public, system.router, jobs.router, jobs.colon_router, bundles.router):
+    routers = (
+        system.public,
+        system.router,
+        system.exposition,
+        jobs.router,
+        jobs.colon_router,
+        events.router,
+        bundles.router,
+    )
+    for router in routers:
         app.include_router(router)
     _install_docs(app)
 
@@ -70,7 +79,11 @@ def create_app(container: Container | None = None) -> FastAPI:
             ],
             expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         )
-    app.add_middleware(GatewayMiddleware, limit_bytes=settings.request_size_limit_bytes)
+    app.add_middleware(
+        GatewayMiddleware,
+        limit_bytes=settings.request_size_limit_bytes,
+        telemetry=container.telemetry(),
+    )
     return app
 
 

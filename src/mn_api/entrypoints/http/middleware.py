@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application.context import request_id
 from mn_api.entrypoints.http.problems import HttpProblem, problem_body
 from mn_api.entrypoints.http.responses import PROBLEM_JSON, dumps
@@ -38,9 +39,10 @@ class RequestTooLargeError(HttpProblem):
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, limit_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, limit_bytes: int, telemetry: PrometheusTelemetry) -> None:
         self.app = app
         self.limit = limit_bytes
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -58,6 +60,7 @@ class GatewayMiddleware:
         rid_header = (b"x-request-id", rid.encode())
         token = request_id.set(rid)
         status = 500
+        self.telemetry.in_flight.inc()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -73,14 +76,11 @@ class GatewayMiddleware:
                 return
             await self.app(scope, self._limited(receive), send_with_id)
         finally:
-            route = scope.get("route")
-            access_log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                getattr(route, "path", None) or "-",
-                status,
-                (time.perf_counter() - started) * 1000,
-            )
+            seconds = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.telemetry.in_flight.dec()
+            self.telemetry.request(scope["method"], route, status, seconds)
+            access_log.info("%s %s %d %.1fms", scope["method"], route, status, seconds * 1000)
             request_id.reset(token)
 
     def _check_length(self, length: bytes | None) -> tuple[int, dict[str, Any]] | None:

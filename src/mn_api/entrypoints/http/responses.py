@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -37,3 +37,24 @@ def json_response(
     content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
 ) -> Response:
     return JsonResponse(content, status_code=status_code, headers=headers)
+
+
+async def json_document_stream(
+    head: bytes, items: AsyncIterator[Any], tail: Callable[[], bytes], flush_bytes: int = 1 << 16
+) -> AsyncIterator[bytes]:
+    """A JSON object written as its array items arrive: `head`, the items, then `tail()`.
+
+    Memory stays at one buffer of `flush_bytes`, however many items there are; `tail` is
+    called after the last item, so it may report what only the end of the stream knows.
+    """
+    buffer = bytearray(head)
+    separator = b""
+    async for item in items:
+        buffer += separator
+        buffer += dumps(item)
+        separator = b","
+        if len(buffer) >= flush_bytes:
+            yield bytes(buffer)
+            buffer.clear()
+    buffer += tail()
+    yield bytes(buffer)

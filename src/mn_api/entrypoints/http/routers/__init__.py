@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Path
 
 from mn_api.entrypoints.http.models import Problem
 
@@ -24,3 +26,7 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 RUNTIME_ERRORS = (500, 501, 502, 503, 504)
 AUTH_ERRORS = (401, 403)
+
+JobId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$", description="The job's id")
+]

@@ -13,7 +13,13 @@ from mn_api.container import Container
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import (
+    API_PREFIX,
+    AUTH_ERRORS,
+    RUNTIME_ERRORS,
+    JobId,
+    problems,
+)
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/jobs",
@@ -22,9 +28,6 @@ router = APIRouter(
     responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
 )
 
-JobId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$", description="The job's id")
-]
 NOT_FOUND = problems(404, 422)
 StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "failed", "cancelled"]
 
@@ -133,41 +136,6 @@ async def get_graph(
 @inject
 async def get_agent_graph(
     job_id: JobId, use_case: Annotated[uc.GetJobGraph, Depends(Provide[Container.get_job_graph])]
-) -> Response:
-    return json_response(await use_case(job_id))
-
-
-@router.get(
-    "/{job_id}/events",
-    response_model=m.EventPageResponse,
-    responses=NOT_FOUND,
-    summary="A page of a job's events",
-)
-@inject
-async def list_events(
-    job_id: JobId,
-    use_case: Annotated[uc.ListEvents, Depends(Provide[Container.list_events])],
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    type: Annotated[str | None, Query(max_length=128)] = None,
-) -> Response:
-    """Oldest first; `next_offset` is null on the last page."""
-    page = await use_case(job_id, offset=offset, limit=limit, type=type)
-    return json_response(
-        {"data": page.data, "offset": page.offset, "next_offset": page.next_offset}
-    )
-
-
-@router.get(
-    "/{job_id}/dead-letters",
-    response_model=m.DeadLetterList,
-    responses=NOT_FOUND,
-    summary="Messages the job's agents could not take",
-)
-@inject
-async def list_dead_letters(
-    job_id: JobId,
-    use_case: Annotated[uc.ListDeadLetters, Depends(Provide[Container.list_dead_letters])],
 ) -> Response:
     return json_response(await use_case(job_id))
 

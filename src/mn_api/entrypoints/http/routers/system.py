@@ -4,8 +4,9 @@ from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
+from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application.use_cases import CheckReadiness, GetRuntimeMetrics, GetSystemSummary
 from mn_api.config import Settings
 from mn_api.container import Container
@@ -85,3 +86,22 @@ async def runtime_metrics(
     use_case: Annotated[GetRuntimeMetrics, Depends(Provide[Container.get_runtime_metrics])],
 ) -> Response:
     return json_response(await use_case())
+
+
+# The gateway's own metrics for Prometheus, at the root as scrapers expect.
+exposition = APIRouter(
+    tags=["system"], dependencies=[Depends(authenticate)], responses=problems(*AUTH_ERRORS)
+)
+
+
+@exposition.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="The gateway's own metrics (Prometheus exposition format)",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+@inject
+async def prometheus_metrics(
+    telemetry: Annotated[PrometheusTelemetry, Depends(Provide[Container.telemetry])],
+) -> Response:
+    return Response(telemetry.exposition(), media_type=telemetry.content_type)

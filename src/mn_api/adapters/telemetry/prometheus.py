@@ -1,0 +1,80 @@
+"""PrometheusTelemetry: the gateway's own metrics, in Prometheus' exposition format."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from mn_api.application.ports import Telemetry
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class PrometheusTelemetry(Telemetry):
+    """Metrics on a registry of its own, so that several apps in one process never clash."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "mn_api_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "mn_api_http_request_duration_seconds",
+            "Time to answer HTTP requests",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "mn_api_http_requests_in_flight", "HTTP requests being answered", registry=r
+        )
+        self.core_calls = Counter(
+            "mn_api_core_calls",
+            "Calls to the runtime, by rpc and gRPC status",
+            ["rpc", "code"],
+            registry=r,
+        )
+        self.core_seconds = Histogram(
+            "mn_api_core_call_duration_seconds",
+            "Time the runtime took to answer",
+            ["rpc"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.open_streams = Gauge(
+            "mn_api_event_streams_open", "Live event streams being served", registry=r
+        )
+        self.uploads = Counter(
+            "mn_api_bundle_uploads", "Bundle uploads, by outcome", ["outcome"], registry=r
+        )
+        self.upload_bytes = Counter(
+            "mn_api_bundle_upload_bytes", "Bytes unpacked from stored bundles", registry=r
+        )
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(method, route).observe(seconds)
+
+    def core_call(self, rpc: str, code: str, seconds: float) -> None:
+        self.core_calls.labels(rpc, code).inc()
+        self.core_seconds.labels(rpc).observe(seconds)
+
+    def stream_opened(self) -> None:
+        self.open_streams.inc()
+
+    def stream_closed(self) -> None:
+        self.open_streams.dec()
+
+    def bundle_uploaded(self, outcome: str, size: int) -> None:
+        self.uploads.labels(outcome).inc()
+        if size:
+            self.upload_bytes.inc(size)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

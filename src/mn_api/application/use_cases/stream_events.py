@@ -1,0 +1,80 @@
+"""StreamEvents: follow a job's events live, resuming after a position, until it ends."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from mn_api.application.ports import RuntimePort
+from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.domain.status import is_terminal
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The job reached a terminal status; nothing more will come."""
+
+    status: str
+
+
+FeedItem = EventRecord | Heartbeat | StreamEnd
+
+
+class StreamEvents:
+    def __init__(self, runtime: RuntimePort, heartbeat_seconds: float) -> None:
+        self._runtime = runtime
+        self._heartbeat = heartbeat_seconds
+
+    async def __call__(
+        self,
+        job_id: str,
+        *,
+        after: int = -1,
+        follow: bool = True,
+        type: str | None = None,
+    ) -> AsyncIterator[FeedItem] | None:
+        """The feed, or None when the job has ended and nothing follows `after`.
+
+        Everything that can fail before the first event (an unknown job, a runtime that
+        does not answer) fails here, so that callers can still answer with an error.
+        """
+        status = await self._status(job_id)
+        ended = is_terminal(status)
+        stream = self._runtime.stream_events(
+            job_id, follow=follow and not ended, after=after, heartbeat_seconds=self._heartbeat
+        )
+        first: EventRecord | Heartbeat | None = None
+        if ended:
+            first = await anext(stream, None)
+            if first is None:
+                await stream.aclose()
+                return None
+        return self._feed(job_id, stream, first, type, follow=follow, ended=ended)
+
+    async def _status(self, job_id: str) -> str:
+        details = (await self._runtime.get_job(job_id)).value
+        job = details.get("job") if isinstance(details, Mapping) else None
+        status = job.get("status") if isinstance(job, Mapping) else None
+        return status if isinstance(status, str) else ""
+
+    async def _feed(
+        self,
+        job_id: str,
+        stream: AsyncIterator[EventRecord | Heartbeat],
+        first: EventRecord | Heartbeat | None,
+        kind: str | None,
+        *,
+        follow: bool,
+        ended: bool,
+    ) -> AsyncIterator[FeedItem]:
+        async with aclosing(stream):
+            item = first if first is not None else await anext(stream, None)
+            while item is not None:
+                if not (isinstance(item, EventRecord) and kind is not None and item.type != kind):
+                    yield item
+                item = await anext(stream, None)
+        if ended or follow:
+            status = await self._status(job_id)
+            if is_terminal(status):
+                yield StreamEnd(status)

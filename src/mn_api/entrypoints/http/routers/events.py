@@ -1,0 +1,191 @@
+"""A job's history: pages of events, dead letters, and the live stream (SSE or NDJSON)."""
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response, StreamingResponse
+
+from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
+from mn_api.application import use_cases as uc
+from mn_api.config import Settings
+from mn_api.container import Container
+from mn_api.domain.errors import DomainError
+from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.entrypoints.http import models as m
+from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.problems import domain_problem
+from mn_api.entrypoints.http.responses import JSON, dumps, json_document_stream
+from mn_api.entrypoints.http.routers import (
+    API_PREFIX,
+    AUTH_ERRORS,
+    RUNTIME_ERRORS,
+    JobId,
+    problems,
+)
+
+log = logging.getLogger("mn_api.http")
+router = APIRouter(
+    prefix=f"{API_PREFIX}/jobs",
+    tags=["events"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+)
+
+NDJSON = "application/x-ndjson"
+RETRY_MS = 3000
+NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get(
+    "/{job_id}/events",
+    response_model=m.EventPageResponse,
+    responses=problems(404, 422),
+    summary="A page of a job's events",
+)
+@inject
+async def list_events(
+    job_id: JobId,
+    use_case: Annotated[uc.ListEvents, Depends(Provide[Container.list_events])],
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    type: Annotated[str | None, Query(max_length=128)] = None,
+) -> Response:
+    """Oldest first; `next_offset` is null on the last page. The answer is streamed as the
+    runtime sends the history, so any page (or the whole history) costs the same memory."""
+    page = await use_case(job_id, offset=offset, limit=limit, type=type)
+
+    def tail() -> bytes:
+        return b'],"offset":%d,"next_offset":%s}' % (page.offset, dumps(page.next_offset))
+
+    return StreamingResponse(json_document_stream(b'{"data":[', aiter(page), tail), media_type=JSON)
+
+
+@router.get(
+    "/{job_id}/dead-letters",
+    response_model=m.DeadLetterList,
+    responses=problems(404, 422),
+    summary="Messages the job's agents could not take",
+)
+@inject
+async def list_dead_letters(
+    job_id: JobId,
+    use_case: Annotated[uc.ListDeadLetters, Depends(Provide[Container.list_dead_letters])],
+) -> Response:
+    letters = await use_case(job_id)
+    head = b'{"job_id":%s,"data":[' % dumps(job_id)
+    return StreamingResponse(json_document_stream(head, letters, lambda: b"]}"), media_type=JSON)
+
+
+_STREAM_DOC = {
+    200: {
+        "description": "Server-Sent Events: `id:` is the event's position in the job's "
+        "history and `data:` the event; `event: end` carries the final status; comment "
+        "lines keep the connection open. With `Accept: application/x-ndjson`, the same "
+        "events as newline-delimited JSON (blank lines keep the connection open; the last "
+        'line is `{"event": "end", "status": ...}`).',
+        "content": {
+            "text/event-stream": {"schema": {"type": "string"}},
+            NDJSON: {"schema": {"type": "string"}},
+        },
+    },
+    204: {"description": "The job has ended and nothing follows the given position"},
+}
+
+
+@router.get(
+    "/{job_id}/events/stream",
+    response_class=EventSourceResponse,
+    responses={**_STREAM_DOC, **problems(404, 422)},
+    summary="Follow a job's events live",
+)
+@inject
+async def stream_events(
+    request: Request,
+    job_id: JobId,
+    use_case: Annotated[uc.StreamEvents, Depends(Provide[Container.stream_events])],
+    settings: Annotated[Settings, Depends(Provide[Container.settings])],
+    telemetry: Annotated[PrometheusTelemetry, Depends(Provide[Container.telemetry])],
+    follow: Annotated[bool, Query(description="false: send the history and close")] = True,
+    type: Annotated[str | None, Query(max_length=128)] = None,
+    last_event_id: Annotated[
+        int | None, Query(ge=-1, description="Resume after this position (for EventSource)")
+    ] = None,
+    last_event_id_header: Annotated[
+        int | None, Header(alias="Last-Event-ID", ge=-1, description="Resume after this position")
+    ] = None,
+) -> Response:
+    after = last_event_id_header if last_event_id_header is not None else last_event_id
+    feed = await use_case(job_id, after=-1 if after is None else after, follow=follow, type=type)
+    if feed is None:
+        return Response(status_code=204, headers=NO_CACHE)
+    if NDJSON in request.headers.get("accept", ""):
+        return StreamingResponse(
+            _counted(telemetry, _ndjson(feed)), media_type=NDJSON, headers=NO_CACHE
+        )
+    return EventSourceResponse(
+        _counted(telemetry, _sse(feed)),
+        headers=NO_CACHE,
+        ping=settings.sse_heartbeat_seconds,
+        ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
+    )
+
+
+async def _counted(
+    telemetry: PrometheusTelemetry, chunks: AsyncIterator[Any]
+) -> AsyncIterator[Any]:
+    """Keeps the open-streams gauge true, whether the stream ends or the client leaves."""
+    telemetry.stream_opened()
+    try:
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+        telemetry.stream_closed()
+
+
+def _sse_event(record: EventRecord) -> bytes | ServerSentEvent:
+    raw = record.document.raw
+    if b"\n" in raw or b"\r" in raw:
+        return ServerSentEvent(data=raw.decode(), id=str(record.index))
+    return b"id: %d\ndata: %s\n\n" % (record.index, raw)
+
+
+async def _sse(feed: AsyncIterator[uc.FeedItem]) -> AsyncIterator[bytes | ServerSentEvent]:
+    yield ServerSentEvent(retry=RETRY_MS)
+    try:
+        async for item in feed:
+            if isinstance(item, EventRecord):
+                yield _sse_event(item)
+            elif isinstance(item, uc.StreamEnd):
+                yield ServerSentEvent(event="end", data=item.status)
+            # Runtime heartbeats are not relayed: the response's own pings keep it open.
+    except DomainError as error:
+        yield ServerSentEvent(event="error", data=_problem_json(error))
+    finally:
+        await feed.aclose()  # type: ignore[attr-defined]
+
+
+async def _ndjson(feed: AsyncIterator[uc.FeedItem]) -> AsyncIterator[bytes]:
+    try:
+        async for item in feed:
+            if isinstance(item, EventRecord):
+                yield item.document.raw + b"\n"
+            elif isinstance(item, Heartbeat):
+                yield b"\n"
+            else:
+                yield orjson.dumps({"event": "end", "status": item.status}) + b"\n"
+    except DomainError as error:
+        yield b'{"event":"error","problem":%s}\n' % _problem_json(error).encode()
+    finally:
+        await feed.aclose()  # type: ignore[attr-defined]
+
+
+def _problem_json(error: DomainError) -> str:
+    log.warning("event stream failed: %s", error.detail)
+    response = domain_problem(error)
+    return bytes(response.body).decode()
