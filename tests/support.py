@@ -132,3 +132,86 @@ class FakeCoreProcess:
                 self.process.wait()
         code, self.process = self.process.returncode, None
         return code
+
+
+class GatewayProcess:
+    """mn-api as a separate process, on the memory runtime or in front of a fake core."""
+
+    def __init__(self, tmp_path, runtime: str = "memory", **env: str) -> None:
+        self.tmp_path = tmp_path
+        self.runtime = runtime
+        self.extra_env = env
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.core: FakeCoreProcess | None = None
+        self.process = None
+
+    def start(self) -> GatewayProcess:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MN_")}
+        env.update(
+            {
+                "MN_API_LOG_PATH": str(self.tmp_path / "api.log"),
+                "MN_API_BUNDLE_DIR": str(self.tmp_path / "bundles"),
+                "MN_API_HOST": "127.0.0.1",
+                "MN_API_PORT": str(self.port),
+            }
+        )
+        step = self.extra_env.get("MN_FAKE_STEP_MS", "5")
+        if self.runtime == "memory":
+            env["MN_RUNTIME"] = "memory"
+        else:
+            legacy = ("--legacy",) if self.runtime == "grpc_legacy" else ()
+            self.core = FakeCoreProcess(free_port(), "--step-ms", step, *legacy).start()
+            env.update({"MN_RUNTIME": "grpc", "MN_GRPC_TARGET": f"127.0.0.1:{self.core.port}"})
+        env.update(self.extra_env)
+        mn_api = str(Path(sys.executable).with_name("mn-api"))
+        self.process = subprocess.Popen(
+            [mn_api], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for_http(f"{self.base}/api/v1/health")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+        if self.core is not None:
+            self.core.stop()
+            self.core = None
+
+
+async def read_sse(lines, stop=None) -> list[dict]:
+    """Parse Server-Sent Events from an async iterator of lines until it ends (or `stop`)."""
+    events: list[dict] = []
+    current: dict = {}
+    async for line in lines:
+        if line == "":
+            if current:
+                events.append(current)
+                if stop is not None and stop(current, events):
+                    return events
+            current = {}
+        elif line.startswith(":"):
+            current.setdefault("comments", []).append(line[1:].strip())
+        else:
+            name, _, value = line.partition(":")
+            current[name] = value[1:] if value.startswith(" ") else value
+    if current:
+        events.append(current)
+    return events

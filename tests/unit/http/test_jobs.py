@@ -62,6 +62,7 @@ async def test_submit_takes_the_seeds_manifest_json_and_payloads(
         {"manifest": pipeline_manifest(), "manifest_json": "{}"},
         {"manifest_json": "[1, 2]"},
         {"manifest_json": "not json"},
+        {"manifest_json": "  "},
         {"manifest": "text"},
         {"manifest": pipeline_manifest(), "payloads_base64": {"a": "%%%"}},
         {"manifest": pipeline_manifest(), "payloads": {"a": "x"}, "payloads_base64": {"a": ""}},
@@ -74,6 +75,17 @@ async def test_malformed_submissions_are_validation_errors(
     problem = _assert_problem(await client.post(f"{API}/jobs", json=body), 422, "validation_error")
     assert problem["errors"]
     assert (await client.get(f"{API}/jobs")).json()["data"] == []
+
+
+async def test_manifest_text_that_is_no_json_is_refused_by_the_runtime(
+    client: httpx.AsyncClient,
+) -> None:
+    problem = _assert_problem(
+        await client.post(f"{API}/jobs", json={"manifest_json": "{not json"}),
+        422,
+        "manifest_invalid",
+    )
+    assert "not valid JSON" in problem["detail"]
 
 
 async def test_invalid_json_body_is_a_validation_error(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,214 @@
+"""Live event streams and large histories, against real gateway processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.support import GatewayProcess, pipeline_manifest, read_sse
+
+pytestmark = pytest.mark.slow
+API = "/api/v1"
+
+
+@pytest.fixture(scope="module", params=["memory", "grpc", "grpc_legacy"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(
+        tmp_path_factory.mktemp(request.param),
+        request.param,
+        MN_FAKE_STEP_MS="5",
+        MN_API_SSE_HEARTBEAT_SECONDS="0.3",
+    )
+    yield process.start()
+    process.stop()
+
+
+@pytest.fixture
+async def client(server: GatewayProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+        yield client
+
+
+def _long_manifest(messages: int = 30, **extra) -> dict:
+    manifest = pipeline_manifest()
+    manifest["initial_inputs"] = {"router": [{"n": i} for i in range(messages)]}
+    # The worker takes its time, so the job is still running while a client reads it.
+    manifest["nodes"][1]["config"] = {"simulate": {"delay_ms": 40}}
+    manifest.update(extra)
+    return manifest
+
+
+async def _submit(client: httpx.AsyncClient, manifest: dict) -> str:
+    response = await client.post(f"{API}/jobs", json={"manifest": manifest})
+    assert response.status_code == 201, response.text
+    return response.json()["job_id"]
+
+
+def _ids(events: list[dict]) -> list[int]:
+    return [int(e["id"]) for e in events if "id" in e]
+
+
+async def test_a_stream_follows_the_job_until_it_ends(client: httpx.AsyncClient) -> None:
+    job_id = await _submit(client, _long_manifest(10))
+    async with client.stream("GET", f"{API}/jobs/{job_id}/events/stream") as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        events = await read_sse(response.aiter_lines())
+    assert events[0] == {"retry": "3000"}
+    ids = _ids(events)
+    assert ids == list(range(len(ids)))
+    data = [orjson.loads(e["data"]) for e in events if "id" in e]
+    assert data[0]["type"] == "job_pending" and data[-1]["type"] == "job_completed"
+    assert events[-1] == {"event": "end", "data": "completed"}
+    history = (await client.get(f"{API}/jobs/{job_id}/events")).json()["data"]
+    assert data == history
+
+
+@pytest.mark.parametrize("resume", ["header", "query"])
+async def test_resuming_after_a_dropped_connection_loses_and_repeats_nothing(
+    client: httpx.AsyncClient, resume: str
+) -> None:
+    job_id = await _submit(client, _long_manifest(30))
+    url = f"{API}/jobs/{job_id}/events/stream"
+    async with client.stream("GET", url) as response:
+        first = await read_sse(
+            response.aiter_lines(), stop=lambda _e, events: len(_ids(events)) >= 8
+        )
+    last = _ids(first)[-1]
+    headers, params = {}, {}
+    if resume == "header":
+        headers["Last-Event-ID"] = str(last)
+    else:
+        params["last_event_id"] = str(last)
+    async with client.stream("GET", url, headers=headers, params=params) as response:
+        rest = await read_sse(response.aiter_lines())
+    ids = _ids(first) + _ids(rest)
+    assert ids == list(range(len(ids)))
+    assert rest[-1] == {"event": "end", "data": "completed"}
+    again = await client.get(url, headers={"Last-Event-ID": str(ids[-1])})
+    assert again.status_code == 204
+
+
+async def test_an_idle_daemon_stream_carries_heartbeats(client: httpx.AsyncClient) -> None:
+    job_id = await _submit(client, {**pipeline_manifest(), "daemon": True})
+    try:
+        async with client.stream("GET", f"{API}/jobs/{job_id}/events/stream") as response:
+            events = await asyncio.wait_for(
+                read_sse(
+                    response.aiter_lines(),
+                    stop=lambda e, _all: "heartbeat" in e.get("comments", []),
+                ),
+                10,
+            )
+        assert "heartbeat" in events[-1]["comments"]
+    finally:
+        await client.post(f"{API}/jobs/{job_id}/cancel")
+
+
+async def test_follow_false_sends_the_history_and_closes(client: httpx.AsyncClient) -> None:
+    job_id = await _submit(client, {**pipeline_manifest(), "daemon": True})
+    try:
+        await asyncio.sleep(0.3)
+        response = await client.get(
+            f"{API}/jobs/{job_id}/events/stream", params={"follow": "false"}
+        )
+        events = await read_sse(_lines(response.text))
+        ids = _ids(events)
+        assert ids == list(range(len(ids))) and len(ids) >= 4
+        assert not any(e.get("event") == "end" for e in events)
+    finally:
+        await client.post(f"{API}/jobs/{job_id}/cancel")
+
+
+async def _lines(text: str) -> AsyncIterator[str]:
+    for line in text.split("\n"):
+        yield line.rstrip("\r")
+
+
+async def test_ndjson_carries_the_same_events(client: httpx.AsyncClient) -> None:
+    job_id = await _submit(client, _long_manifest(5))
+    async with client.stream(
+        "GET", f"{API}/jobs/{job_id}/events/stream", headers={"Accept": "application/x-ndjson"}
+    ) as response:
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        lines = [orjson.loads(line) async for line in response.aiter_lines() if line.strip()]
+    assert lines[-1] == {"event": "end", "status": "completed"}
+    history = (await client.get(f"{API}/jobs/{job_id}/events")).json()["data"]
+    assert lines[:-1] == history
+
+
+async def test_errors_come_before_the_stream_starts(client: httpx.AsyncClient) -> None:
+    response = await client.get(f"{API}/jobs/ghost-1-000000000000/events/stream")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    bad = await client.get(f"{API}/jobs/x/events/stream", headers={"Last-Event-ID": "soon"})
+    assert bad.status_code == 422 and bad.json()["error"] == "validation_error"
+
+
+async def _open_streams(client: httpx.AsyncClient) -> float:
+    text = (await client.get("/metrics")).text
+    line = next(li for li in text.splitlines() if li.startswith("mn_api_event_streams_open "))
+    return float(line.split()[1])
+
+
+async def test_a_client_leaving_mid_stream_releases_it(client: httpx.AsyncClient) -> None:
+    job_id = await _submit(client, {**pipeline_manifest(), "daemon": True})
+    try:
+        async with client.stream("GET", f"{API}/jobs/{job_id}/events/stream") as response:
+            lines = response.aiter_lines()  # kept, so the connection stays open meanwhile
+            await read_sse(lines, stop=lambda _e, events: len(events) >= 3)
+            assert await _open_streams(client) == 1
+        deadline = time.monotonic() + 10
+        while await _open_streams(client) != 0:
+            assert time.monotonic() < deadline, "the stream was not released"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.post(f"{API}/jobs/{job_id}/cancel")
+
+
+async def test_a_hundred_thousand_events_read_page_by_page_match_the_full_read(
+    client: httpx.AsyncClient, server: GatewayProcess
+) -> None:
+    if server.runtime == "grpc_legacy":
+        pytest.skip("covered through the other two paths; the legacy path only adds polling")
+    manifest = {
+        "manifest_version": "1",
+        "graph_id": "large",
+        "nodes": [{"node_id": "sink", "agent_type": "aggregator"}],
+        "entrypoints": ["sink"],
+        "initial_inputs": {"sink": [{"n": i} for i in range(99_995)]},
+    }
+    job_id = await _submit(client, manifest)
+    deadline = time.monotonic() + 120
+    while (await client.get(f"{API}/jobs/{job_id}")).json()["job"]["status"] != "completed":
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    full = await client.get(f"{API}/jobs/{job_id}/events")
+    everything = full.json()
+    assert len(everything["data"]) == 100_000 and everything["next_offset"] is None
+    pages: list[dict] = []
+    offset: int | None = 0
+    while offset is not None:
+        page = (
+            await client.get(
+                f"{API}/jobs/{job_id}/events", params={"offset": offset, "limit": 50_000}
+            )
+        ).json()
+        pages.extend(page["data"])
+        offset = page["next_offset"]
+    assert pages == everything["data"]
+
+
+def test_logs_name_the_stream_route(server: GatewayProcess) -> None:
+    log = Path(server.tmp_path / "api.log").read_text()
+    assert "/api/v1/jobs/{job_id}/events/stream" in log
