@@ -18,8 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	MN_RUNTIME=memory $(BIN)/mn-api
 
+# Services the tests start themselves (on free loopback ports); installed when missing.
+SYSTEM_PACKAGES := redis-server:redis-server
+
 ## test: install the project with its test extras and run the whole suite
 test: $(STAMP)
+	@tools/ensure-packages.sh $(SYSTEM_PACKAGES)
 	$(BIN)/python -m pytest
 
 ## fake-core: serve the in-memory runtime over the core's gRPC protocol on 127.0.0.1:50051

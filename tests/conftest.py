@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,30 @@ from mn_api.config import Settings
 from mn_api.container import Container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
-from tests.support import FakeClock
+from tests.support import FakeClock, RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One private Redis for the session; `make test` installs redis-server when missing."""
+    if not RedisServer.available():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; `make test` installs it")
+        pytest.skip("redis-server is not installed (make test installs it)")
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def redis_url(redis_server: RedisServer) -> AsyncIterator[str]:
+    """The session's Redis, emptied before each test that uses it."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    yield redis_server.url
 
 
 @pytest.fixture

@@ -137,12 +137,22 @@ class FakeCoreProcess:
 class GatewayProcess:
     """mn-api as a separate process, on the memory runtime or in front of a fake core."""
 
-    def __init__(self, tmp_path, runtime: str = "memory", **env: str) -> None:
+    def __init__(
+        self,
+        tmp_path,
+        runtime: str = "memory",
+        *,
+        core: FakeCoreProcess | None = None,
+        args: tuple[str, ...] = (),
+        **env: str,
+    ) -> None:
         self.tmp_path = tmp_path
         self.runtime = runtime
         self.extra_env = env
+        self.args = args
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.shared_core = core
         self.core: FakeCoreProcess | None = None
         self.process = None
 
@@ -164,6 +174,10 @@ class GatewayProcess:
         step = self.extra_env.get("MN_FAKE_STEP_MS", "5")
         if self.runtime == "memory":
             env["MN_RUNTIME"] = "memory"
+        elif self.shared_core is not None:
+            env.update(
+                {"MN_RUNTIME": "grpc", "MN_GRPC_TARGET": f"127.0.0.1:{self.shared_core.port}"}
+            )
         else:
             legacy = ("--legacy",) if self.runtime == "grpc_legacy" else ()
             self.core = FakeCoreProcess(free_port(), "--step-ms", step, *legacy).start()
@@ -215,3 +229,60 @@ async def read_sse(lines, stop=None) -> list[dict]:
     if current:
         events.append(current)
     return events
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port, persistence off."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    @staticmethod
+    def available() -> bool:
+        import shutil
+
+        return shutil.which("redis-server") is not None
+
+    def start(self) -> RedisServer:
+        import socket
+        import subprocess
+        import time
+
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_RATE = re.compile(
+    r"^\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?$", re.IGNORECASE
+)
 
 
 def _split(value: str | None) -> tuple[str, ...]:
@@ -86,6 +91,24 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_parses(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not _RATE.match(value.strip()):
+            raise ValueError("must look like 50/second, 100/minute or 1000 per hour")
+        return value.strip()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value.strip()
 
     @model_validator(mode="after")
     def _prod_needs_token(self) -> Settings:

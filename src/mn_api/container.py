@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from dependency_injector import containers, providers
+from redis.asyncio import Redis
 
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
+from mn_api.adapters.bundles.redis import RedisBundleStore
+from mn_api.adapters.idempotency.redis import RedisIdempotencyStore
+from mn_api.adapters.idempotency.sqlite import SqliteIdempotencyStore
 from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.adapters.ratelimit import LimitsRateLimiter, Unlimited
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
+from mn_api.application.idempotency import Idempotency
+from mn_api.application.ports import RateLimiter
 from mn_api.config import Settings
 from mn_api.domain.bundle_rules import Limits
 
@@ -18,6 +27,25 @@ def _grpc_runtime(settings: Settings) -> object:
     from mn_api.adapters.grpc.runtime import GrpcRuntime
 
     return GrpcRuntime.from_settings(settings)
+
+
+def _redis(settings: Settings) -> Redis:
+    # Short timeouts: a Redis that went away must give a prompt 503, never a hang.
+    return Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter:
+    if not settings.rate_limit:
+        return Unlimited()
+    return LimitsRateLimiter(settings.rate_limit, settings.redis_url)
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(max_files=settings.bundle_max_files, max_bytes=settings.bundle_max_bytes)
+
+
+def _idempotency_file(settings: Settings) -> Path:
+    return Path(settings.bundle_dir) / "idempotency.sqlite3"
 
 
 class Container(containers.DeclarativeContainer):
@@ -34,14 +62,39 @@ class Container(containers.DeclarativeContainer):
         grpc=providers.Singleton(_grpc_runtime, settings),
     )
 
-    bundle_store = providers.Singleton(
-        FilesystemBundleStore,
-        root=providers.Callable(lambda s: s.bundle_dir, settings),
-        limits=providers.Callable(
-            lambda s: Limits(max_files=s.bundle_max_files, max_bytes=s.bundle_max_bytes), settings
+    # Uploaded bundles and idempotency keys: on local disk, or in Redis when several
+    # replicas must share them.
+    shared_state = providers.Callable(lambda s: "redis" if s.redis_url else "local", settings)
+    redis = providers.Singleton(_redis, settings)
+    bundle_store = providers.Selector(
+        shared_state,
+        local=providers.Singleton(
+            FilesystemBundleStore,
+            root=providers.Callable(lambda s: s.bundle_dir, settings),
+            limits=providers.Callable(_limits, settings),
+            ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
         ),
-        ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
+        redis=providers.Singleton(
+            RedisBundleStore,
+            client=redis,
+            scratch=providers.Callable(lambda s: s.bundle_dir, settings),
+            limits=providers.Callable(_limits, settings),
+            ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
+        ),
     )
+    idempotency_store = providers.Selector(
+        shared_state,
+        local=providers.Singleton(
+            SqliteIdempotencyStore, path=providers.Callable(_idempotency_file, settings)
+        ),
+        redis=providers.Singleton(RedisIdempotencyStore, client=redis),
+    )
+    idempotency = providers.Singleton(
+        Idempotency,
+        store=idempotency_store,
+        ttl_seconds=providers.Callable(lambda s: s.idempotency_ttl_seconds, settings),
+    )
+    rate_limiter = providers.Singleton(_rate_limiter, settings)
     manifest_source = providers.Singleton(FileManifestSource)
     telemetry = providers.Singleton(PrometheusTelemetry)
 

@@ -138,3 +138,50 @@ class Telemetry(ABC):
     @abstractmethod
     def bundle_uploaded(self, outcome: str, size: int) -> None:
         """One bundle upload ended as `outcome` (`stored` or an error code)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An answer worth giving again unchanged: status, body and the headers that matter."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the store knew about a key when a request tried to claim it.
+
+    `won` is True when this request now owns the key; otherwise `answer` holds the stored
+    answer (the same request was answered before), or is None while the first request is
+    still in flight. `fingerprint` is the first request's, to tell a reuse from a retry.
+    """
+
+    won: bool
+    fingerprint: str
+    answer: StoredAnswer | None = None
+
+
+class IdempotencyStore(ABC):
+    """Remembers answers by Idempotency-Key; every claim is atomic across processes."""
+
+    @abstractmethod
+    async def claim(self, key: str, fingerprint: str, lease_seconds: float) -> Claim:
+        """Take `key` for a request unless another holds or answered it."""
+
+    @abstractmethod
+    async def complete(
+        self, key: str, fingerprint: str, answer: StoredAnswer, ttl_seconds: float
+    ) -> None:
+        """Store the answer for `key` (claimed with `fingerprint`), kept `ttl_seconds`."""
+
+    @abstractmethod
+    async def release(self, key: str) -> None:
+        """Give up a claim without an answer, so the request may be sent again."""
+
+
+class RateLimiter(ABC):
+    @abstractmethod
+    async def hit(self, caller: str) -> int | None:
+        """Count one request; None when allowed, else the seconds to wait."""

@@ -97,3 +97,25 @@ class RuntimeAuthError(DomainError):
 
 class RuntimeFailureError(DomainError):
     """The runtime failed in a way that has no better name."""
+
+
+class SharedStateUnavailableError(DomainError):
+    """The store the gateway's replicas share (Redis, or the local disk) cannot be used."""
+
+
+class IdempotencyKeyReusedError(DomainError):
+    """The Idempotency-Key was already used for a different request."""
+
+
+class IdempotencyInFlightError(DomainError):
+    """A request with the same Idempotency-Key is still being answered."""
+
+
+class InvalidIdempotencyKeyError(DomainError):
+    """The Idempotency-Key header is empty, too long or holds unusable characters."""
+
+
+class RateLimitedError(DomainError):
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("too many requests; slow down")
+        self.retry_after_seconds = retry_after_seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 
 from pydantic import ValidationError
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
         if value is not None:
             os.environ[variable] = str(value)
     settings = load_settings()
+    core = _shared_core(settings)
 
     import uvicorn
 
@@ -69,18 +71,51 @@ def main(argv: list[str] | None = None) -> None:
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _exit_cleanly)
 
-    uvicorn.run(
-        "mn_api.entrypoints.cli:app_factory",
-        factory=True,
-        host=settings.api_host,
-        port=settings.api_port,
-        workers=settings.api_workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
+    try:
+        uvicorn.run(
+            "mn_api.entrypoints.cli:app_factory",
+            factory=True,
+            host=settings.api_host,
+            port=settings.api_port,
+            workers=settings.api_workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if core is not None:
+            core.terminate()
+            core.wait(timeout=10)
+
+
+def _shared_core(settings: Settings) -> subprocess.Popen[str] | None:
+    """Several workers cannot share one in-memory runtime; they share an mn-fake-core
+    child instead, reached over loopback, so every worker gives the same answers."""
+    if settings.runtime != "memory" or settings.api_workers == 1:
+        return None
+    core = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mn_api.entrypoints.fake_core",
+            "--port",
+            "0",
+            "--step-ms",
+            str(settings.fake_step_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
+    line = core.stdout.readline() if core.stdout else ""
+    if "listening on" not in line:
+        core.kill()
+        print("mn-api: the shared in-memory runtime did not start", file=sys.stderr)
+        raise SystemExit(1)
+    os.environ["MN_RUNTIME"] = "grpc"
+    os.environ["MN_GRPC_TARGET"] = line.rsplit(" ", 1)[-1].strip()
+    return core
 
 
 def _exit_cleanly(_signum: int, _frame: object) -> None:

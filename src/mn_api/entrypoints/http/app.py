@@ -37,6 +37,8 @@ def create_app(container: Container | None = None) -> FastAPI:
             yield
         finally:
             await runtime.close()
+            if settings.redis_url:
+                await container.redis().aclose()
 
     app = FastAPI(
         title="MirrorNeuron API",
@@ -49,6 +51,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     app.state.container = container
     app.state.authenticator = Authenticator(settings.api_tokens, settings.read_tokens)
+    app.state.rate_limiter = container.rate_limiter() if settings.rate_limit else None
     container.wire(modules=_WIRED_MODULES)
     problems.install(app)
 

@@ -10,6 +10,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from mn_api.application.ports import RateLimiter
+from mn_api.domain.errors import RateLimitedError
 from mn_api.entrypoints.http.problems import HttpProblem
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -60,6 +62,12 @@ async def authenticate(
     client = request.client.host if request.client else "unknown"
     token = credentials.credentials if credentials is not None else None
     caller = authenticator.identify(token, client)
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is not None:
+        # Callers with a bad token are limited by address, which also slows guessing.
+        wait = await limiter.hit(caller.id if caller else f"addr:{client}")
+        if wait is not None:
+            raise RateLimitedError(wait)
     if caller is None:
         raise HttpProblem(
             401,

@@ -47,6 +47,23 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.NotSupportedError, ProblemKind(501, "not_supported", "Not supported by this runtime")),
     (e.RuntimeAuthError, ProblemKind(502, "runtime_auth_failed", "Runtime refused the gateway")),
     (e.RuntimeFailureError, ProblemKind(502, "runtime_error", "Runtime error")),
+    (
+        e.SharedStateUnavailableError,
+        ProblemKind(503, "shared_state_unavailable", "Shared state unavailable"),
+    ),
+    (
+        e.IdempotencyKeyReusedError,
+        ProblemKind(422, "idempotency_key_reused", "Idempotency-Key reused"),
+    ),
+    (
+        e.IdempotencyInFlightError,
+        ProblemKind(409, "idempotency_key_in_flight", "Request in flight"),
+    ),
+    (
+        e.InvalidIdempotencyKeyError,
+        ProblemKind(400, "invalid_idempotency_key", "Invalid Idempotency-Key"),
+    ),
+    (e.RateLimitedError, ProblemKind(429, "rate_limited", "Too many requests")),
 )
 _INTERNAL = ProblemKind(500, "internal_error", "Internal server error")
 
@@ -101,8 +118,12 @@ def domain_problem(error: e.DomainError) -> Response:
         code = error.code
     elif isinstance(error, e.UnsafePayloadPathError):
         extra["reason"] = error.reason
-    elif isinstance(error, e.RuntimeUnavailableError | e.RuntimeOverloadedError):
+    elif isinstance(
+        error, e.RuntimeUnavailableError | e.RuntimeOverloadedError | e.SharedStateUnavailableError
+    ):
         headers["Retry-After"] = RETRY_AFTER_SECONDS
+    elif isinstance(error, e.RateLimitedError):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     if kind.status >= 500:
         log.warning("%s: %s", code, error.detail, exc_info=error.__cause__ is not None)
     detail = error.detail if kind is not _INTERNAL else "the gateway could not complete the request"

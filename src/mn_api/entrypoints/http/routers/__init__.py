@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Header, Path
 
 from mn_api.entrypoints.http.models import Problem
 
@@ -29,4 +29,11 @@ AUTH_ERRORS = (401, 403)
 
 JobId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$", description="The job's id")
+]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Makes a retry safe: the same key and request give the first answer again",
+    ),
 ]

@@ -1,17 +1,29 @@
 """Bundles: upload a zip of a manifest and its payloads, optionally running it at once."""
 
-from typing import Annotated
+import asyncio
+import hashlib
+from typing import Annotated, BinaryIO
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from starlette.responses import Response
 
+from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
+from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases import SubmitBundle
 from mn_api.container import Container
-from mn_api.entrypoints.http.auth import authenticate
+from mn_api.domain.errors import BundleRejectedError
+from mn_api.entrypoints.http.auth import AuthDep, authenticate
+from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.models import BundleUploadResponse
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import (
+    API_PREFIX,
+    AUTH_ERRORS,
+    RUNTIME_ERRORS,
+    IdempotencyKey,
+    problems,
+)
 
 router = APIRouter(
     prefix=f"{API_PREFIX}/bundles",
@@ -25,27 +37,61 @@ router = APIRouter(
     "/upload",
     status_code=201,
     response_model=BundleUploadResponse,
-    responses=problems(400, 413, 422),
+    responses=problems(400, 409, 413, 422, 429),
     summary="Upload a bundle zip",
 )
 @inject
 async def upload_bundle(
     bundle: Annotated[UploadFile, File(description="A .zip holding manifest.json and payloads/")],
+    caller: AuthDep,
     use_case: Annotated[SubmitBundle, Depends(Provide[Container.submit_bundle])],
+    idempotency: Annotated[Idempotency, Depends(Provide[Container.idempotency])],
+    telemetry: Annotated[PrometheusTelemetry, Depends(Provide[Container.telemetry])],
     submit: Annotated[bool, Query(description="Also submit the bundle as a job")] = False,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """`manifest.json` at the zip's root or inside one top-level folder; `payloads/` optional."""
-    await bundle.seek(0)
-    result = await use_case(bundle.file, submit=submit)
-    stored = result.bundle
-    body = {
-        "bundle_id": stored.bundle_id,
-        "bundle_path": stored.bundle_id,
-        "manifest": stored.manifest,
-        "files": stored.files,
-        "bytes": stored.bytes,
-    }
-    if result.job is not None:
-        body["job_id"] = result.job.job_id
-        body["status"] = result.job.status
-    return json_response(body, status_code=201)
+    """`manifest.json` at the zip's root or inside one top-level folder; `payloads/` optional.
+    The archive is checked and unpacked off the event loop; a refused one leaves nothing."""
+
+    async def work() -> Response:
+        await bundle.seek(0)
+        try:
+            result = await use_case(bundle.file, submit=submit)
+        except BundleRejectedError as error:
+            telemetry.bundle_uploaded(error.code, 0)
+            raise
+        stored = result.bundle
+        telemetry.bundle_uploaded("stored", stored.bytes)
+        body = {
+            "bundle_id": stored.bundle_id,
+            "bundle_path": stored.bundle_id,
+            "manifest": stored.manifest,
+            "files": stored.files,
+            "bytes": stored.bytes,
+        }
+        if result.job is not None:
+            body["job_id"] = result.job.job_id
+            body["status"] = result.job.status
+        return json_response(body, status_code=201)
+
+    async def fingerprint() -> str:
+        digest = await asyncio.to_thread(_digest, bundle.file)
+        return f"{digest}:submit={submit}"
+
+    return await answer_once(
+        idempotency=idempotency,
+        caller=caller,
+        route="POST /bundles/upload",
+        key=idempotency_key,
+        fingerprint=fingerprint,
+        work=work,
+    )
+
+
+def _digest(file: BinaryIO) -> str:
+    file.seek(0)
+    digest = hashlib.sha256()
+    while chunk := file.read(1 << 16):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.hexdigest()

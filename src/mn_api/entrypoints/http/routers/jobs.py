@@ -1,22 +1,26 @@
 """Jobs: submit, list, inspect, control and clear."""
 
+import hashlib
 from typing import Annotated, Literal
 
 import orjson
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from mn_api.application import use_cases as uc
+from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases._control import JobControl
 from mn_api.container import Container
 from mn_api.entrypoints.http import models as m
-from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.auth import AuthDep, authenticate
+from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
     AUTH_ERRORS,
     RUNTIME_ERRORS,
+    IdempotencyKey,
     JobId,
     problems,
 )
@@ -36,26 +40,48 @@ StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "f
     "",
     status_code=201,
     response_model=m.SubmitJobResponse,
-    responses=problems(404, 409, 413, 422),
+    responses=problems(400, 404, 409, 413, 422, 429),
     summary="Submit a job",
 )
 @inject
 async def submit_job(
+    request: Request,
     body: Annotated[m.SubmitJobRequest, Body()],
+    caller: AuthDep,
     use_case: Annotated[uc.SubmitJob, Depends(Provide[Container.submit_job])],
+    idempotency: Annotated[Idempotency, Depends(Provide[Container.idempotency])],
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    """Run a manifest (as text or object) with its payloads, or an uploaded bundle."""
+    """Run a manifest (as text or object) with its payloads, or an uploaded bundle.
+
+    With an `Idempotency-Key`, sending the same request again returns the first answer
+    (marked `Idempotent-Replayed: true`) instead of starting a second job.
+    """
     manifest_json = body.manifest_json
     if body.manifest is not None:
         manifest_json = orjson.dumps(body.manifest).decode()
     command = uc.SubmitJobCommand(
         manifest_json=manifest_json, payloads=body.files, bundle_id=body.bundle
     )
-    ack = await use_case(command)
-    return json_response(
-        {"id": ack.job_id, "job_id": ack.job_id, "status": ack.status},
-        status_code=201,
-        headers={"Location": f"{API_PREFIX}/jobs/{ack.job_id}"},
+
+    async def work() -> Response:
+        ack = await use_case(command)
+        return json_response(
+            {"id": ack.job_id, "job_id": ack.job_id, "status": ack.status},
+            status_code=201,
+            headers={"Location": f"{API_PREFIX}/jobs/{ack.job_id}"},
+        )
+
+    async def fingerprint() -> str:
+        return hashlib.sha256(await request.body()).hexdigest()
+
+    return await answer_once(
+        idempotency=idempotency,
+        caller=caller,
+        route="POST /jobs",
+        key=idempotency_key,
+        fingerprint=fingerprint,
+        work=work,
     )
 
 

@@ -1,0 +1,111 @@
+"""Checking and unpacking a bundle archive into a folder, and reading one back."""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from mn_api.application.ports import BundleContents
+from mn_api.domain.bundle_rules import (
+    MANIFEST_NAME,
+    PAYLOADS_DIR,
+    ByteBudget,
+    Limits,
+    check_members,
+    manifest_prefix,
+    payload_key,
+)
+from mn_api.domain.errors import BundleRejectedError
+
+_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Unpacked:
+    prefix: str
+    manifest: dict[str, Any]
+    files: int
+    bytes: int
+
+
+def unpack(archive: BinaryIO, target: Path, limits: Limits) -> Unpacked:
+    """Check every rule, then write the members under `target` (created here).
+
+    Raises BundleRejectedError; the caller removes `target` when anything fails.
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise BundleRejectedError("not_a_zip", "the upload is not a zip archive") from err
+    with zf:
+        infos = zf.infolist()
+        check_members(((i.filename, i.external_attr) for i in infos), limits)
+        if any(i.flag_bits & 0x1 for i in infos):
+            raise BundleRejectedError("bundle_encrypted", "encrypted bundles are not supported")
+        if sum(i.file_size for i in infos) > limits.max_bytes:
+            raise BundleRejectedError(
+                "bundle_too_large", f"bundle expands to more than {limits.max_bytes} bytes"
+            )
+        prefix = manifest_prefix(i.filename for i in infos)
+        target.mkdir(parents=True, mode=0o700)
+        budget = ByteBudget(limits.max_bytes)
+        files = 0
+        for info in infos:
+            if info.is_dir():
+                continue
+            payload_key(info.filename, prefix)  # refuses unsafe payload names early
+            files += 1
+            _extract(zf, info, target, budget)
+    manifest = _read_manifest(target / prefix / MANIFEST_NAME)
+    return Unpacked(prefix, manifest, files, budget.used)
+
+
+def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: ByteBudget) -> None:
+    path = target / info.filename
+    # The member rules already exclude escapes; this guards against a rule gap.
+    if not path.resolve().is_relative_to(target.resolve()):
+        raise BundleRejectedError("bundle_path_traversal", "bundle holds a '..' path")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with zf.open(info) as src, open(path, "xb") as dst:
+            while chunk := src.read(_CHUNK):
+                budget.spend(len(chunk))
+                dst.write(chunk)
+    except FileExistsError as err:
+        raise BundleRejectedError(
+            "bundle_duplicate_member", "bundle holds the same file twice"
+        ) from err
+    except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as err:
+        raise BundleRejectedError(
+            "bundle_corrupt", "bundle is damaged or uses an unsupported compression"
+        ) from err
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as err:
+        raise BundleRejectedError(
+            "bundle_manifest_invalid", "manifest.json is not valid JSON"
+        ) from err
+    if not isinstance(manifest, dict):
+        raise BundleRejectedError(
+            "bundle_manifest_invalid", "manifest.json must hold a JSON object"
+        )
+    return manifest
+
+
+def read_contents(base: Path) -> BundleContents:
+    """The manifest text and payload files of an unpacked bundle rooted at `base`."""
+    manifest_json = (base / MANIFEST_NAME).read_text(encoding="utf-8")
+    payloads: dict[str, bytes] = {}
+    payload_root = base / PAYLOADS_DIR.rstrip("/")
+    if payload_root.is_dir():
+        for path in sorted(payload_root.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                payloads[path.relative_to(payload_root).as_posix()] = path.read_bytes()
+    return BundleContents(manifest_json, payloads)

@@ -1,0 +1,1 @@
+"""Idempotency-Key stores: SQLite on local disk, or Redis shared by replicas."""

@@ -1,0 +1,113 @@
+"""BundleStore and IdempotencyStore: one contract each, for disk and for Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
+from mn_api.adapters.bundles.redis import RedisBundleStore
+from mn_api.adapters.idempotency.redis import RedisIdempotencyStore
+from mn_api.adapters.idempotency.sqlite import SqliteIdempotencyStore
+from mn_api.application.ports import BundleStore, IdempotencyStore, StoredAnswer
+from mn_api.domain.bundle_rules import Limits
+from mn_api.domain.errors import BundleNotFoundError, BundleRejectedError
+from tests.support import make_zip
+
+LIMITS = Limits(max_files=50, max_bytes=1 << 20)
+MANIFEST = b'{"graph_id": "g", "nodes": []}'
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["disk", "redis"])
+def bundles(request: pytest.FixtureRequest, tmp_path: Path) -> BundleStore:
+    if request.param == "disk":
+        return FilesystemBundleStore(tmp_path / "bundles", LIMITS, ttl_seconds=60)
+    client = request.getfixturevalue("redis_client")
+    return RedisBundleStore(client, tmp_path / "bundles", LIMITS, ttl_seconds=60)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def keys(request: pytest.FixtureRequest, tmp_path: Path) -> IdempotencyStore:
+    if request.param == "sqlite":
+        return SqliteIdempotencyStore(tmp_path / "keys.sqlite3")
+    return RedisIdempotencyStore(request.getfixturevalue("redis_client"))
+
+
+async def test_a_saved_bundle_loads_back_whole(bundles: BundleStore, tmp_path: Path) -> None:
+    archive = make_zip(
+        {
+            "job/manifest.json": MANIFEST,
+            "job/payloads/a/b.txt": "hello",
+            "job/payloads/c.bin": b"\x00\xff",
+        }
+    )
+    stored = await bundles.save(io.BytesIO(archive))
+    assert stored.manifest == {"graph_id": "g", "nodes": []}
+    assert (stored.files, stored.bytes) == (3, len(MANIFEST) + 7)
+    contents = await bundles.load(stored.bundle_id)
+    assert contents.manifest_json.encode() == MANIFEST
+    assert contents.payloads == {"a/b.txt": b"hello", "c.bin": b"\x00\xff"}
+    assert [p.name for p in (tmp_path / "bundles").iterdir() if p.name.startswith(".staging")] == []
+
+
+async def test_refused_bundles_leave_nothing(bundles: BundleStore, tmp_path: Path) -> None:
+    with pytest.raises(BundleRejectedError):
+        await bundles.save(io.BytesIO(make_zip({"manifest.json": MANIFEST, "../x": "y"})))
+    root = tmp_path / "bundles"
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+async def test_unknown_bundles_are_not_found(bundles: BundleStore) -> None:
+    for bundle_id in ("bnd_" + "a" * 32, "../../etc/passwd", ""):
+        with pytest.raises(BundleNotFoundError):
+            await bundles.load(bundle_id)
+
+
+async def test_the_first_claim_wins_and_later_ones_see_it(keys: IdempotencyStore) -> None:
+    first = await keys.claim("k1", "fp", lease_seconds=60)
+    assert first.won
+    again = await keys.claim("k1", "fp", lease_seconds=60)
+    assert not again.won and again.answer is None and again.fingerprint == "fp"
+    answer = StoredAnswer(201, b'{"id":"x"}', (("location", "/x"),))
+    await keys.complete("k1", "fp", answer, ttl_seconds=60)
+    replay = await keys.claim("k1", "other", lease_seconds=60)
+    assert not replay.won and replay.fingerprint == "fp" and replay.answer == answer
+
+
+async def test_racing_claims_have_exactly_one_winner(keys: IdempotencyStore) -> None:
+    claims = await asyncio.gather(*(keys.claim("race", f"fp{i}", 60) for i in range(20)))
+    assert sum(c.won for c in claims) == 1
+
+
+async def test_a_released_claim_can_be_taken_again(keys: IdempotencyStore) -> None:
+    assert (await keys.claim("k2", "fp", 60)).won
+    await keys.release("k2")
+    assert (await keys.claim("k2", "fp2", 60)).won
+
+
+async def test_answered_keys_are_not_released(keys: IdempotencyStore) -> None:
+    assert (await keys.claim("k3", "fp", 60)).won
+    await keys.complete("k3", "fp", StoredAnswer(201, b"{}"), ttl_seconds=60)
+    await keys.release("k3")
+    assert (await keys.claim("k3", "fp", 60)).answer == StoredAnswer(201, b"{}")
+
+
+async def test_expired_keys_are_forgotten(keys: IdempotencyStore) -> None:
+    assert (await keys.claim("k4", "fp", lease_seconds=0.05)).won
+    await asyncio.sleep(0.1)
+    assert (await keys.claim("k4", "fp", 60)).won
+    await keys.complete("k4", "fp", StoredAnswer(201, b"{}"), ttl_seconds=0.05)
+    await asyncio.sleep(0.1)
+    assert (await keys.claim("k4", "fp", 60)).won
