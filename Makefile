@@ -19,7 +19,7 @@ run: $(STAMP)
 	MN_RUNTIME=memory $(BIN)/mn-api
 
 # Services the tests start themselves (on free loopback ports); installed when missing.
-SYSTEM_PACKAGES := redis-server:redis-server
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium
 
 ## test: install the project with its test extras and run the whole suite
 test: $(STAMP)

@@ -177,10 +177,8 @@ async def test_a_client_leaving_mid_stream_releases_it(client: httpx.AsyncClient
 
 
 async def test_a_hundred_thousand_events_read_page_by_page_match_the_full_read(
-    client: httpx.AsyncClient, server: GatewayProcess
+    client: httpx.AsyncClient,
 ) -> None:
-    if server.runtime == "grpc_legacy":
-        pytest.skip("covered through the other two paths; the legacy path only adds polling")
     manifest = {
         "manifest_version": "1",
         "graph_id": "large",

@@ -17,10 +17,18 @@ from mn_api.container import Container
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
+from mn_api.entrypoints.http.openapi import install_openapi
 from mn_api.entrypoints.http.responses import JsonResponse
 from mn_api.entrypoints.http.routers import bundles, events, jobs, system
 
 _ASSETS = "/docs-assets"
+# The docs pages may load nothing from anywhere but the gateway itself (ReDoc, for one,
+# would fetch its logo from a CDN).
+_DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
+    "connect-src 'self'; frame-ancestors 'none'"
+)
 _WIRED_MODULES = [jobs, events, bundles, system]
 
 
@@ -66,6 +74,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
+    install_openapi(app, auth_enabled=settings.auth_enabled)
     _install_docs(app)
 
     if settings.cors_allow_origins:
@@ -98,20 +107,24 @@ def _install_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=openapi_url,
             title=f"{app.title} - docs",
             swagger_js_url=f"{_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{_ASSETS}/favicon.png",
         )
+        page.headers["Content-Security-Policy"] = _DOCS_POLICY
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=openapi_url,
             title=f"{app.title} - reference",
             redoc_js_url=f"{_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=f"{_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = _DOCS_POLICY
+        return page

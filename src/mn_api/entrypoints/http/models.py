@@ -39,11 +39,15 @@ class SubmitJobRequest(BaseModel):
         json_schema_extra={
             "examples": [
                 {"manifest": _EXAMPLE_MANIFEST, "payloads": {"inputs/prompt.txt": "Review this."}}
-            ]
+            ],
+            "anyOf": [{"required": [name]}
+                      for name in ("manifest_json", "manifest", "bundle_id", "_bundle_path")],
         },
     )
 
-    manifest_json: str | None = Field(None, description="The manifest as JSON text")
+    manifest_json: str | None = Field(
+        None, description="The manifest as JSON text (an object)", pattern=r"^\s*\{"
+    )
     manifest: dict[str, Any] | None = Field(None, description="The manifest as a JSON object")
     payloads: dict[str, str] = Field(default_factory=dict, description="Text files by path")
     payloads_base64: dict[str, str] = Field(

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from mn_api.domain.documents import JsonDocument
 
@@ -26,8 +26,8 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, default=_default)
 
 
-class JsonResponse(Response):
-    media_type = JSON
+class JsonResponse(JSONResponse):
+    """JSON written by orjson; runtime documents pass through without a parse."""
 
     def render(self, content: Any) -> bytes:
         return dumps(content)
