@@ -289,8 +289,14 @@ class RedisServer:
 
 
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-features=AutofillServerCommunication,OptimizationHints,Translate",
     # Nothing but loopback resolves, so the browser cannot reach any other host at all.
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
@@ -310,13 +316,25 @@ def render(url: str, workdir, *, budget_ms: int = 15000) -> tuple[str, list[str]
 
     netlog = workdir / "netlog.json"
     result = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={workdir / 'profile'}",
-         f"--virtual-time-budget={budget_ms}", f"--log-net-log={netlog}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120, check=True)
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={workdir / 'profile'}",
+            f"--virtual-time-budget={budget_ms}",
+            f"--log-net-log={netlog}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     log = json.loads(netlog.read_text())
     names = {v: k for k, v in log["constants"]["logEventTypes"].items()}
     page_requests = [
-        event["params"]["url"] for event in log["events"]
+        event["params"]["url"]
+        for event in log["events"]
         if names.get(event["type"]) == "URL_REQUEST_START_JOB"
         and event.get("params", {}).get("network_isolation_key", "").startswith("http://127.0.0.1")
     ]

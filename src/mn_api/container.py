@@ -22,11 +22,11 @@ from mn_api.config import Settings
 from mn_api.domain.bundle_rules import Limits
 
 
-def _grpc_runtime(settings: Settings) -> object:
+def _grpc_runtime(settings: Settings, telemetry: PrometheusTelemetry) -> object:
     # Imported here so that the memory runtime never loads grpc.
     from mn_api.adapters.grpc.runtime import GrpcRuntime
 
-    return GrpcRuntime.from_settings(settings)
+    return GrpcRuntime.from_settings(settings, telemetry)
 
 
 def _redis(settings: Settings) -> Redis:
@@ -52,6 +52,7 @@ class Container(containers.DeclarativeContainer):
     """Built once per application; tests override providers instead of patching modules."""
 
     settings = providers.Singleton(Settings)
+    telemetry = providers.Singleton(PrometheusTelemetry)
 
     runtime = providers.Selector(
         providers.Callable(lambda s: s.runtime, settings),
@@ -59,7 +60,7 @@ class Container(containers.DeclarativeContainer):
             InMemoryRuntime,
             step_seconds=providers.Callable(lambda s: s.fake_step_ms / 1000, settings),
         ),
-        grpc=providers.Singleton(_grpc_runtime, settings),
+        grpc=providers.Singleton(_grpc_runtime, settings, telemetry),
     )
 
     # Uploaded bundles and idempotency keys: on local disk, or in Redis when several
@@ -96,7 +97,6 @@ class Container(containers.DeclarativeContainer):
     )
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     manifest_source = providers.Singleton(FileManifestSource)
-    telemetry = providers.Singleton(PrometheusTelemetry)
 
     submit_job = providers.Factory(uc.SubmitJob, runtime=runtime, bundles=bundle_store)
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)

@@ -26,7 +26,8 @@ const ids = [];
 let resumed = false;
 function follow(after) {
   const query = after === null ? "" : `?last_event_id=${after}`;
-  const source = new EventSource(`${q.get("api")}/api/v1/jobs/${q.get("job")}/events/stream${query}`);
+  const stream = `${q.get("api")}/api/v1/jobs/${q.get("job")}/events/stream`;
+  const source = new EventSource(stream + query);
   source.onmessage = (e) => {
     ids.push(Number(e.lastEventId));
     // Drop the connection part-way and resume, as a browser does after a network error.
@@ -55,8 +56,12 @@ def browser() -> str:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("browser"), "memory", MN_FAKE_STEP_MS="20",
-                             MN_API_CORS_ALLOW_ORIGINS=PAGE_ORIGIN)
+    process = GatewayProcess(
+        tmp_path_factory.mktemp("browser"),
+        "memory",
+        MN_FAKE_STEP_MS="20",
+        MN_API_CORS_ALLOW_ORIGINS=PAGE_ORIGIN,
+    )
     yield process.start()
     process.stop()
 

@@ -20,8 +20,13 @@ TOKEN = "fuzz-token"
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(tmp_path_factory.mktemp("fuzz"), "memory", MN_FAKE_STEP_MS="1",
-                             MN_API_SSE_HEARTBEAT_SECONDS="1", MN_API_TOKEN=TOKEN)
+    process = GatewayProcess(
+        tmp_path_factory.mktemp("fuzz"),
+        "memory",
+        MN_FAKE_STEP_MS="1",
+        MN_API_SSE_HEARTBEAT_SECONDS="1",
+        MN_API_TOKEN=TOKEN,
+    )
     yield process.start()
     process.stop()
 
@@ -35,11 +40,18 @@ def test_every_operation_keeps_to_its_schema(gateway: GatewayProcess) -> None:
         operations += 1
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def check(case: schemathesis.Case) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=20,
-                                   excluded_checks=[positive_data_acceptance])
+            case.call_and_validate(
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=20,
+                excluded_checks=[positive_data_acceptance],
+            )
 
         try:
             check()

@@ -167,3 +167,16 @@ async def test_redis_going_away_gives_503_not_a_hang(tmp_path: Path, core: FakeC
     finally:
         gateway.stop()
         redis.stop()
+
+
+async def test_metrics_count_every_workers_requests(workers: GatewayProcess) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        for _ in range(20):
+            assert (await client.get(f"{workers.base}{API}/system/summary")).status_code == 200
+        line = (
+            'mn_api_http_requests_total{method="GET",route="/api/v1/system/summary",status="200"}'
+        )
+        for _ in range(6):  # whichever worker answers the scrape reports all of them
+            text = (await client.get(f"{workers.base}/metrics")).text
+            counts = [float(li.split()[-1]) for li in text.splitlines() if li.startswith(line)]
+            assert counts == [20.0]

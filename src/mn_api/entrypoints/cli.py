@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from pydantic import ValidationError
 
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[variable] = str(value)
     settings = load_settings()
     core = _shared_core(settings)
+    metrics_dir = _shared_metrics(settings)
 
     import uvicorn
 
@@ -88,6 +91,17 @@ def main(argv: list[str] | None = None) -> None:
         if core is not None:
             core.terminate()
             core.wait(timeout=10)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _shared_metrics(settings: Settings) -> str | None:
+    """Workers write their metrics to one folder, so any of them can report them all."""
+    if settings.api_workers == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return None
+    folder = tempfile.mkdtemp(prefix="mn-api-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    return folder
 
 
 def _shared_core(settings: Settings) -> subprocess.Popen[str] | None:

@@ -22,7 +22,7 @@ from mn_api.adapters.grpc.protos import (
     observability_pb2_grpc,
 )
 from mn_api.application.context import request_id
-from mn_api.application.ports import JobAck, ReplayAck, RuntimePort
+from mn_api.application.ports import JobAck, ReplayAck, RuntimePort, Telemetry
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.errors import JobNotFoundError
 from mn_api.domain.events import TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
@@ -96,6 +96,7 @@ class GrpcRuntime(RuntimePort):
         credentials: grpc.ChannelCredentials | None = None,
         max_send_bytes: int = 5 * 1024 * 1024 + SEND_OVERHEAD,
         legacy_poll_seconds: float = 0.5,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._target = target
         self._timeout = timeout_seconds
@@ -104,13 +105,14 @@ class GrpcRuntime(RuntimePort):
         self._credentials = credentials
         self._max_send = max_send_bytes
         self._poll = legacy_poll_seconds
+        self._telemetry = telemetry
         self._channel: grpc.aio.Channel | None = None
         self._jobs: job_pb2_grpc.JobServiceStub
         self._cluster: cluster_pb2_grpc.ClusterServiceStub
         self._observability: observability_pb2_grpc.ObservabilityServiceStub
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> GrpcRuntime:
+    def from_settings(cls, settings: Settings, telemetry: Telemetry | None = None) -> GrpcRuntime:
         credentials = None
         if settings.grpc_tls_ca_file is not None:
             credentials = grpc.ssl_channel_credentials(
@@ -130,6 +132,7 @@ class GrpcRuntime(RuntimePort):
             auth_token=settings.grpc_auth_token,
             credentials=credentials,
             max_send_bytes=settings.request_size_limit_bytes + SEND_OVERHEAD,
+            telemetry=telemetry,
         )
 
     # -- channel ---------------------------------------------------------------------
@@ -294,6 +297,8 @@ class GrpcRuntime(RuntimePort):
         while True:
             call = self._observability.StreamEvents(request, metadata=self._metadata())
             index = 0
+            started = time.perf_counter()
+            code = "CANCELLED"  # unless the stream runs to its end or fails
             try:
                 async for response in call:
                     raw = response.event_json.encode()
@@ -308,10 +313,14 @@ class GrpcRuntime(RuntimePort):
                     last_raw = raw
                     if index - 1 > after:
                         yield EventRecord(index - 1, JsonDocument(raw, _loads))
+                code = "OK"
             except grpc.aio.AioRpcError as err:
+                code = err.code().name
                 raise translate(err, rpc="StreamEvents", job_id=job_id) from err
             finally:
                 call.cancel()
+                if self._telemetry is not None:
+                    self._telemetry.core_call("StreamEvents", code, time.perf_counter() - started)
             if not follow or finishing or _type_of(last_raw) in TERMINAL_EVENT_STATUS:
                 return
             # The stream ended before the job did: this core does not follow.

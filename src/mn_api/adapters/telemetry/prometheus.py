@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mn_api.application.ports import Telemetry
@@ -10,8 +19,16 @@ from mn_api.application.ports import Telemetry
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class PrometheusTelemetry(Telemetry):
-    """Metrics on a registry of its own, so that several apps in one process never clash."""
+    """Metrics on a registry of its own, so that several apps in one process never clash.
+
+    With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set, as `mn-api --workers N`
+    does), every worker writes its values to that folder and a scrape of any worker
+    reports the sum over all of them.
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
@@ -77,4 +94,15 @@ class PrometheusTelemetry(Telemetry):
             self.upload_bytes.inc(size)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        folder = os.environ.get(MULTIPROCESS_DIR)
+        if not folder:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=folder)
+        return generate_latest(registry)
+
+    @staticmethod
+    def process_ended() -> None:
+        """Drop this process's live gauges from the shared folder when it stops."""
+        if os.environ.get(MULTIPROCESS_DIR):
+            multiprocess.mark_process_dead(os.getpid())

@@ -47,6 +47,7 @@ def create_app(container: Container | None = None) -> FastAPI:
             await runtime.close()
             if settings.redis_url:
                 await container.redis().aclose()
+            container.telemetry().process_ended()
 
     app = FastAPI(
         title="MirrorNeuron API",

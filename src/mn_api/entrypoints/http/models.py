@@ -40,8 +40,10 @@ class SubmitJobRequest(BaseModel):
             "examples": [
                 {"manifest": _EXAMPLE_MANIFEST, "payloads": {"inputs/prompt.txt": "Review this."}}
             ],
-            "anyOf": [{"required": [name]}
-                      for name in ("manifest_json", "manifest", "bundle_id", "_bundle_path")],
+            "anyOf": [
+                {"required": [name]}
+                for name in ("manifest_json", "manifest", "bundle_id", "_bundle_path")
+            ],
         },
     )
 

@@ -30,8 +30,14 @@ TAGS = [
 def install_openapi(app: FastAPI, *, auth_enabled: bool) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            spec = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                               description=DESCRIPTION, routes=app.routes, tags=TAGS)
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=DESCRIPTION,
+                routes=app.routes,
+                tags=TAGS,
+            )
             _problems_as_problem_json(spec)
             if not auth_enabled:
                 _without_security(spec)
