@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.checks import positive_data_acceptance
 
 from tests.support import GatewayProcess
@@ -59,3 +60,27 @@ def test_every_operation_keeps_to_its_schema(gateway: GatewayProcess) -> None:
             failures.append(f"{operation.label}: {failure}")
     assert operations >= 19
     assert not failures, "\n\n".join(failures)
+
+
+def test_linked_operations_keep_to_the_schema(gateway: GatewayProcess) -> None:
+    """Stateful: submit jobs, then follow the links to read, pause, resume and cancel them."""
+    schema = schemathesis.openapi.from_url(f"{gateway.base}/openapi.json")
+    machine = schema.as_state_machine()
+
+    class Workflow(machine):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict:
+            return {"headers": {"Authorization": f"Bearer {TOKEN}"}, "timeout": 20}
+
+        def validate_response(self, response, case, **kwargs) -> None:  # type: ignore[override]
+            case.validate_response(response, excluded_checks=[positive_data_acceptance])
+
+    run_state_machine_as_test(
+        Workflow,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=6,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )

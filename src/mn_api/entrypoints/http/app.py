@@ -55,6 +55,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         summary="HTTP gateway for the MirrorNeuron multi-agent workflow runtime",
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        # Operation ids are the endpoints' names (submit_job, get_job, ...), which reads
+        # well in generated clients.
+        generate_unique_id_function=lambda route: route.name,
         docs_url=None,
         redoc_url=None,
     )

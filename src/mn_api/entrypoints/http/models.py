@@ -96,15 +96,27 @@ class SubmitJobResponse(BaseModel):
 
 
 class JobActionResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "paused", "job_id": "review-pipeline-1764341290123-3f9a0c1d2e4b"}
+            ]
+        }
+    )
+
     status: str = Field(examples=["paused"])
     job_id: str
 
 
 class ClearJobsResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"cleared_count": 3}]})
+
     cleared_count: int
 
 
 class HealthResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "auth": "enabled"}]})
+
     status: Literal["ok"] = "ok"
     auth: Literal["enabled", "disabled"]
 
@@ -123,6 +135,25 @@ class JobSummary(Open):
 
 
 class JobList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "job_id": "review-pipeline-1764341290123-3f9a0c1d2e4b",
+                            "graph_id": "review-pipeline",
+                            "job_name": "nightly review",
+                            "status": "running",
+                            "submitted_at": "2026-11-28T14:48:10.123Z",
+                            "updated_at": "2026-11-28T14:48:11.002Z",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     data: list[JobSummary]
 
 
@@ -173,6 +204,30 @@ class JobDetails(Open):
 
 
 class EventPageResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "data": [
+                        {
+                            "timestamp": "2026-11-28T14:48:10.123Z",
+                            "type": "agent_message_received",
+                            "agent_id": "worker",
+                            "payload": {
+                                "from": "router",
+                                "to": "worker",
+                                "type": "task",
+                                "message": {"text": "hello"},
+                            },
+                        }
+                    ],
+                    "offset": 4,
+                    "next_offset": 5,
+                }
+            ]
+        }
+    )
+
     data: list[Event]
     offset: int
     next_offset: int | None
@@ -188,11 +243,48 @@ class DeadLetter(BaseModel):
 
 
 class DeadLetterList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "review-pipeline-1764341290123-3f9a0c1d2e4b",
+                    "data": [
+                        {
+                            "index": 0,
+                            "event_index": 5,
+                            "agent_id": "worker",
+                            "reason": "simulated_drop",
+                            "timestamp": "2026-11-28T14:48:10.123Z",
+                            "message": {
+                                "envelope": {"from": "router", "to": "worker", "type": "task"},
+                                "body": {"text": "hello"},
+                            },
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     job_id: str
     data: list[DeadLetter]
 
 
 class ReplayResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "review-pipeline-1764341290123-3f9a0c1d2e4b",
+                    "index": 0,
+                    "event_index": 5,
+                    "agent_id": "worker",
+                    "status": "replayed",
+                }
+            ]
+        }
+    )
+
     job_id: str
     index: int
     event_index: int
@@ -229,6 +321,57 @@ class GraphStats(BaseModel):
 
 
 class AgentGraph(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "review-pipeline-1764341290123-3f9a0c1d2e4b",
+                    "graph_id": "review-pipeline",
+                    "status": "completed",
+                    "nodes": [
+                        {
+                            "id": "router",
+                            "label": "router",
+                            "agent_type": "router",
+                            "type": None,
+                            "status": "completed",
+                            "assigned_node": "mn-memory@localhost",
+                            "processed_messages": 1,
+                            "mailbox_depth": 0,
+                        },
+                        {
+                            "id": "worker",
+                            "label": "worker",
+                            "agent_type": "executor",
+                            "type": "llm",
+                            "status": "completed",
+                            "assigned_node": "mn-memory@localhost",
+                            "processed_messages": 1,
+                            "mailbox_depth": 0,
+                        },
+                    ],
+                    "edges": [
+                        {
+                            "id": "router->worker:task",
+                            "source": "router",
+                            "target": "worker",
+                            "message_type": "task",
+                            "count": 1,
+                            "last_seen_at": "2026-11-28T14:48:10.223Z",
+                            "source_event": "manifest+events",
+                        }
+                    ],
+                    "stats": {
+                        "agent_count": 2,
+                        "edge_count": 1,
+                        "message_count": 2,
+                        "event_count": 7,
+                    },
+                }
+            ]
+        }
+    )
+
     job_id: str
     graph_id: str | None
     status: str | None
@@ -262,6 +405,22 @@ class RuntimeMetrics(Open):
 
 
 class BundleUploadResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "bundle_id": "bnd_5d41402abc4b2a76b9719d911017c592",
+                    "bundle_path": "bnd_5d41402abc4b2a76b9719d911017c592",
+                    "manifest": _EXAMPLE_MANIFEST,
+                    "files": 2,
+                    "bytes": 734,
+                    "job_id": "review-pipeline-1764341290123-3f9a0c1d2e4b",
+                    "status": "pending",
+                }
+            ]
+        }
+    )
+
     bundle_id: str
     bundle_path: str = Field(description="The same opaque id, for older clients")
     manifest: dict[str, Any]
@@ -274,7 +433,21 @@ class BundleUploadResponse(BaseModel):
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details with a stable machine code."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "urn:mn-api:problem:job_not_found",
+                    "title": "Job not found",
+                    "status": 404,
+                    "detail": "job 'nightly-1764341290123-3f9a0c1d2e4b' was not found",
+                    "error": "job_not_found",
+                    "request_id": "5f0c2a9e8b7d4c3e9a1b2c3d4e5f6a7b",
+                }
+            ]
+        },
+    )
 
     type: str = Field(examples=["urn:mn-api:problem:job_not_found"])
     title: str

@@ -33,6 +33,20 @@ router = APIRouter(
 )
 
 NOT_FOUND = problems(404, 422)
+# What a client (or a fuzzer) can do next with the job a submission created.
+JOB_LINKS = {
+    name: {"operationId": name, "parameters": {"job_id": "$response.body#/job_id"}}
+    for name in (
+        "get_job",
+        "get_graph",
+        "list_events",
+        "list_dead_letters",
+        "stream_events",
+        "pause_job",
+        "resume_job",
+        "cancel_job",
+    )
+}
 StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "failed", "cancelled"]
 
 
@@ -40,7 +54,7 @@ StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "f
     "",
     status_code=201,
     response_model=m.SubmitJobResponse,
-    responses=problems(400, 404, 409, 413, 422, 429),
+    responses={**problems(400, 404, 409, 413, 422, 429), 201: {"links": JOB_LINKS}},
     summary="Submit a job",
 )
 @inject
