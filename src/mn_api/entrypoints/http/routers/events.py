@@ -89,8 +89,18 @@ _STREAM_DOC = {
         "events as newline-delimited JSON (blank lines keep the connection open; the last "
         'line is `{"event": "end", "status": ...}`).',
         "content": {
-            "text/event-stream": {"schema": {"type": "string"}},
-            NDJSON: {"schema": {"type": "string"}},
+            "text/event-stream": {"schema": {
+                "type": "object",
+                "description": "One Server-Sent Event",
+                "properties": {
+                    "id": {"type": "string", "description": "The event's position"},
+                    "event": {"type": "string", "enum": ["message", "end", "error"]},
+                    "data": {"type": "string", "description": "Event JSON, final status, "
+                             "or problem JSON"},
+                    "retry": {"type": "integer"},
+                },
+            }},
+            NDJSON: {"schema": {"type": "object", "description": "One event per line"}},
         },
     },
     204: {"description": "The job has ended and nothing follows the given position"},
