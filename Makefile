@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fake-core proto clean
+.PHONY: run test lint fake-core proto bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ fake-core: $(STAMP)
 ## proto: regenerate the gRPC modules from src/mn_api/adapters/grpc/protos/*.proto
 proto: $(STAMP)
 	$(BIN)/python tools/proto.py
+
+## bench: this gateway against the published one, side by side (writes bench/RESULTS.md)
+bench: $(STAMP)
+	@tools/ensure-packages.sh wrk:wrk
+	$(BIN)/python -m bench.compare $(BENCH_ARGS)
 
 ## lint: ruff and the layer contracts
 lint: $(STAMP)

@@ -71,8 +71,14 @@ def start(
 ) -> subprocess.Popen:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("MN_")}
     full_env.update(env or {})
+    # Output nobody reads would fill the pipe and stall the server: only the line that
+    # says it is ready is read, everything else goes nowhere.
     process = subprocess.Popen(
-        command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        env=full_env,
+        text=True,
+        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if ready_line is not None else subprocess.DEVNULL,
     )
     if ready_line is not None:
         line = process.stdout.readline() if process.stdout else ""

@@ -250,6 +250,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed-jobs", type=int, default=0, help="preload N finished jobs")
     parser.add_argument("--seed-events", type=int, default=0, help="with M events each")
     parser.add_argument(
+        "--seed-history",
+        type=int,
+        default=0,
+        metavar="EVENTS",
+        help="preload one more finished job with this many events",
+    )
+    parser.add_argument(
         "--step-ms",
         type=int,
         default=None,
@@ -265,6 +272,8 @@ async def _serve(args: argparse.Namespace) -> None:
     runtime = InMemoryRuntime(step_seconds=max(step_ms, 0) / 1000)
     if args.seed_jobs:
         runtime.seed(args.seed_jobs, args.seed_events)
+    if args.seed_history:
+        runtime.seed(1, args.seed_history)
     core = FakeCore(runtime, legacy=args.legacy, token=args.token)
     port = await core.start(args.host, args.port)
     mode = "legacy" if args.legacy else "current"

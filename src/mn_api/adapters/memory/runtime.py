@@ -82,6 +82,8 @@ class _Job:
     replayed: set[int] = field(default_factory=set)
     result: dict[str, Any] | None = None
     changed: asyncio.Event | None = None
+    # The serialized details, kept until the job next changes: readers far outnumber steps.
+    details: bytes | None = None
 
     @property
     def end(self) -> int:
@@ -154,6 +156,7 @@ class InMemoryRuntime(RuntimePort):
     def _emit(self, job: _Job, kind: str, agent_id: str | None, payload: Mapping[str, Any]) -> None:
         stamp = self._now()
         job.updated_at = stamp
+        job.details = None
         job.events.append(
             orjson.dumps(
                 {"timestamp": stamp, "type": kind, "agent_id": agent_id, "payload": payload}
@@ -169,6 +172,7 @@ class InMemoryRuntime(RuntimePort):
 
     def _set_status(self, job: _Job, status: JobStatus) -> None:
         job.status = status
+        job.details = None
         if status.is_terminal or status is JobStatus.PAUSED:
             self._active.pop(job.job_id, None)
         else:
@@ -231,6 +235,7 @@ class InMemoryRuntime(RuntimePort):
             self._dead_letter(job, delivery, "mailbox_full")
             return
         agent.mailbox += 1
+        job.details = None
         job.inflight.append(delivery)
 
     def _deliver_ready(self, job: _Job, now: float) -> bool:
@@ -413,7 +418,9 @@ class InMemoryRuntime(RuntimePort):
 
     async def get_job(self, job_id: str) -> JsonDocument:
         job = self._job(job_id)
-        return JsonDocument(orjson.dumps(self._details(job)), _loads)
+        if job.details is None:
+            job.details = orjson.dumps(self._details(job))
+        return JsonDocument(job.details, _loads)
 
     def _details(self, job: _Job) -> dict[str, Any]:
         manifest = job.manifest

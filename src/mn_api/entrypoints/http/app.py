@@ -16,6 +16,7 @@ from mn_api import __version__
 from mn_api.container import Container
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator
+from mn_api.entrypoints.http.deps import resolve
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.openapi import install_openapi
 from mn_api.entrypoints.http.responses import JsonResponse
@@ -29,7 +30,6 @@ _DOCS_POLICY = (
     "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
-_WIRED_MODULES = [jobs, events, bundles, system]
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -64,7 +64,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.state.authenticator = Authenticator(settings.api_tokens, settings.read_tokens)
     app.state.rate_limiter = container.rate_limiter() if settings.rate_limit else None
-    container.wire(modules=_WIRED_MODULES)
+    app.state.provided = resolve(container)
     problems.install(app)
 
     routers = (

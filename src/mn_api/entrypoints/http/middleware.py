@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from random import getrandbits
 from typing import Any
 
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
@@ -56,7 +56,8 @@ class GatewayMiddleware:
                 rid_bytes = value
             elif name == b"content-length":
                 length = value
-        rid = rid_bytes.decode() if rid_bytes else uuid.uuid4().hex
+        # Request ids need to be unique, not secret: no system call for randomness here.
+        rid = rid_bytes.decode() if rid_bytes else f"{getrandbits(128):032x}"
         rid_header = (b"x-request-id", rid.encode())
         token = request_id.set(rid)
         status = 500

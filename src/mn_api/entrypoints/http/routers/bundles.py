@@ -4,16 +4,15 @@ import asyncio
 import hashlib
 from typing import Annotated, BinaryIO
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, File, Query, UploadFile
 from starlette.responses import Response
 
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases import SubmitBundle
-from mn_api.container import Container
 from mn_api.domain.errors import BundleRejectedError
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
+from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.models import BundleUploadResponse
 from mn_api.entrypoints.http.responses import json_response
@@ -40,13 +39,12 @@ router = APIRouter(
     responses=problems(400, 409, 413, 422, 429),
     summary="Upload a bundle zip",
 )
-@inject
 async def upload_bundle(
     bundle: Annotated[UploadFile, File(description="A .zip holding manifest.json and payloads/")],
     caller: AuthDep,
-    use_case: Annotated[SubmitBundle, Depends(Provide[Container.submit_bundle])],
-    idempotency: Annotated[Idempotency, Depends(Provide[Container.idempotency])],
-    telemetry: Annotated[PrometheusTelemetry, Depends(Provide[Container.telemetry])],
+    use_case: Annotated[SubmitBundle, provided("submit_bundle")],
+    idempotency: Annotated[Idempotency, provided("idempotency")],
+    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
     submit: Annotated[bool, Query(description="Also submit the bundle as a job")] = False,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import orjson
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Header, Query, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response, StreamingResponse
@@ -13,11 +12,11 @@ from starlette.responses import Response, StreamingResponse
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
 from mn_api.config import Settings
-from mn_api.container import Container
 from mn_api.domain.errors import DomainError
 from mn_api.domain.events import EventRecord, Heartbeat
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.problems import domain_problem
 from mn_api.entrypoints.http.responses import JSON, dumps, json_document_stream
 from mn_api.entrypoints.http.routers import (
@@ -47,10 +46,9 @@ NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     responses=problems(404, 422),
     summary="A page of a job's events",
 )
-@inject
 async def list_events(
     job_id: JobId,
-    use_case: Annotated[uc.ListEvents, Depends(Provide[Container.list_events])],
+    use_case: Annotated[uc.ListEvents, provided("list_events")],
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     type: Annotated[str | None, Query(max_length=128)] = None,
@@ -71,10 +69,9 @@ async def list_events(
     responses=problems(404, 422),
     summary="Messages the job's agents could not take",
 )
-@inject
 async def list_dead_letters(
     job_id: JobId,
-    use_case: Annotated[uc.ListDeadLetters, Depends(Provide[Container.list_dead_letters])],
+    use_case: Annotated[uc.ListDeadLetters, provided("list_dead_letters")],
 ) -> Response:
     letters = await use_case(job_id)
     head = b'{"job_id":%s,"data":[' % dumps(job_id)
@@ -89,17 +86,21 @@ _STREAM_DOC = {
         "events as newline-delimited JSON (blank lines keep the connection open; the last "
         'line is `{"event": "end", "status": ...}`).',
         "content": {
-            "text/event-stream": {"schema": {
-                "type": "object",
-                "description": "One Server-Sent Event",
-                "properties": {
-                    "id": {"type": "string", "description": "The event's position"},
-                    "event": {"type": "string", "enum": ["message", "end", "error"]},
-                    "data": {"type": "string", "description": "Event JSON, final status, "
-                             "or problem JSON"},
-                    "retry": {"type": "integer"},
-                },
-            }},
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One Server-Sent Event",
+                    "properties": {
+                        "id": {"type": "string", "description": "The event's position"},
+                        "event": {"type": "string", "enum": ["message", "end", "error"]},
+                        "data": {
+                            "type": "string",
+                            "description": "Event JSON, final status, or problem JSON",
+                        },
+                        "retry": {"type": "integer"},
+                    },
+                }
+            },
             NDJSON: {"schema": {"type": "object", "description": "One event per line"}},
         },
     },
@@ -113,13 +114,12 @@ _STREAM_DOC = {
     responses={**_STREAM_DOC, **problems(404, 422)},
     summary="Follow a job's events live",
 )
-@inject
 async def stream_events(
     request: Request,
     job_id: JobId,
-    use_case: Annotated[uc.StreamEvents, Depends(Provide[Container.stream_events])],
-    settings: Annotated[Settings, Depends(Provide[Container.settings])],
-    telemetry: Annotated[PrometheusTelemetry, Depends(Provide[Container.telemetry])],
+    use_case: Annotated[uc.StreamEvents, provided("stream_events")],
+    settings: Annotated[Settings, provided("settings")],
+    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
     follow: Annotated[bool, Query(description="false: send the history and close")] = True,
     type: Annotated[str | None, Query(max_length=128)] = None,
     last_event_id: Annotated[

@@ -4,16 +4,15 @@ import hashlib
 from typing import Annotated, Literal
 
 import orjson
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from mn_api.application import use_cases as uc
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases._control import JobControl
-from mn_api.container import Container
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
+from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
@@ -57,13 +56,12 @@ StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "f
     responses={**problems(400, 404, 409, 413, 422, 429), 201: {"links": JOB_LINKS}},
     summary="Submit a job",
 )
-@inject
 async def submit_job(
     request: Request,
     body: Annotated[m.SubmitJobRequest, Body()],
     caller: AuthDep,
-    use_case: Annotated[uc.SubmitJob, Depends(Provide[Container.submit_job])],
-    idempotency: Annotated[Idempotency, Depends(Provide[Container.idempotency])],
+    use_case: Annotated[uc.SubmitJob, provided("submit_job")],
+    idempotency: Annotated[Idempotency, provided("idempotency")],
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Run a manifest (as text or object) with its payloads, or an uploaded bundle.
@@ -100,9 +98,8 @@ async def submit_job(
 
 
 @router.get("", response_model=m.JobList, responses=problems(422), summary="List jobs")
-@inject
 async def list_jobs(
-    use_case: Annotated[uc.ListJobs, Depends(Provide[Container.list_jobs])],
+    use_case: Annotated[uc.ListJobs, provided("list_jobs")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     include_terminal: bool = True,
     status: StatusFilter | None = None,
@@ -121,9 +118,8 @@ async def _clear(use_case: uc.ClearJobs) -> Response:
 
 
 @router.delete("", response_model=m.ClearJobsResponse, summary="Clear finished jobs")
-@inject
 async def clear_jobs(
-    use_case: Annotated[uc.ClearJobs, Depends(Provide[Container.clear_jobs])],
+    use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
 ) -> Response:
     """Removes every job in a terminal status."""
     return await _clear(use_case)
@@ -135,9 +131,8 @@ async def clear_jobs(
     deprecated=True,
     summary="Clear finished jobs (older clients)",
 )
-@inject
 async def clear_jobs_post(
-    use_case: Annotated[uc.ClearJobs, Depends(Provide[Container.clear_jobs])],
+    use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
 ) -> Response:
     return await _clear(use_case)
 
@@ -145,10 +140,7 @@ async def clear_jobs_post(
 @router.get(
     "/{job_id}", response_model=m.JobDetails, responses=NOT_FOUND, summary="A job's details"
 )
-@inject
-async def get_job(
-    job_id: JobId, use_case: Annotated[uc.GetJob, Depends(Provide[Container.get_job])]
-) -> Response:
+async def get_job(job_id: JobId, use_case: Annotated[uc.GetJob, provided("get_job")]) -> Response:
     return json_response(await use_case(job_id))
 
 
@@ -158,9 +150,8 @@ async def get_job(
     responses=NOT_FOUND,
     summary="A job's agent graph",
 )
-@inject
 async def get_graph(
-    job_id: JobId, use_case: Annotated[uc.GetJobGraph, Depends(Provide[Container.get_job_graph])]
+    job_id: JobId, use_case: Annotated[uc.GetJobGraph, provided("get_job_graph")]
 ) -> Response:
     """Agents from the job, its manifest and its events; edges counted from messages."""
     return json_response(await use_case(job_id))
@@ -173,9 +164,8 @@ async def get_graph(
     deprecated=True,
     summary="A job's agent graph (older clients)",
 )
-@inject
 async def get_agent_graph(
-    job_id: JobId, use_case: Annotated[uc.GetJobGraph, Depends(Provide[Container.get_job_graph])]
+    job_id: JobId, use_case: Annotated[uc.GetJobGraph, provided("get_job_graph")]
 ) -> Response:
     return json_response(await use_case(job_id))
 
@@ -187,11 +177,10 @@ async def get_agent_graph(
     responses=problems(404, 409, 422),
     summary="Deliver a dead letter again",
 )
-@inject
 async def replay_dead_letter(
     job_id: JobId,
     index: Annotated[int, Path(ge=0, le=2**31 - 1)],
-    use_case: Annotated[uc.ReplayDeadLetter, Depends(Provide[Container.replay_dead_letter])],
+    use_case: Annotated[uc.ReplayDeadLetter, provided("replay_dead_letter")],
 ) -> Response:
     result = await use_case(job_id, index)
     return json_response(
@@ -220,9 +209,8 @@ CONTROL = problems(404, 409, 422)
     responses=CONTROL,
     summary="Cancel a job",
 )
-@inject
 async def cancel_job(
-    job_id: JobId, use_case: Annotated[uc.CancelJob, Depends(Provide[Container.cancel_job])]
+    job_id: JobId, use_case: Annotated[uc.CancelJob, provided("cancel_job")]
 ) -> Response:
     return await _control(use_case, job_id)
 
@@ -230,9 +218,8 @@ async def cancel_job(
 @router.post(
     "/{job_id}/pause", response_model=m.JobActionResponse, responses=CONTROL, summary="Pause a job"
 )
-@inject
 async def pause_job(
-    job_id: JobId, use_case: Annotated[uc.PauseJob, Depends(Provide[Container.pause_job])]
+    job_id: JobId, use_case: Annotated[uc.PauseJob, provided("pause_job")]
 ) -> Response:
     return await _control(use_case, job_id)
 
@@ -243,9 +230,8 @@ async def pause_job(
     responses=CONTROL,
     summary="Resume a paused job",
 )
-@inject
 async def resume_job(
-    job_id: JobId, use_case: Annotated[uc.ResumeJob, Depends(Provide[Container.resume_job])]
+    job_id: JobId, use_case: Annotated[uc.ResumeJob, provided("resume_job")]
 ) -> Response:
     return await _control(use_case, job_id)
 
@@ -265,8 +251,7 @@ colon_router = APIRouter(
     deprecated=True,
     summary="Clear finished jobs (older clients)",
 )
-@inject
 async def clear_jobs_colon(
-    use_case: Annotated[uc.ClearJobs, Depends(Provide[Container.clear_jobs])],
+    use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
 ) -> Response:
     return await _clear(use_case)

@@ -2,16 +2,15 @@
 
 from typing import Annotated
 
-from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends
 from starlette.responses import PlainTextResponse, Response
 
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application.use_cases import CheckReadiness, GetRuntimeMetrics, GetSystemSummary
 from mn_api.config import Settings
-from mn_api.container import Container
 from mn_api.domain.errors import DomainError
 from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.models import (
     HealthResponse,
     ReadyResponse,
@@ -32,8 +31,7 @@ router = APIRouter(
 
 
 @public.get("/health", response_model=HealthResponse, summary="Is the gateway up")
-@inject
-async def health(settings: Annotated[Settings, Depends(Provide[Container.settings])]) -> Response:
+async def health(settings: Annotated[Settings, provided("settings")]) -> Response:
     """Answers without calling the runtime."""
     return json_response(
         {"status": "ok", "auth": "enabled" if settings.auth_enabled else "disabled"}
@@ -46,9 +44,8 @@ async def health(settings: Annotated[Settings, Depends(Provide[Container.setting
     summary="Does the runtime answer",
     responses=problems(503),
 )
-@inject
 async def ready(
-    check: Annotated[CheckReadiness, Depends(Provide[Container.check_readiness])],
+    check: Annotated[CheckReadiness, provided("check_readiness")],
 ) -> Response:
     try:
         await check()
@@ -68,9 +65,8 @@ async def ready(
     responses=problems(*RUNTIME_ERRORS),
     summary="The runtime's nodes and executor pools",
 )
-@inject
 async def system_summary(
-    use_case: Annotated[GetSystemSummary, Depends(Provide[Container.get_system_summary])],
+    use_case: Annotated[GetSystemSummary, provided("get_system_summary")],
 ) -> Response:
     return json_response(await use_case())
 
@@ -81,9 +77,8 @@ async def system_summary(
     responses=problems(*RUNTIME_ERRORS),
     summary="Runtime metrics",
 )
-@inject
 async def runtime_metrics(
-    use_case: Annotated[GetRuntimeMetrics, Depends(Provide[Container.get_runtime_metrics])],
+    use_case: Annotated[GetRuntimeMetrics, provided("get_runtime_metrics")],
 ) -> Response:
     return json_response(await use_case())
 
@@ -100,8 +95,7 @@ exposition = APIRouter(
     summary="The gateway's own metrics (Prometheus exposition format)",
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-@inject
 async def prometheus_metrics(
-    telemetry: Annotated[PrometheusTelemetry, Depends(Provide[Container.telemetry])],
+    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
 ) -> Response:
     return Response(telemetry.exposition(), media_type=telemetry.content_type)
