@@ -22,6 +22,15 @@ from mn_api.adapters.grpc.protos import (
     observability_pb2_grpc,
 )
 
+MANIFEST = json.dumps(
+    {
+        "manifest_version": "1",
+        "graph_id": "bench",
+        "nodes": [{"node_id": "a", "agent_type": "sensor"}],
+        "entrypoints": ["a"],
+    }
+)
+
 
 async def run(target: str, job_id: str, seconds: float, concurrency: int, rpc: str) -> dict:
     async with grpc.aio.insecure_channel(target) as channel:
@@ -35,6 +44,8 @@ async def run(target: str, job_id: str, seconds: float, concurrency: int, rpc: s
             while time.perf_counter() < deadline:
                 if rpc == "getjob":
                     await jobs.GetJob(job_pb2.GetJobRequest(job_id=job_id))
+                elif rpc == "submit":
+                    await jobs.SubmitJob(job_pb2.SubmitJobRequest(manifest_json=MANIFEST))
                 else:
                     request = observability_pb2.StreamEventsRequest(job_id=job_id)
                     async for _ in streams.StreamEvents(request):
@@ -53,7 +64,7 @@ def main() -> None:
     parser.add_argument("job_id")
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--rpc", choices=["getjob", "stream"], default="getjob")
+    parser.add_argument("--rpc", choices=["getjob", "stream", "submit"], default="getjob")
     args = parser.parse_args()
     result = asyncio.run(run(args.target, args.job_id, args.seconds, args.concurrency, args.rpc))
     print(json.dumps(result))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 
@@ -35,6 +37,17 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _stop_listener() -> None:
+    """Write out what is still queued and stop the writer thread (safe to call twice)."""
+    global _listener
+    if _listener is not None:
+        listener, _listener = _listener, None
+        listener.stop()
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
@@ -62,9 +75,18 @@ def configure_logging(settings: Settings) -> None:
         root.removeHandler(old)
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(RequestIdFilter())
-        root.addHandler(handler)
+    # Requests only hand their records to a queue; a thread formats and writes them, so
+    # a slow disk or a log rotation never holds up the event loop.
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    front = logging.handlers.QueueHandler(records)
+    front.addFilter(RequestIdFilter())  # runs in the request's context, where the id is
+    root.addHandler(front)
     root.setLevel(settings.log_level)
+    global _listener
+    _stop_listener()
+    _listener = logging.handlers.QueueListener(records, *handlers)
+    _listener.start()
+    atexit.register(_stop_listener)
     # Uvicorn's own access log would repeat ours without the request id.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from mn_api.config import Settings
+from mn_api.entrypoints import logging_setup
 from mn_api.entrypoints.logging_setup import JsonFormatter, RequestIdFilter, configure_logging
 from tests.support import pipeline_manifest
 
@@ -75,9 +76,13 @@ def test_log_file_falls_back_to_stderr_when_unwritable(tmp_path, capsys) -> None
     saved = list(root.handlers), root.level
     try:
         configure_logging(settings)
-        assert all(not isinstance(h, logging.FileHandler) for h in root.handlers)
+        listener = logging_setup._listener
+        assert listener is not None
+        writers = listener.handlers
+        assert writers and all(not isinstance(h, logging.FileHandler) for h in writers)
         logging.getLogger("mn_api").info("still logging")
     finally:
+        logging_setup._stop_listener()  # writes out what is still queued
         root.handlers[:] = saved[0]
         root.setLevel(saved[1])
     assert "still logging" in capsys.readouterr().err
