@@ -116,6 +116,8 @@ class InMemoryRuntime(RuntimePort):
         self._max_inflight = max_inflight_per_job
         self._jobs: dict[str, _Job] = {}
         self._active: dict[str, _Job] = {}
+        # Finished jobs in the order they finished: the first to go when the cap is reached.
+        self._finished: dict[str, None] = {}
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
 
@@ -173,6 +175,10 @@ class InMemoryRuntime(RuntimePort):
     def _set_status(self, job: _Job, status: JobStatus) -> None:
         job.status = status
         job.details = None
+        if status.is_terminal:
+            self._finished[job.job_id] = None
+        else:
+            self._finished.pop(job.job_id, None)
         if status.is_terminal or status is JobStatus.PAUSED:
             self._active.pop(job.job_id, None)
         else:
@@ -410,10 +416,9 @@ class InMemoryRuntime(RuntimePort):
         return JobAck(job.job_id, job.status.value)
 
     def _evict(self) -> None:
-        excess = len(self._jobs) - self._max_jobs
-        if excess <= 0:
-            return
-        for job_id in [j.job_id for j in self._jobs.values() if j.status.is_terminal][:excess]:
+        while len(self._jobs) > self._max_jobs and self._finished:
+            job_id = next(iter(self._finished))
+            del self._finished[job_id]
             del self._jobs[job_id]
 
     async def get_job(self, job_id: str) -> JsonDocument:
@@ -522,9 +527,10 @@ class InMemoryRuntime(RuntimePort):
         return JobAck(job_id, job.status.value)
 
     async def clear_jobs(self) -> int:
-        gone = [job_id for job_id, job in self._jobs.items() if job.status.is_terminal]
+        gone = list(self._finished)
         for job_id in gone:
             del self._jobs[job_id]
+        self._finished.clear()
         return len(gone)
 
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
