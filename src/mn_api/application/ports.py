@@ -100,7 +100,8 @@ class BundleContents:
 
 
 class BundleStore(ABC):
-    """Where uploaded bundles are checked, unpacked and kept until they expire."""
+    """Where uploaded bundles are checked, unpacked and kept until they expire; expired
+    bundles are removed by the store itself."""
 
     @abstractmethod
     async def save(self, archive: BinaryIO) -> StoredBundle:
@@ -109,10 +110,6 @@ class BundleStore(ABC):
     @abstractmethod
     async def load(self, bundle_id: str) -> BundleContents:
         """The manifest and payloads of a stored bundle; BundleNotFoundError when gone."""
-
-    @abstractmethod
-    async def purge_expired(self) -> int:
-        """Delete bundles older than their time to live; answers how many went."""
 
 
 class ManifestSource(ABC):

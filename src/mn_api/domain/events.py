@@ -21,9 +21,6 @@ JOB_CANCELLED = "job_cancelled"
 AGENT_MESSAGE_RECEIVED = "agent_message_received"
 DEAD_LETTER = "dead_letter"
 DEAD_LETTER_REPLAYED = "dead_letter_replayed"
-AGENT_RECOVERY_STARTED = "agent_recovery_started"
-AGENT_RECOVERED = "agent_recovered"
-SANDBOX_JOB_COMPLETED = "sandbox_job_completed"
 
 TERMINAL_EVENT_STATUS = {
     JOB_COMPLETED: "completed",

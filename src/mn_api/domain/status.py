@@ -22,7 +22,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-ALL_STATUSES = tuple(s.value for s in JobStatus)
 
 
 class JobAction(StrEnum):

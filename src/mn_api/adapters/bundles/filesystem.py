@@ -57,9 +57,6 @@ class FilesystemBundleStore(BundleStore):
     async def load(self, bundle_id: str) -> BundleContents:
         return await asyncio.to_thread(self._load, bundle_id)
 
-    async def purge_expired(self) -> int:
-        return await asyncio.to_thread(self._purge)
-
     # -- worker-thread side ----------------------------------------------------------
 
     def _save(self, archive: BinaryIO) -> StoredBundle:

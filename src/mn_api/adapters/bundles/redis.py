@@ -72,6 +72,3 @@ class RedisBundleStore(BundleStore):
             if name.startswith(_PAYLOAD)
         }
         return BundleContents(fields[_MANIFEST].decode(), dict(sorted(payloads.items())))
-
-    async def purge_expired(self) -> int:
-        return 0  # Redis expires bundles by itself
