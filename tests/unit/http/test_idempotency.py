@@ -133,8 +133,10 @@ class SlowRuntime(InMemoryRuntime):
     def __init__(self) -> None:
         super().__init__(auto_run=False)
         self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
 
     async def submit_job(self, manifest_json: str, payloads) -> JobAck:
+        self.entered.set()
         await self.gate.wait()
         return await super().submit_job(manifest_json, payloads)
 
@@ -157,7 +159,7 @@ async def test_a_request_still_in_flight_makes_the_second_409(two_callers: tuple
     headers = {"Authorization": "Bearer alice", "Idempotency-Key": "slow"}
     body = {"manifest": pipeline_manifest()}
     first = asyncio.create_task(client.post(f"{API}/jobs", json=body, headers=headers))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(runtime.entered.wait(), 10)  # the first one holds the key now
     second = await client.post(f"{API}/jobs", json=body, headers=headers)
     assert second.status_code == 409
     assert second.json()["error"] == "idempotency_key_in_flight"
