@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+from contextlib import asynccontextmanager
 from typing import Any
 
 EPOCH = 1_764_000_000.0
@@ -119,18 +120,9 @@ class FakeCoreProcess:
         self.process.send_signal(signum)
 
     def stop(self) -> int | None:
-        import subprocess
-
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        code, self.process = self.process.returncode, None
+        code, self.process = terminate(self.process), None
         return code
 
 
@@ -195,15 +187,8 @@ class GatewayProcess:
         return self
 
     def stop(self) -> None:
-        import subprocess
-
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process)
             self.process = None
         if self.core is not None:
             self.core.stop()
@@ -339,3 +324,36 @@ def render(url: str, workdir, *, budget_ms: int = 15000) -> tuple[str, list[str]
         and event.get("params", {}).get("network_isolation_key", "").startswith("http://127.0.0.1")
     ]
     return result.stdout, page_requests
+
+
+def terminate(process, within: float = 15) -> int:
+    """Stop a child process politely (SIGTERM), forcefully if it will not; its exit code."""
+    import subprocess
+
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@asynccontextmanager
+async def asgi_client(settings, runtime, *, raise_app_exceptions: bool = True):
+    """An httpx client for an app built by create_app() around `settings` and `runtime`."""
+    import httpx
+    from dependency_injector import providers
+
+    from mn_api.container import Container
+    from mn_api.entrypoints.http import create_app
+
+    container = Container()
+    container.settings.override(providers.Object(settings))
+    container.runtime.override(providers.Object(runtime))
+    transport = httpx.ASGITransport(
+        app=create_app(container), raise_app_exceptions=raise_app_exceptions
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+        yield client

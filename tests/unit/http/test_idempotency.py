@@ -7,13 +7,10 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from dependency_injector import providers
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import JobAck
-from mn_api.container import Container
-from mn_api.entrypoints.http import create_app
-from tests.support import make_zip, pipeline_manifest
+from tests.support import asgi_client, make_zip, pipeline_manifest
 
 API = "/api/v1"
 
@@ -144,13 +141,7 @@ class SlowRuntime(InMemoryRuntime):
 @pytest.fixture
 async def two_callers(settings_factory: Callable) -> AsyncIterator[tuple]:
     runtime = SlowRuntime()
-    container = Container()
-    container.settings.override(providers.Object(settings_factory(api_token="alice,bob")))
-    container.runtime.override(providers.Object(runtime))
-    app = create_app(container)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with asgi_client(settings_factory(api_token="alice,bob"), runtime) as client:
         yield client, runtime
 
 
@@ -185,15 +176,8 @@ async def test_keys_are_scoped_to_the_caller(two_callers: tuple) -> None:
 
 @pytest.fixture
 async def limited(settings_factory: Callable, memory_runtime) -> AsyncIterator[httpx.AsyncClient]:
-    container = Container()
-    container.settings.override(
-        providers.Object(settings_factory(api_token="alice,bob", rate_limit="3/minute"))
-    )
-    container.runtime.override(providers.Object(memory_runtime))
-    app = create_app(container)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    settings = settings_factory(api_token="alice,bob", rate_limit="3/minute")
+    async with asgi_client(settings, memory_runtime) as client:
         yield client
 
 

@@ -10,7 +10,7 @@ import pytest
 from mn_api.config import Settings
 from mn_api.entrypoints import logging_setup
 from mn_api.entrypoints.logging_setup import JsonFormatter, RequestIdFilter, configure_logging
-from tests.support import pipeline_manifest
+from tests.support import asgi_client, pipeline_manifest
 
 API = "/api/v1"
 
@@ -42,19 +42,8 @@ async def test_one_access_line_per_request_with_route_template(
 async def test_tokens_payloads_and_manifests_stay_out_of_logs(
     settings_factory, memory_runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from dependency_injector import providers
-
-    from mn_api.container import Container
-    from mn_api.entrypoints.http import create_app
-
     caplog.set_level(logging.DEBUG)
-    container = Container()
-    container.settings.override(providers.Object(settings_factory(api_token="sekrit-token")))
-    container.runtime.override(providers.Object(memory_runtime))
-    app = create_app(container)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with asgi_client(settings_factory(api_token="sekrit-token"), memory_runtime) as client:
         manifest = pipeline_manifest()
         manifest["job_name"] = "manifest-marker"
         await client.post(

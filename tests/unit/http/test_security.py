@@ -6,12 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from dependency_injector import providers
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
-from mn_api.container import Container
-from mn_api.entrypoints.http import create_app
-from tests.support import pipeline_manifest
+from tests.support import asgi_client, pipeline_manifest
 
 API = "/api/v1"
 
@@ -20,22 +17,13 @@ API = "/api/v1"
 async def secured(
     settings_factory: Callable, memory_runtime: InMemoryRuntime
 ) -> AsyncIterator[httpx.AsyncClient]:
-    container = Container()
-    container.settings.override(
-        providers.Object(
-            settings_factory(
-                api_token="admin-one,admin-two",
-                read_tokens_raw="reader",
-                request_size_limit_bytes=2048,
-                cors_allow_origins_raw="https://ui.example",
-            )
-        )
+    settings = settings_factory(
+        api_token="admin-one,admin-two",
+        read_tokens_raw="reader",
+        request_size_limit_bytes=2048,
+        cors_allow_origins_raw="https://ui.example",
     )
-    container.runtime.override(providers.Object(memory_runtime))
-    app = create_app(container)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
+    async with asgi_client(settings, memory_runtime) as client:
         yield client
 
 

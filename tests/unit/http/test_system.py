@@ -7,13 +7,14 @@ from collections.abc import Callable
 import httpx
 import orjson
 import pytest
-from dependency_injector import providers
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.config import Settings
 from mn_api.container import Container
 from mn_api.domain import errors as e
 from mn_api.domain.documents import JsonDocument
 from mn_api.entrypoints.http import create_app
+from tests.support import asgi_client
 
 API = "/api/v1"
 
@@ -45,12 +46,6 @@ class MeteredRuntime(InMemoryRuntime):
         return JsonDocument(
             orjson.dumps({"nodes": [], "jobs": [], "metrics": {"custom": 7}}), orjson.loads
         )
-
-
-async def _client_for(container: Container, runtime: InMemoryRuntime) -> httpx.AsyncClient:
-    container.runtime.override(providers.Object(runtime))
-    app = create_app(container)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
 
 async def test_health_is_public_and_says_whether_auth_is_on(client: httpx.AsyncClient) -> None:
@@ -87,8 +82,8 @@ async def test_summary_and_metrics_fallback(
     }
 
 
-async def test_metrics_come_from_the_core_when_it_has_them(container: Container) -> None:
-    async with await _client_for(container, MeteredRuntime(auto_run=False)) as client:
+async def test_metrics_come_from_the_core_when_it_has_them(settings: Settings) -> None:
+    async with asgi_client(settings, MeteredRuntime(auto_run=False)) as client:
         assert (await client.get(f"{API}/metrics")).json() == {"custom": 7}
 
 
@@ -110,9 +105,9 @@ async def test_metrics_come_from_the_core_when_it_has_them(container: Container)
     ],
 )
 async def test_runtime_failures_map_to_problems(
-    container: Container, error: e.DomainError, status: int, code: str, retry_after: bool
+    settings: Settings, error: e.DomainError, status: int, code: str, retry_after: bool
 ) -> None:
-    async with await _client_for(container, UnreachableRuntime(error)) as client:
+    async with asgi_client(settings, UnreachableRuntime(error)) as client:
         response = await client.get(f"{API}/jobs/some-job")
         assert response.status_code == status
         body = response.json()
@@ -121,22 +116,20 @@ async def test_runtime_failures_map_to_problems(
         assert (await client.get(f"{API}/health")).status_code == 200
 
 
-async def test_ready_is_503_when_the_runtime_does_not_answer(container: Container) -> None:
+async def test_ready_is_503_when_the_runtime_does_not_answer(settings: Settings) -> None:
     runtime = UnreachableRuntime(e.RuntimeUnavailableError("connection refused"))
-    async with await _client_for(container, runtime) as client:
+    async with asgi_client(settings, runtime) as client:
         response = await client.get(f"{API}/ready")
         assert response.status_code == 503 and response.json()["error"] == "not_ready"
 
 
-async def test_unexpected_errors_hide_their_details(container: Container) -> None:
+async def test_unexpected_errors_hide_their_details(settings: Settings) -> None:
     class Broken(InMemoryRuntime):
         async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
             raise KeyError("/secret/server/path")
 
-    container.runtime.override(providers.Object(Broken(auto_run=False)))
-    app = create_app(container)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    runtime = Broken(auto_run=False)
+    async with asgi_client(settings, runtime, raise_app_exceptions=False) as client:
         response = await client.get(f"{API}/jobs")
     assert response.status_code == 500
     assert response.json()["error"] == "internal_error"
