@@ -341,8 +341,14 @@ def terminate(process, within: float = 15) -> int:
 
 
 @asynccontextmanager
-async def asgi_client(settings, runtime, *, raise_app_exceptions: bool = True):
-    """An httpx client for an app built by create_app() around `settings` and `runtime`."""
+async def asgi_client(
+    settings, runtime, *, raise_app_exceptions: bool = True, lifespan: bool = False, **overrides
+):
+    """An httpx client for an app built by create_app() around `settings` and `runtime`
+    (and any other container providers named in `overrides`); with `lifespan`, the app's
+    startup and shutdown run around the client, as a server would run them."""
+    from contextlib import AsyncExitStack
+
     import httpx
     from dependency_injector import providers
 
@@ -352,8 +358,101 @@ async def asgi_client(settings, runtime, *, raise_app_exceptions: bool = True):
     container = Container()
     container.settings.override(providers.Object(settings))
     container.runtime.override(providers.Object(runtime))
-    transport = httpx.ASGITransport(
-        app=create_app(container), raise_app_exceptions=raise_app_exceptions
-    )
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
-        yield client
+    for name, value in overrides.items():
+        getattr(container, name).override(providers.Object(value))
+    app = create_app(container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    async with AsyncExitStack() as stack:
+        if lifespan:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
+        yield await stack.enter_async_context(client)
+
+
+class WebhookReceiver:
+    """A webhook receiver on 127.0.0.1 that checks signatures as the README tells
+    receivers to, and answers `fail_first` failures (500) for each delivery id first."""
+
+    def __init__(self, secret: str, *, fail_first: int = 0, status: int = 204) -> None:
+        self.secret = secret
+        self.fail_first = fail_first
+        self.status = status
+        self.requests: list[dict[str, Any]] = []
+        self.accepted: list[dict[str, Any]] = []
+        self._server: Any = None
+
+    def verify(self, headers: Any, body: bytes, tolerance: float = 300) -> bool:
+        import hashlib
+        import hmac
+        import time
+
+        timestamp = headers.get("MN-Webhook-Timestamp", "")
+        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
+            return False
+        expected = hmac.new(
+            self.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
+        ).hexdigest()
+        return hmac.compare_digest(headers.get("MN-Webhook-Signature", ""), f"v1={expected}")
+
+    def start(self) -> WebhookReceiver:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                record = {
+                    "path": self.path,
+                    "headers": dict(self.headers.items()),
+                    "body": json.loads(body),
+                    "verified": receiver.verify(self.headers, body),
+                }
+                ident = self.headers.get("MN-Webhook-Id")
+                tries = sum(1 for r in receiver.requests if r["headers"].get("MN-Webhook-Id") == ident)
+                receiver.requests.append(record)
+                status = 500 if tries < receiver.fail_first else receiver.status
+                if status < 300 and record["verified"]:
+                    receiver.accepted.append(record)
+                elif not record["verified"]:
+                    status = 401
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/hooks"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+async def eventually(check, within: float = 15.0, every: float = 0.05):
+    """Wait until `check()` (sync or async) gives a truthy value; that value."""
+    import asyncio
+    import inspect
+    import time
+
+    deadline = time.monotonic() + within
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {within} s")
+        await asyncio.sleep(every)

@@ -10,6 +10,9 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mn_api.domain.errors import WebhookUrlNotAllowedError
+from mn_api.domain.webhooks import SUBSCRIBABLE_EVENTS, UrlPolicy
+
 _RATE = re.compile(
     r"^\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?$", re.IGNORECASE
 )
@@ -73,6 +76,34 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias="MN_REDIS_URL")
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
 
+    webhook_allowed_hosts_raw: str | None = Field(
+        None, validation_alias="MN_API_WEBHOOK_ALLOWED_HOSTS"
+    )
+    webhook_insecure_hosts_raw: str | None = Field(
+        None, validation_alias="MN_API_WEBHOOK_INSECURE_HOSTS"
+    )
+    webhook_urls_raw: str | None = Field(None, validation_alias="MN_API_WEBHOOK_URLS")
+    webhook_events_raw: str | None = Field(None, validation_alias="MN_API_WEBHOOK_EVENTS")
+    webhook_secret: str | None = Field(None, validation_alias="MN_API_WEBHOOK_SECRET")
+    webhook_max_attempts: int = Field(
+        8, validation_alias="MN_API_WEBHOOK_MAX_ATTEMPTS", ge=1, le=50
+    )
+    webhook_retry_base_seconds: float = Field(
+        15.0, validation_alias="MN_API_WEBHOOK_RETRY_BASE_SECONDS", gt=0
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, validation_alias="MN_API_WEBHOOK_TIMEOUT_SECONDS", gt=0, le=300
+    )
+    webhook_lease_seconds: float = Field(
+        60.0, validation_alias="MN_API_WEBHOOK_LEASE_SECONDS", gt=0
+    )
+    webhook_poll_seconds: float = Field(
+        1.0, validation_alias="MN_API_WEBHOOK_POLL_SECONDS", gt=0, le=60
+    )
+    webhook_retention_seconds: float = Field(
+        7 * 86400, validation_alias="MN_API_WEBHOOK_RETENTION_SECONDS", gt=0
+    )
+
     @field_validator("grpc_timeout_seconds", mode="before")
     @classmethod
     def _timeout_off(cls, value: Any) -> Any:
@@ -117,6 +148,30 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _webhooks_complete(self) -> Settings:
+        if not self.webhook_allowed_hosts:
+            if self.webhook_urls:
+                raise ValueError("MN_API_WEBHOOK_URLS needs MN_API_WEBHOOK_ALLOWED_HOSTS")
+            return self
+        if not self.webhook_secret or len(self.webhook_secret) < 16:
+            raise ValueError(
+                "MN_API_WEBHOOK_SECRET (16 characters or more) is required once "
+                "MN_API_WEBHOOK_ALLOWED_HOSTS allows any host"
+            )
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError("MN_API_WEBHOOK_LEASE_SECONDS must exceed the webhook timeout")
+        unknown = sorted(set(self.webhook_events) - SUBSCRIBABLE_EVENTS)
+        if unknown:
+            raise ValueError(f"MN_API_WEBHOOK_EVENTS names an unknown event: {unknown[0]}")
+        policy = self.webhook_policy
+        for url in self.webhook_urls:
+            try:
+                policy.check_url(url)
+            except WebhookUrlNotAllowedError as refusal:
+                raise ValueError(f"MN_API_WEBHOOK_URLS: {refusal.detail}") from None
+        return self
+
+    @model_validator(mode="after")
     def _tls_files_exist(self) -> Settings:
         files = {
             "MN_GRPC_TLS_CA_FILE": self.grpc_tls_ca_file,
@@ -148,6 +203,26 @@ class Settings(BaseSettings):
     @property
     def cors_allow_origins(self) -> tuple[str, ...]:
         return _split(self.cors_allow_origins_raw)
+
+    @property
+    def webhook_allowed_hosts(self) -> tuple[str, ...]:
+        return _split(self.webhook_allowed_hosts_raw)
+
+    @property
+    def webhook_insecure_hosts(self) -> tuple[str, ...]:
+        return _split(self.webhook_insecure_hosts_raw)
+
+    @property
+    def webhook_policy(self) -> UrlPolicy:
+        return UrlPolicy.of(self.webhook_allowed_hosts, self.webhook_insecure_hosts)
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        return _split(self.webhook_urls_raw)
+
+    @property
+    def webhook_events(self) -> tuple[str, ...]:
+        return _split(self.webhook_events_raw)
 
     @property
     def grpc_target(self) -> str:

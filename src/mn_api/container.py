@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from pathlib import Path
 
 from dependency_injector import containers, providers
 from redis.asyncio import Redis
 
+from mn_api import __version__
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
 from mn_api.adapters.bundles.redis import RedisBundleStore
 from mn_api.adapters.idempotency.redis import RedisIdempotencyStore
@@ -15,11 +19,22 @@ from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.ratelimit import LimitsRateLimiter, Unlimited
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
+from mn_api.adapters.webhooks.notifier import HttpxNotifier
+from mn_api.adapters.webhooks.redis import RedisWebhookStore
+from mn_api.adapters.webhooks.resolver import SystemResolver
+from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application import use_cases as uc
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.ports import RateLimiter
+from mn_api.application.webhooks import (
+    DeliverySender,
+    WebhookConfig,
+    Webhooks,
+    WebhookWorker,
+)
 from mn_api.config import Settings
 from mn_api.domain.bundle_rules import Limits
+from mn_api.domain.webhooks import DEFAULT_EVENTS
 
 
 def _grpc_runtime(settings: Settings, telemetry: PrometheusTelemetry) -> object:
@@ -44,8 +59,28 @@ def _limits(settings: Settings) -> Limits:
     return Limits(max_files=settings.bundle_max_files, max_bytes=settings.bundle_max_bytes)
 
 
-def _idempotency_file(settings: Settings) -> Path:
-    return Path(settings.bundle_dir) / "idempotency.sqlite3"
+def _state_file(settings: Settings) -> Path:
+    """The SQLite file holding idempotency keys and webhook state on one host."""
+    return Path(settings.bundle_dir) / "state.sqlite3"
+
+
+def _webhook_config(settings: Settings) -> WebhookConfig:
+    return WebhookConfig(
+        policy=settings.webhook_policy,
+        secret=settings.webhook_secret or "",
+        global_urls=settings.webhook_urls,
+        global_events=settings.webhook_events or DEFAULT_EVENTS,
+        max_attempts=settings.webhook_max_attempts,
+        retry_base_seconds=settings.webhook_retry_base_seconds,
+        lease_seconds=settings.webhook_lease_seconds,
+        poll_seconds=settings.webhook_poll_seconds,
+        retention_seconds=settings.webhook_retention_seconds,
+    )
+
+
+def _owner() -> str:
+    """Names this process in the leases it takes on shared webhook state."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class Container(containers.DeclarativeContainer):
@@ -86,7 +121,7 @@ class Container(containers.DeclarativeContainer):
     idempotency_store = providers.Selector(
         shared_state,
         local=providers.Singleton(
-            SqliteIdempotencyStore, path=providers.Callable(_idempotency_file, settings)
+            SqliteIdempotencyStore, path=providers.Callable(_state_file, settings)
         ),
         redis=providers.Singleton(RedisIdempotencyStore, client=redis),
     )
@@ -98,7 +133,59 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     manifest_source = providers.Singleton(FileManifestSource)
 
-    submit_job = providers.Factory(uc.SubmitJob, runtime=runtime, bundles=bundle_store)
+    # Webhooks: subscriptions and deliveries live beside the idempotency keys.
+    webhook_config = providers.Singleton(_webhook_config, settings)
+    webhook_store = providers.Selector(
+        shared_state,
+        local=providers.Singleton(
+            SqliteWebhookStore, path=providers.Callable(_state_file, settings)
+        ),
+        redis=providers.Singleton(RedisWebhookStore, client=redis),
+    )
+    resolver = providers.Singleton(SystemResolver)
+    notifier = providers.Singleton(
+        HttpxNotifier,
+        policy=providers.Callable(lambda s: s.webhook_policy, settings),
+        resolver=resolver,
+        read_timeout=providers.Callable(lambda s: s.webhook_timeout_seconds, settings),
+    )
+    owner = providers.Singleton(_owner)
+    webhooks = providers.Singleton(
+        Webhooks, store=webhook_store, resolver=resolver, config=webhook_config
+    )
+    delivery_sender = providers.Singleton(
+        DeliverySender,
+        store=webhook_store,
+        notifier=notifier,
+        telemetry=telemetry,
+        config=webhook_config,
+        user_agent=f"MirrorNeuron-Webhooks/{__version__}",
+    )
+    webhook_worker = providers.Singleton(
+        WebhookWorker,
+        store=webhook_store,
+        sender=delivery_sender,
+        # The worker's own feed: its heartbeats renew the watch's lease in time.
+        events=providers.Factory(
+            uc.StreamEvents,
+            runtime=runtime,
+            heartbeat_seconds=providers.Callable(lambda c: c.lease_seconds / 4, webhook_config),
+        ),
+        config=webhook_config,
+        owner=owner,
+    )
+    list_webhooks = providers.Factory(uc.ListWebhooks, store=webhook_store, runtime=runtime)
+    redeliver_webhook = providers.Factory(
+        uc.RedeliverWebhook,
+        store=webhook_store,
+        sender=delivery_sender,
+        config=webhook_config,
+        owner=owner,
+    )
+
+    submit_job = providers.Factory(
+        uc.SubmitJob, runtime=runtime, bundles=bundle_store, webhooks=webhooks
+    )
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)
     list_jobs = providers.Factory(uc.ListJobs, runtime=runtime)
     get_job = providers.Factory(uc.GetJob, runtime=runtime)

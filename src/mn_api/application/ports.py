@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.domain.webhooks import Delivery, Subscription, Watch
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,10 @@ class Telemetry(ABC):
     def bundle_uploaded(self, outcome: str, size: int) -> None:
         """One bundle upload ended as `outcome` (`stored` or an error code)."""
 
+    @abstractmethod
+    def webhook_attempt(self, outcome: str, seconds: float) -> None:
+        """One webhook attempt led to `outcome` (delivered, retry, gone, exhausted, refused)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredAnswer:
@@ -182,3 +187,96 @@ class RateLimiter(ABC):
     @abstractmethod
     async def hit(self, caller: str) -> int | None:
         """Count one request; None when allowed, else the seconds to wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What came back from one webhook request: a status code, or an error.
+
+    `refused` means the request was never sent because its address is not allowed.
+    """
+
+    seconds: float
+    status_code: int | None = None
+    error: str | None = None
+    refused: bool = False
+
+
+class Notifier(ABC):
+    """Sends webhook requests (outbound HTTP)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    @abstractmethod
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """POST `body` to `url` once; never raises for what the receiver or network did."""
+
+
+class HostResolver(ABC):
+    @abstractmethod
+    async def resolve(self, host: str, port: int) -> list[str]:
+        """Every address `host` resolves to (empty when it does not resolve)."""
+
+
+class WebhookStore(ABC):
+    """Subscriptions, the jobs being watched for them, and deliveries with their attempts.
+
+    Watches and deliveries are claimed with a lease: a claim is atomic across processes,
+    and whatever a stopped holder had becomes claimable again when its lease runs out.
+    Writes by a holder whose lease was taken over are ignored (they answer False).
+    """
+
+    @abstractmethod
+    async def subscribe(self, subscriptions: Sequence[Subscription], watch: Watch) -> None:
+        """Record a job's subscriptions and start watching it, in one step."""
+
+    @abstractmethod
+    async def subscriptions(self, job_id: str) -> list[Subscription]: ...
+
+    @abstractmethod
+    async def claim_watches(
+        self, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Watch]:
+        """Up to `limit` watches nobody holds (or whose lease ran out), now held by `owner`."""
+
+    @abstractmethod
+    async def advance_watch(self, watch: Watch, owner: str, lease_until: float) -> bool:
+        """Save how far the watch has read and extend its lease; False if it was lost."""
+
+    @abstractmethod
+    async def end_watch(self, job_id: str, owner: str, retry_at: float | None) -> None:
+        """Stop holding a watch: finished for good (`retry_at` None) or to retry later."""
+
+    @abstractmethod
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        """Store new deliveries; one whose id is already stored is left as it is."""
+
+    @abstractmethod
+    async def claim_deliveries(
+        self, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Delivery]:
+        """Up to `limit` pending deliveries due by `now`, now held by `owner`."""
+
+    @abstractmethod
+    async def claim_delivery(
+        self, job_id: str, delivery_id: str, owner: str, now: float, lease_until: float
+    ) -> Delivery:
+        """Hold one delivery whatever its state, to send it again by hand; raises
+        WebhookDeliveryNotFoundError, or WebhookDeliveryBusyError while another holds it."""
+
+    @abstractmethod
+    async def save_delivery(self, delivery: Delivery, owner: str) -> bool:
+        """Write a held delivery back and let go of it; False if the lease was lost."""
+
+    @abstractmethod
+    async def release_delivery(self, delivery_id: str, owner: str) -> None:
+        """Let go of a held delivery unchanged, so it can be claimed at once."""
+
+    @abstractmethod
+    async def deliveries(self, job_id: str) -> list[Delivery]:
+        """The job's deliveries, in the order of the events they tell."""
+
+    @abstractmethod
+    async def purge(self, before: float) -> None:
+        """Forget finished deliveries and watches last changed before `before`."""

@@ -119,3 +119,16 @@ class RateLimitedError(DomainError):
     def __init__(self, retry_after_seconds: int) -> None:
         super().__init__("too many requests; slow down")
         self.retry_after_seconds = retry_after_seconds
+
+
+class WebhookUrlNotAllowedError(DomainError):
+    """A webhook URL the gateway refuses to call; `detail` says why."""
+
+
+class WebhookDeliveryNotFoundError(DomainError):
+    def __init__(self, job_id: str, delivery_id: str) -> None:
+        super().__init__(f"job {job_id!r} has no webhook delivery {delivery_id!r}")
+
+
+class WebhookDeliveryBusyError(DomainError):
+    """The delivery is being sent right now (by this gateway or another replica)."""

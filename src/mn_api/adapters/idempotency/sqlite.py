@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
+from mn_api.adapters.sqlite import SqliteDatabase
 from mn_api.application.ports import Claim, IdempotencyStore, StoredAnswer
-from mn_api.domain.errors import SharedStateUnavailableError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -29,64 +27,33 @@ class SqliteIdempotencyStore(IdempotencyStore):
     racing on one key cannot both win."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
-        self._path = Path(path)
+        self._db = SqliteDatabase(path, _SCHEMA, "idempotency store")
         self._clock = clock
-        self._local = threading.local()
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = sqlite3.connect(self._path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(_SCHEMA)
-            self._local.db = db
-        return db
-
-    async def _run(self, work: Callable[[sqlite3.Connection], object]) -> object:
-        def call() -> object:
-            try:
-                return work(self._db())
-            except sqlite3.Error as err:
-                raise SharedStateUnavailableError("the idempotency store cannot be used") from err
-
-        return await asyncio.to_thread(call)
 
     async def claim(self, key: str, fingerprint: str, lease_seconds: float) -> Claim:
         now = self._clock()
 
         def work(db: sqlite3.Connection) -> Claim:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute("DELETE FROM idempotency WHERE key = ? AND expires_at <= ?", (key, now))
-                inserted = db.execute(
-                    "INSERT OR IGNORE INTO idempotency (key, fingerprint, answer, expires_at) "
-                    "VALUES (?, ?, NULL, ?)",
-                    (key, fingerprint, now + lease_seconds),
-                ).rowcount
-                row = (
-                    None
-                    if inserted
-                    else db.execute(
-                        "SELECT fingerprint, answer FROM idempotency WHERE key = ?", (key,)
-                    ).fetchone()
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            if row is None:
+            db.execute("DELETE FROM idempotency WHERE key = ? AND expires_at <= ?", (key, now))
+            inserted = db.execute(
+                "INSERT OR IGNORE INTO idempotency (key, fingerprint, answer, expires_at) "
+                "VALUES (?, ?, NULL, ?)",
+                (key, fingerprint, now + lease_seconds),
+            ).rowcount
+            if inserted:
                 return Claim(won=True, fingerprint=fingerprint)
+            row = db.execute(
+                "SELECT fingerprint, answer FROM idempotency WHERE key = ?", (key,)
+            ).fetchone()
             return Claim(won=False, fingerprint=row[0], answer=_decode(row[1]))
 
-        return await self._run(work)  # type: ignore[return-value]
+        return await self._db.transaction(work)
 
     async def complete(
         self, key: str, fingerprint: str, answer: StoredAnswer, ttl_seconds: float
     ) -> None:
         expires = self._clock() + ttl_seconds
-        await self._run(
+        await self._db.run(
             lambda db: db.execute(
                 "UPDATE idempotency SET answer = ?, expires_at = ? WHERE key = ?",
                 (_encode(answer), expires, key),
@@ -94,7 +61,7 @@ class SqliteIdempotencyStore(IdempotencyStore):
         )
 
     async def release(self, key: str) -> None:
-        await self._run(
+        await self._db.run(
             lambda db: db.execute(
                 "DELETE FROM idempotency WHERE key = ? AND answer IS NULL", (key,)
             )

@@ -73,6 +73,18 @@ class PrometheusTelemetry(Telemetry):
         self.upload_bytes = Counter(
             "mn_api_bundle_upload_bytes", "Bytes unpacked from stored bundles", registry=r
         )
+        self.webhook_attempts = Counter(
+            "mn_api_webhook_deliveries",
+            "Webhook delivery attempts, by outcome (delivered, retry, gone, exhausted, refused)",
+            ["outcome"],
+            registry=r,
+        )
+        self.webhook_seconds = Histogram(
+            "mn_api_webhook_attempt_duration_seconds",
+            "Time receivers took to answer webhook attempts",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -92,6 +104,10 @@ class PrometheusTelemetry(Telemetry):
         self.uploads.labels(outcome).inc()
         if size:
             self.upload_bytes.inc(size)
+
+    def webhook_attempt(self, outcome: str, seconds: float) -> None:
+        self.webhook_attempts.labels(outcome).inc()
+        self.webhook_seconds.observe(seconds)
 
     def exposition(self) -> bytes:
         folder = os.environ.get(MULTIPROCESS_DIR)

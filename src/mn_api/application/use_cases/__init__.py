@@ -10,7 +10,9 @@ from mn_api.application.use_cases.get_system_summary import GetSystemSummary
 from mn_api.application.use_cases.list_dead_letters import ListDeadLetters
 from mn_api.application.use_cases.list_events import EventPage, ListEvents
 from mn_api.application.use_cases.list_jobs import ListJobs
+from mn_api.application.use_cases.list_webhooks import JobWebhooks, ListWebhooks
 from mn_api.application.use_cases.pause_job import PauseJob
+from mn_api.application.use_cases.redeliver_webhook import RedeliverWebhook
 from mn_api.application.use_cases.replay_dead_letter import ReplayDeadLetter, ReplayResult
 from mn_api.application.use_cases.resume_job import ResumeJob
 from mn_api.application.use_cases.stream_events import FeedItem, StreamEnd, StreamEvents
@@ -28,10 +30,13 @@ __all__ = [
     "GetJobGraph",
     "GetRuntimeMetrics",
     "GetSystemSummary",
+    "JobWebhooks",
     "ListDeadLetters",
     "ListEvents",
     "ListJobs",
+    "ListWebhooks",
     "PauseJob",
+    "RedeliverWebhook",
     "ReplayDeadLetter",
     "ReplayResult",
     "ResumeJob",

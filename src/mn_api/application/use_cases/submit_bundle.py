@@ -7,6 +7,8 @@ from typing import BinaryIO
 
 from mn_api.application.ports import BundleStore, JobAck, StoredBundle
 from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
+from mn_api.application.webhooks import WebhookRequest
+from mn_api.domain.errors import RequestValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,9 +22,18 @@ class SubmitBundle:
         self._bundles = bundles
         self._submit_job = submit_job
 
-    async def __call__(self, archive: BinaryIO, *, submit: bool) -> BundleUpload:
+    async def __call__(
+        self, archive: BinaryIO, *, submit: bool, webhook: WebhookRequest | None = None
+    ) -> BundleUpload:
+        if webhook is not None and not submit:
+            raise RequestValidationError(
+                "a webhook needs submit=true: it belongs to the job, not the bundle",
+                [{"loc": ["body", "webhook"], "msg": "only allowed with submit=true"}],
+            )
         bundle = await self._bundles.save(archive)
         job = None
         if submit:
-            job = await self._submit_job(SubmitJobCommand(bundle_id=bundle.bundle_id))
+            job = await self._submit_job(
+                SubmitJobCommand(bundle_id=bundle.bundle_id, webhook=webhook)
+            )
         return BundleUpload(bundle, job)

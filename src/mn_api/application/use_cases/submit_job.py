@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from mn_api.application.ports import BundleStore, JobAck, RuntimePort
-from mn_api.domain.errors import RequestValidationError
+from mn_api.application.webhooks import WebhookRequest, Webhooks
+from mn_api.domain.errors import DomainError, RequestValidationError
 from mn_api.domain.payload_paths import check_payload_path
+
+log = logging.getLogger("mn_api.jobs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,12 +22,14 @@ class SubmitJobCommand:
     manifest_json: str | None = None
     payloads: Mapping[str, bytes] = field(default_factory=dict)
     bundle_id: str | None = None
+    webhook: WebhookRequest | None = None
 
 
 class SubmitJob:
-    def __init__(self, runtime: RuntimePort, bundles: BundleStore) -> None:
+    def __init__(self, runtime: RuntimePort, bundles: BundleStore, webhooks: Webhooks) -> None:
         self._runtime = runtime
         self._bundles = bundles
+        self._webhooks = webhooks
 
     async def __call__(self, command: SubmitJobCommand) -> JobAck:
         payloads = dict(command.payloads)
@@ -39,7 +46,18 @@ class SubmitJob:
         _require_object(manifest_json)
         for key in payloads:
             check_payload_path(key)
-        return await self._runtime.submit_job(manifest_json, payloads)
+        planned = await self._webhooks.plan(command.webhook)
+        ack = await self._runtime.submit_job(manifest_json, payloads)
+        if planned:
+            try:
+                await self._webhooks.subscribe(ack.job_id, ack.status, planned)
+            except DomainError:
+                # A job nobody would hear about is not what was asked for: take it back.
+                log.warning("job %s cancelled: its webhooks could not be recorded", ack.job_id)
+                with suppress(DomainError):
+                    await self._runtime.cancel_job(ack.job_id)
+                raise
+        return ack
 
 
 def _require_object(manifest_json: str) -> None:

@@ -21,7 +21,7 @@ from mn_api.entrypoints.http.deps import resolve
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.openapi import install_openapi
 from mn_api.entrypoints.http.responses import JsonResponse
-from mn_api.entrypoints.http.routers import bundles, events, jobs, system
+from mn_api.entrypoints.http.routers import bundles, events, jobs, system, webhooks
 
 _ASSETS = "/docs-assets"
 # The docs pages may load nothing from anywhere but the gateway itself (ReDoc, for one,
@@ -42,6 +42,10 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime = container.runtime()
         await runtime.start()
+        worker = container.webhook_worker() if container.webhook_config().enabled else None
+        if worker is not None:
+            container.webhooks().on_subscribed(worker.wake)
+            worker.start()
         # Everything built so far lives as long as the process: keeping it out of the
         # collector's sight makes full collections short, and with them the worst latencies.
         gc.collect()
@@ -49,6 +53,9 @@ def create_app(container: Container | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
+                await container.notifier().close()
             await runtime.close()
             if settings.redis_url:
                 await container.redis().aclose()
@@ -80,6 +87,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         jobs.colon_router,
         events.router,
         bundles.router,
+        webhooks.router,
     )
     for router in routers:
         app.include_router(router)

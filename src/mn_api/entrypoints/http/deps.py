@@ -33,6 +33,8 @@ PROVIDED = (
     "get_system_summary",
     "get_runtime_metrics",
     "check_readiness",
+    "list_webhooks",
+    "redeliver_webhook",
 )
 
 

@@ -8,6 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from mn_api.application.webhooks import WebhookRequest
+from mn_api.domain.webhooks import MAX_URL_LENGTH, SUBSCRIBABLE_EVENTS
+
 _EXAMPLE_MANIFEST = {
     "manifest_version": "1",
     "graph_id": "review-pipeline",
@@ -30,6 +33,40 @@ class Open(BaseModel):
     """A runtime document: the fields below are known, others pass through."""
 
     model_config = ConfigDict(extra="allow")
+
+
+WebhookEvent = Literal[tuple(sorted(SUBSCRIBABLE_EVENTS))]  # type: ignore[valid-type]
+
+
+class WebhookSpec(BaseModel):
+    """Where to be told about this job's events."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/mirrorneuron",
+                    "events": ["job_completed", "job_failed", "dead_letter"],
+                }
+            ]
+        },
+    )
+
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="An https URL on a host in MN_API_WEBHOOK_ALLOWED_HOSTS",
+    )
+    events: list[WebhookEvent] | None = Field(
+        None,
+        min_length=1,
+        description="Event types to deliver; job_completed, job_failed and job_cancelled "
+        "when left out",
+    )
+
+    def request(self) -> WebhookRequest:
+        return WebhookRequest(self.url, tuple(self.events) if self.events is not None else None)
 
 
 class SubmitJobRequest(BaseModel):
@@ -58,6 +95,9 @@ class SubmitJobRequest(BaseModel):
     bundle_id: str | None = Field(None, description="An uploaded bundle to run")
     legacy_bundle_path: str | None = Field(
         None, alias="_bundle_path", description="Older clients' name for bundle_id"
+    )
+    webhook: WebhookSpec | None = Field(
+        None, description="Be called back on this job's events (signed, at least once)"
     )
 
     _files: dict[str, bytes] = PrivateAttr(default_factory=dict)
@@ -428,6 +468,43 @@ class BundleUploadResponse(BaseModel):
     bytes: int
     job_id: str | None = None
     status: str | None = None
+
+
+class WebhookSubscriptionView(BaseModel):
+    id: str = Field(examples=["whs_5d41402abc4b2a76"])
+    url: str = Field(description="The receiver; a query string is shown as `?redacted`")
+    events: list[str]
+    source: Literal["job", "global"] = Field(
+        description="Asked for at submission, or configured for every job"
+    )
+    created_at: str
+
+
+class WebhookAttemptView(BaseModel):
+    at: str
+    duration_ms: float
+    status_code: int | None = Field(None, description="The receiver's answer, when one came")
+    error: str | None = Field(None, description="Why no answer came (timeout, refused...)")
+    manual: bool = Field(description="Sent by a redeliver request")
+
+
+class WebhookDeliveryView(BaseModel):
+    id: str = Field(
+        examples=["whd_9f86d081884c7d659a2feaa0"], description="Also sent as MN-Webhook-Id"
+    )
+    subscription_id: str
+    event_type: str = Field(examples=["job_completed"])
+    event_index: int = Field(description="The event's position in the job's history")
+    state: Literal["pending", "delivered", "failed"]
+    created_at: str
+    next_attempt_at: str | None = Field(None, description="When the next retry is due")
+    attempts: list[WebhookAttemptView]
+
+
+class JobWebhooksResponse(BaseModel):
+    job_id: str
+    subscriptions: list[WebhookSubscriptionView]
+    deliveries: list[WebhookDeliveryView]
 
 
 class Problem(BaseModel):

@@ -64,6 +64,18 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
         ProblemKind(400, "invalid_idempotency_key", "Invalid Idempotency-Key"),
     ),
     (e.RateLimitedError, ProblemKind(429, "rate_limited", "Too many requests")),
+    (
+        e.WebhookUrlNotAllowedError,
+        ProblemKind(422, "webhook_url_not_allowed", "Webhook URL not allowed"),
+    ),
+    (
+        e.WebhookDeliveryNotFoundError,
+        ProblemKind(404, "webhook_delivery_not_found", "Webhook delivery not found"),
+    ),
+    (
+        e.WebhookDeliveryBusyError,
+        ProblemKind(409, "webhook_delivery_in_flight", "Webhook delivery in flight"),
+    ),
 )
 _INTERNAL = ProblemKind(500, "internal_error", "Internal server error")
 

@@ -4,17 +4,19 @@ import asyncio
 import hashlib
 from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from pydantic import ValidationError
 from starlette.responses import Response
 
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases import SubmitBundle
-from mn_api.domain.errors import BundleRejectedError
+from mn_api.application.webhooks import WebhookRequest
+from mn_api.domain.errors import BundleRejectedError, RequestValidationError
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
-from mn_api.entrypoints.http.models import BundleUploadResponse
+from mn_api.entrypoints.http.models import BundleUploadResponse, WebhookSpec
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
@@ -46,15 +48,23 @@ async def upload_bundle(
     idempotency: Annotated[Idempotency, provided("idempotency")],
     telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
     submit: Annotated[bool, Query(description="Also submit the bundle as a job")] = False,
+    webhook: Annotated[
+        str | None,
+        Form(
+            description="With submit=true: the job's webhook as JSON, e.g. "
+            '`{"url": "https://hooks.example.com/mn", "events": ["job_completed"]}`'
+        ),
+    ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """`manifest.json` at the zip's root or inside one top-level folder; `payloads/` optional.
     The archive is checked and unpacked off the event loop; a refused one leaves nothing."""
+    subscription = _webhook(webhook)
 
     async def work() -> Response:
         await bundle.seek(0)
         try:
-            result = await use_case(bundle.file, submit=submit)
+            result = await use_case(bundle.file, submit=submit, webhook=subscription)
         except BundleRejectedError as error:
             telemetry.bundle_uploaded(error.code, 0)
             raise
@@ -74,7 +84,7 @@ async def upload_bundle(
 
     async def fingerprint() -> str:
         digest = await asyncio.to_thread(_digest, bundle.file)
-        return f"{digest}:submit={submit}"
+        return f"{digest}:submit={submit}:webhook={webhook}"
 
     return await answer_once(
         idempotency=idempotency,
@@ -84,6 +94,20 @@ async def upload_bundle(
         fingerprint=fingerprint,
         work=work,
     )
+
+
+def _webhook(text: str | None) -> WebhookRequest | None:
+    """The `webhook` form field, checked like the `webhook` of a JSON submission."""
+    if text is None:
+        return None
+    try:
+        return WebhookSpec.model_validate_json(text).request()
+    except ValidationError as err:
+        fields = [
+            {"loc": ["body", "webhook", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in err.errors()
+        ]
+        raise RequestValidationError("the webhook field is not valid", fields) from None
 
 
 def _digest(file: BinaryIO) -> str:

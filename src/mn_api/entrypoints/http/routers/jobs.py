@@ -68,12 +68,18 @@ async def submit_job(
 
     With an `Idempotency-Key`, sending the same request again returns the first answer
     (marked `Idempotent-Replayed: true`) instead of starting a second job.
+
+    With a `webhook`, the URL is checked before the job is submitted (422
+    `webhook_url_not_allowed`), and the chosen events are then delivered to it, signed.
     """
     manifest_json = body.manifest_json
     if body.manifest is not None:
         manifest_json = orjson.dumps(body.manifest).decode()
     command = uc.SubmitJobCommand(
-        manifest_json=manifest_json, payloads=body.files, bundle_id=body.bundle
+        manifest_json=manifest_json,
+        payloads=body.files,
+        bundle_id=body.bundle,
+        webhook=body.webhook.request() if body.webhook is not None else None,
     )
 
     async def work() -> Response:

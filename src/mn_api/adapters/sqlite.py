@@ -1,0 +1,60 @@
+"""SqliteDatabase: one SQLite file shared by the processes of a host, used off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from mn_api.domain.errors import SharedStateUnavailableError
+
+T = TypeVar("T")
+
+
+class SqliteDatabase:
+    """A connection per thread (WAL, so readers never wait for the writer); every call
+    runs in a worker thread, and any SQLite failure becomes SharedStateUnavailableError."""
+
+    def __init__(self, path: Path, schema: str, what: str) -> None:
+        self._path = Path(path)
+        self._schema = schema
+        self._what = what
+        self._local = threading.local()
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            db = sqlite3.connect(self._path, timeout=10, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(self._schema)
+            self._local.db = db
+        return db
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            try:
+                return work(self._db())
+            except sqlite3.Error as err:
+                raise SharedStateUnavailableError(f"the {self._what} cannot be used") from err
+
+        return await asyncio.to_thread(call)
+
+    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` inside `BEGIN IMMEDIATE`: no other process writes until it commits."""
+
+        def atomic(db: sqlite3.Connection) -> T:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
+
+        return await self.run(atomic)

@@ -1,0 +1,1 @@
+"""Webhook adapters: stores, the HTTP notifier and the resolver."""

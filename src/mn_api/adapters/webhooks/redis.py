@@ -1,0 +1,279 @@
+"""RedisWebhookStore: webhook state in Redis, shared by every replica of the gateway.
+
+Layout (under `mn-api:wh:`): `subs:<job>` list of subscriptions, `watch:<job>` hash
+(cursor, status, owner), `watches` sorted set of jobs by the time they are free to claim
+(due time, or end of the current lease), `finished` sorted set of jobs whose watch ended,
+`d:<id>` each delivery's document, `due` sorted set of pending deliveries by the same
+rule as `watches`, `owners` hash of held deliveries, and `job:<job>` sorted set of a
+job's deliveries by event position. Every claim is one Lua script, hence atomic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from mn_api.application.ports import WebhookStore
+from mn_api.domain.errors import (
+    SharedStateUnavailableError,
+    WebhookDeliveryBusyError,
+    WebhookDeliveryNotFoundError,
+)
+from mn_api.domain.webhooks import Delivery, DeliveryState, Subscription, Watch
+
+T = TypeVar("T")
+PREFIX = "mn-api:wh:"
+WATCHES = PREFIX + "watches"
+FINISHED = PREFIX + "finished"
+DUE = PREFIX + "due"
+OWNERS = PREFIX + "owners"
+
+_CLAIM_WATCHES = """
+local jobs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, job in ipairs(jobs) do
+  redis.call('ZADD', KEYS[1], ARGV[2], job)
+  local key = ARGV[5] .. 'watch:' .. job
+  redis.call('HSET', key, 'owner', ARGV[4])
+  local v = redis.call('HMGET', key, 'cursor', 'status')
+  table.insert(out, job)
+  table.insert(out, v[1] or '-1')
+  table.insert(out, v[2] or '')
+end
+return out
+"""
+_ADVANCE_WATCH = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if not redis.call('ZSCORE', KEYS[2], ARGV[5]) then return 0 end
+redis.call('HSET', KEYS[1], 'cursor', ARGV[2], 'status', ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+return 1
+"""
+_END_WATCH = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[1], 'owner')
+if ARGV[2] == '' then
+  redis.call('ZREM', KEYS[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
+else
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+end
+return 1
+"""
+_ADD_DELIVERIES = """
+for i = 2, #ARGV, 5 do
+  if redis.call('SET', ARGV[1] .. 'd:' .. ARGV[i], ARGV[i + 4], 'NX') then
+    redis.call('ZADD', KEYS[1], ARGV[i + 3], ARGV[i])
+    redis.call('ZADD', ARGV[1] .. 'job:' .. ARGV[i + 1], ARGV[i + 2], ARGV[i])
+  end
+end
+return 1
+"""
+_CLAIM_DELIVERIES = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local doc = redis.call('GET', ARGV[5] .. 'd:' .. id)
+  if doc then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HSET', KEYS[2], id, ARGV[4])
+    table.insert(out, doc)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
+"""
+_CLAIM_DELIVERY = """
+if not redis.call('ZSCORE', KEYS[4], ARGV[4]) then return {'missing'} end
+local doc = redis.call('GET', KEYS[3])
+if not doc then return {'missing'} end
+local holder = redis.call('HGET', KEYS[2], ARGV[4])
+local until_ = redis.call('ZSCORE', KEYS[1], ARGV[4])
+if holder and until_ and tonumber(until_) > tonumber(ARGV[1]) then return {'busy'} end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
+return {'ok', doc}
+"""
+_SAVE_DELIVERY = """
+if redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[4])
+redis.call('SET', KEYS[3], ARGV[2])
+if ARGV[3] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[4])
+else
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+end
+return 1
+"""
+_RELEASE_DELIVERY = """
+if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[1] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[1], 0, ARGV[2])
+return 1
+"""
+
+
+def _watch_key(job_id: str) -> str:
+    return f"{PREFIX}watch:{job_id}"
+
+
+def _subs_key(job_id: str) -> str:
+    return f"{PREFIX}subs:{job_id}"
+
+
+def _job_key(job_id: str) -> str:
+    return f"{PREFIX}job:{job_id}"
+
+
+def _delivery_key(delivery_id: str) -> str:
+    return f"{PREFIX}d:{delivery_id}"
+
+
+class RedisWebhookStore(WebhookStore):
+    def __init__(self, client: Redis) -> None:
+        self._redis = client
+        self._scripts = {
+            name: client.register_script(source)
+            for name, source in (
+                ("claim_watches", _CLAIM_WATCHES),
+                ("advance_watch", _ADVANCE_WATCH),
+                ("end_watch", _END_WATCH),
+                ("add_deliveries", _ADD_DELIVERIES),
+                ("claim_deliveries", _CLAIM_DELIVERIES),
+                ("claim_delivery", _CLAIM_DELIVERY),
+                ("save_delivery", _SAVE_DELIVERY),
+                ("release_delivery", _RELEASE_DELIVERY),
+            )
+        }
+
+    async def _call(self, pending: Awaitable[T]) -> T:
+        try:
+            return await pending
+        except RedisError as err:
+            raise SharedStateUnavailableError("the webhook store cannot be used") from err
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._call(self._scripts[name](keys=keys, args=args))
+
+    async def subscribe(self, subscriptions: Sequence[Subscription], watch: Watch) -> None:
+        async def write() -> None:
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.rpush(_subs_key(watch.job_id), *(_dump(s.as_dict()) for s in subscriptions))
+                tx.hsetnx(_watch_key(watch.job_id), "cursor", watch.cursor)
+                tx.hsetnx(_watch_key(watch.job_id), "status", watch.status or "")
+                tx.zadd(WATCHES, {watch.job_id: 0}, nx=True)
+                await tx.execute()
+
+        await self._call(write())
+
+    async def subscriptions(self, job_id: str) -> list[Subscription]:
+        docs = await self._call(self._redis.lrange(_subs_key(job_id), 0, -1))
+        return [Subscription.from_dict(orjson.loads(doc)) for doc in docs]
+
+    async def claim_watches(
+        self, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Watch]:
+        flat = await self._script(
+            "claim_watches", [WATCHES], [now, lease_until, limit, owner, PREFIX]
+        )
+        return [
+            Watch(flat[i].decode(), int(flat[i + 1]), flat[i + 2].decode() or None)
+            for i in range(0, len(flat), 3)
+        ]
+
+    async def advance_watch(self, watch: Watch, owner: str, lease_until: float) -> bool:
+        held = await self._script(
+            "advance_watch",
+            [_watch_key(watch.job_id), WATCHES],
+            [owner, watch.cursor, watch.status or "", lease_until, watch.job_id],
+        )
+        return bool(held)
+
+    async def end_watch(self, job_id: str, owner: str, retry_at: float | None) -> None:
+        await self._script(
+            "end_watch",
+            [_watch_key(job_id), WATCHES, FINISHED],
+            [owner, "" if retry_at is None else retry_at, job_id, time.time()],
+        )
+
+    async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        args: list[Any] = [PREFIX]
+        for d in deliveries:
+            due = d.next_attempt_at or d.created_at
+            args += [d.id, d.job_id, d.event_index, due, _dump(d.as_dict())]
+        await self._script("add_deliveries", [DUE], args)
+
+    async def claim_deliveries(
+        self, owner: str, now: float, lease_until: float, limit: int
+    ) -> list[Delivery]:
+        docs = await self._script(
+            "claim_deliveries", [DUE, OWNERS], [now, lease_until, limit, owner, PREFIX]
+        )
+        return [Delivery.from_dict(orjson.loads(doc)) for doc in docs]
+
+    async def claim_delivery(
+        self, job_id: str, delivery_id: str, owner: str, now: float, lease_until: float
+    ) -> Delivery:
+        answer = await self._script(
+            "claim_delivery",
+            [DUE, OWNERS, _delivery_key(delivery_id), _job_key(job_id)],
+            [now, lease_until, owner, delivery_id],
+        )
+        if answer[0] == b"missing":
+            raise WebhookDeliveryNotFoundError(job_id, delivery_id)
+        if answer[0] == b"busy":
+            raise WebhookDeliveryBusyError("this delivery is being sent right now")
+        return Delivery.from_dict(orjson.loads(answer[1]))
+
+    async def save_delivery(self, delivery: Delivery, owner: str) -> bool:
+        pending = delivery.state is DeliveryState.PENDING
+        held = await self._script(
+            "save_delivery",
+            [DUE, OWNERS, _delivery_key(delivery.id)],
+            [
+                owner,
+                _dump(delivery.as_dict()),
+                (delivery.next_attempt_at or 0) if pending else "",
+                delivery.id,
+            ],
+        )
+        return bool(held)
+
+    async def release_delivery(self, delivery_id: str, owner: str) -> None:
+        await self._script("release_delivery", [DUE, OWNERS], [owner, delivery_id])
+
+    async def deliveries(self, job_id: str) -> list[Delivery]:
+        ids = await self._call(self._redis.zrange(_job_key(job_id), 0, -1))
+        if not ids:
+            return []
+        docs = await self._call(self._redis.mget([_delivery_key(i.decode()) for i in ids]))
+        return [Delivery.from_dict(orjson.loads(doc)) for doc in docs if doc is not None]
+
+    async def purge(self, before: float) -> None:
+        """Forget jobs whose watch ended before `before` and which have nothing pending."""
+        jobs = await self._call(self._redis.zrangebyscore(FINISHED, "-inf", before))
+        for raw in jobs:
+            job_id = raw.decode()
+            ids = [
+                i.decode() for i in await self._call(self._redis.zrange(_job_key(job_id), 0, -1))
+            ]
+            if ids:
+                scores = await self._call(self._redis.zmscore(DUE, ids))
+                if any(score is not None for score in scores):
+                    continue
+            keys = [_subs_key(job_id), _watch_key(job_id), _job_key(job_id)]
+            keys += [_delivery_key(i) for i in ids]
+            async with self._redis.pipeline(transaction=True) as tx:
+                tx.delete(*keys)
+                tx.zrem(FINISHED, job_id)
+                await self._call(tx.execute())
+
+
+def _dump(data: object) -> str:
+    return orjson.dumps(data).decode()

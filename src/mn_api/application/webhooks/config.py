@@ -1,0 +1,25 @@
+"""WebhookConfig: the settings webhooks run with, free of where they were read from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mn_api.domain.webhooks import DEFAULT_EVENTS, UrlPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    policy: UrlPolicy
+    secret: str = ""
+    global_urls: tuple[str, ...] = ()
+    global_events: tuple[str, ...] = DEFAULT_EVENTS
+    max_attempts: int = 8
+    retry_base_seconds: float = 15.0
+    lease_seconds: float = 60.0
+    poll_seconds: float = 1.0
+    retention_seconds: float = 7 * 86400.0
+
+    @property
+    def enabled(self) -> bool:
+        """Webhooks run once some host is allowed (configuration then requires a secret)."""
+        return bool(self.policy.allowed_hosts)

@@ -1,0 +1,218 @@
+"""WebhookWorker: follows subscribed jobs' events and delivers them, in every replica.
+
+Two loops share the work with the other replicas through the store's leases:
+- watching: claim a job nobody follows, read its events from where the last reader
+  stopped (the same feed the SSE route serves) and turn each subscribed event into a
+  delivery whose id depends only on the subscription and the event, so reading an event
+  twice never makes a second delivery;
+- dispatching: claim pending deliveries that are due and send each once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from contextlib import aclosing, suppress
+
+from mn_api.application.ports import WebhookStore
+from mn_api.application.use_cases.stream_events import StreamEnd, StreamEvents
+from mn_api.application.webhooks.config import WebhookConfig
+from mn_api.application.webhooks.sender import DeliverySender
+from mn_api.domain.errors import DomainError, JobNotFoundError
+from mn_api.domain.events import EventRecord, iso_timestamp
+from mn_api.domain.webhooks import (
+    Delivery,
+    Subscription,
+    Watch,
+    delivery_body,
+    delivery_id,
+    status_after,
+)
+
+log = logging.getLogger("mn_api.webhooks")
+
+BATCH = 32
+MAX_WATCHES = 256
+
+
+class WebhookWorker:
+    def __init__(
+        self,
+        store: WebhookStore,
+        sender: DeliverySender,
+        events: StreamEvents,
+        config: WebhookConfig,
+        owner: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._events = events
+        self._config = config
+        self._clock = clock
+        self.owner = owner
+        self._watch_wake = asyncio.Event()
+        self._dispatch_wake = asyncio.Event()
+        self._following: dict[str, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_purge = 0.0
+
+    def wake(self) -> None:
+        """Look for new watches now rather than at the next poll."""
+        self._watch_wake.set()
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._watch_loop(), name="webhook-watch"),
+            asyncio.create_task(self._dispatch_loop(), name="webhook-dispatch"),
+        ]
+
+    async def stop(self) -> None:
+        """Stop both loops and hand every held watch back, so another process resumes it."""
+        tasks = [*self._tasks, *self._following.values()]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    # Watching ---------------------------------------------------------------------------
+
+    async def _watch_loop(self) -> None:
+        while True:
+            room = MAX_WATCHES - len(self._following)
+            if room > 0:
+                now = self._clock()
+                try:
+                    watches = await self._store.claim_watches(
+                        self.owner, now, now + self._config.lease_seconds, room
+                    )
+                except DomainError as err:
+                    log.warning("webhook watches cannot be claimed: %s", err.detail)
+                    watches = []
+                for watch in watches:
+                    task = asyncio.create_task(self._follow(watch), name=f"watch {watch.job_id}")
+                    self._following[watch.job_id] = task
+                    task.add_done_callback(lambda _t, job=watch.job_id: self._following.pop(job))
+            await _wait(self._watch_wake, self._config.poll_seconds)
+
+    async def _follow(self, watch: Watch) -> None:
+        retry_at: float | None = None
+        try:
+            retry_at = await self._read(watch)
+        except asyncio.CancelledError:
+            retry_at = self._clock()
+            raise
+        except JobNotFoundError:
+            log.info("webhook watch of job %s ends: the job is gone", watch.job_id)
+        except DomainError as err:
+            retry_at = self._clock() + self._config.poll_seconds * 5
+            log.warning("webhook watch of job %s paused: %s", watch.job_id, err.detail)
+        finally:
+            with suppress(DomainError):
+                await asyncio.shield(self._store.end_watch(watch.job_id, self.owner, retry_at))
+
+    async def _read(self, watch: Watch) -> float | None:
+        """Follow the job to its end (None) or until the lease is lost (now)."""
+        subscriptions = await self._store.subscriptions(watch.job_id)
+        feed = await self._events(watch.job_id, after=watch.cursor, follow=True)
+        if feed is None or not subscriptions:
+            return None
+        renew_every = self._config.lease_seconds / 3
+        renewed = self._clock()
+        cursor, status = watch.cursor, watch.status
+        async with aclosing(feed):
+            async for item in feed:
+                save = False
+                if isinstance(item, EventRecord):
+                    cursor = item.index
+                    status = status_after(item.type, status)
+                    made = _deliveries(subscriptions, item, status, self._clock())
+                    if made:
+                        await self._store.add_deliveries(made)
+                        self._dispatch_wake.set()
+                        save = True
+                elif isinstance(item, StreamEnd):
+                    return None
+                now = self._clock()
+                if save or now - renewed >= renew_every:
+                    lease_until = now + self._config.lease_seconds
+                    held = await self._store.advance_watch(
+                        Watch(watch.job_id, cursor, status), self.owner, lease_until
+                    )
+                    if not held:
+                        log.warning("webhook watch of job %s was taken over", watch.job_id)
+                        return now
+                    renewed = now
+        return None
+
+    # Dispatching ------------------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            now = self._clock()
+            try:
+                batch = await self._store.claim_deliveries(
+                    self.owner, now, now + self._config.lease_seconds, BATCH
+                )
+                await self._purge(now)
+            except DomainError as err:
+                log.warning("webhook deliveries cannot be claimed: %s", err.detail)
+                batch = []
+            if batch:
+                await asyncio.gather(*(self._send(d) for d in batch))
+            if len(batch) < BATCH:
+                await _wait(self._dispatch_wake, self._config.poll_seconds)
+
+    async def _send(self, delivery: Delivery) -> None:
+        try:
+            await self._sender.attempt(delivery, self.owner)
+        except asyncio.CancelledError:
+            with suppress(DomainError):
+                await asyncio.shield(self._store.release_delivery(delivery.id, self.owner))
+            raise
+        except DomainError as err:
+            log.warning("webhook %s could not be recorded: %s", delivery.id, err.detail)
+
+    async def _purge(self, now: float) -> None:
+        if now - self._last_purge >= min(600.0, self._config.retention_seconds / 10):
+            self._last_purge = now
+            await self._store.purge(now - self._config.retention_seconds)
+
+
+def _deliveries(
+    subscriptions: list[Subscription], event: EventRecord, status: str | None, now: float
+) -> list[Delivery]:
+    wanted = [s for s in subscriptions if s.wants(event.type)]
+    if not wanted:
+        return []
+    stamp = event.value.get("timestamp")
+    occurred_at = stamp if isinstance(stamp, str) else iso_timestamp(now)
+    made = []
+    for sub in wanted:
+        ident = delivery_id(sub.id, event.index)
+        made.append(
+            Delivery(
+                id=ident,
+                job_id=sub.job_id,
+                subscription_id=sub.id,
+                url=sub.url,
+                event_type=event.type,
+                event_index=event.index,
+                body=delivery_body(
+                    ident, sub.job_id, status, event.type, event.document.raw, occurred_at
+                ),
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    return made
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    with suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    event.clear()

@@ -1,0 +1,111 @@
+"""Webhooks: what a job's subscribers were told, and sending a delivery again."""
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter, Depends, Path
+from starlette.responses import Response
+
+from mn_api.application import use_cases as uc
+from mn_api.domain.events import iso_timestamp
+from mn_api.domain.webhooks import Delivery, Subscription
+from mn_api.entrypoints.http import models as m
+from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.deps import provided
+from mn_api.entrypoints.http.responses import json_response
+from mn_api.entrypoints.http.routers import (
+    API_PREFIX,
+    AUTH_ERRORS,
+    RUNTIME_ERRORS,
+    JobId,
+    problems,
+)
+
+router = APIRouter(
+    prefix=f"{API_PREFIX}/jobs/{{job_id}}/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+)
+
+DeliveryId = Annotated[
+    str, Path(pattern=r"^whd_[0-9a-f]{24}$", description="The delivery's id (MN-Webhook-Id)")
+]
+
+
+@router.get(
+    "",
+    response_model=m.JobWebhooksResponse,
+    responses=problems(404, 422),
+    summary="A job's webhooks and their deliveries",
+)
+async def list_webhooks(
+    job_id: JobId, use_case: Annotated[uc.ListWebhooks, provided("list_webhooks")]
+) -> Response:
+    """Each subscription, and each delivery with every attempt: when, how long, the status
+    code or the error, and when the next retry is due."""
+    found = await use_case(job_id)
+    return json_response(
+        {
+            "job_id": found.job_id,
+            "subscriptions": [_subscription(s) for s in found.subscriptions],
+            "deliveries": [_delivery(d) for d in found.deliveries],
+        }
+    )
+
+
+@router.post(
+    "/{delivery_id}/redeliver",
+    response_model=m.WebhookDeliveryView,
+    responses=problems(404, 409, 422),
+    summary="Send a webhook delivery again",
+)
+async def redeliver_webhook(
+    job_id: JobId,
+    delivery_id: DeliveryId,
+    use_case: Annotated[uc.RedeliverWebhook, provided("redeliver_webhook")],
+) -> Response:
+    """Sends the same body under the same `MN-Webhook-Id` once, now, and answers with the
+    delivery and its new attempt. A delivery that had succeeded stays delivered; one that
+    was still being retried goes on being retried if this attempt fails."""
+    return json_response(_delivery(await use_case(job_id, delivery_id)))
+
+
+def _shown_url(url: str) -> str:
+    """The URL without its query string, which may hold a receiver's token."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="redacted" if parts.query else "", fragment=""))
+
+
+def _subscription(sub: Subscription) -> dict[str, Any]:
+    return {
+        "id": sub.id,
+        "url": _shown_url(sub.url),
+        "events": list(sub.events),
+        "source": sub.source,
+        "created_at": iso_timestamp(sub.created_at),
+    }
+
+
+def _delivery(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "subscription_id": delivery.subscription_id,
+        "event_type": delivery.event_type,
+        "event_index": delivery.event_index,
+        "state": delivery.state.value,
+        "created_at": iso_timestamp(delivery.created_at),
+        "next_attempt_at": None
+        if delivery.next_attempt_at is None
+        else iso_timestamp(delivery.next_attempt_at),
+        "attempts": [
+            {
+                "at": iso_timestamp(a.at),
+                "duration_ms": round(a.seconds * 1000, 1),
+                "status_code": a.status_code,
+                "error": a.error,
+                "manual": a.manual,
+            }
+            for a in delivery.attempts
+        ],
+    }
