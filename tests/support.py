@@ -411,7 +411,9 @@ class WebhookReceiver:
                     "verified": receiver.verify(self.headers, body),
                 }
                 ident = self.headers.get("MN-Webhook-Id")
-                tries = sum(1 for r in receiver.requests if r["headers"].get("MN-Webhook-Id") == ident)
+                tries = sum(
+                    1 for r in receiver.requests if r["headers"].get("MN-Webhook-Id") == ident
+                )
                 receiver.requests.append(record)
                 status = 500 if tries < receiver.fail_first else receiver.status
                 if status < 300 and record["verified"]:

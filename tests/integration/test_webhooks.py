@@ -87,4 +87,3 @@ async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures
     metrics = (await client.get("/metrics")).text
     assert 'mn_api_webhook_deliveries_total{outcome="delivered"} 3.0' in metrics
     assert 'mn_api_webhook_deliveries_total{outcome="retry"} 6.0' in metrics
-

@@ -4,8 +4,8 @@ Layout (under `mn-api:wh:`): `subs:<job>` list of subscriptions, `watch:<job>` h
 (cursor, status, owner), `watches` sorted set of jobs by the time they are free to claim
 (due time, or end of the current lease), `finished` sorted set of jobs whose watch ended,
 `d:<id>` each delivery's document, `due` sorted set of pending deliveries by the same
-rule as `watches`, `owners` hash of held deliveries, and `job:<job>` sorted set of a
-job's deliveries by event position. Every claim is one Lua script, hence atomic.
+rule as `watches`, `owners` hash and `held` sorted set of the holder and lease end of
+each held delivery, and `job:<job>` sorted set of a job's deliveries by event position. Every claim is one Lua script, hence atomic.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ WATCHES = PREFIX + "watches"
 FINISHED = PREFIX + "finished"
 DUE = PREFIX + "due"
 OWNERS = PREFIX + "owners"
+HELD = PREFIX + "held"
 
 _CLAIM_WATCHES = """
 local jobs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -82,6 +83,7 @@ for _, id in ipairs(ids) do
   if doc then
     redis.call('ZADD', KEYS[1], ARGV[2], id)
     redis.call('HSET', KEYS[2], id, ARGV[4])
+    redis.call('ZADD', KEYS[3], ARGV[2], id)
     table.insert(out, doc)
   else
     redis.call('ZREM', KEYS[1], id)
@@ -94,15 +96,19 @@ if not redis.call('ZSCORE', KEYS[4], ARGV[4]) then return {'missing'} end
 local doc = redis.call('GET', KEYS[3])
 if not doc then return {'missing'} end
 local holder = redis.call('HGET', KEYS[2], ARGV[4])
-local until_ = redis.call('ZSCORE', KEYS[1], ARGV[4])
+local until_ = redis.call('ZSCORE', KEYS[5], ARGV[4])
 if holder and until_ and tonumber(until_) > tonumber(ARGV[1]) then return {'busy'} end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+end
 redis.call('HSET', KEYS[2], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[4])
 return {'ok', doc}
 """
 _SAVE_DELIVERY = """
 if redis.call('HGET', KEYS[2], ARGV[4]) ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[4])
+redis.call('ZREM', KEYS[4], ARGV[4])
 redis.call('SET', KEYS[3], ARGV[2])
 if ARGV[3] == '' then
   redis.call('ZREM', KEYS[1], ARGV[4])
@@ -114,7 +120,10 @@ return 1
 _RELEASE_DELIVERY = """
 if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[2])
-redis.call('ZADD', KEYS[1], 0, ARGV[2])
+redis.call('ZREM', KEYS[3], ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  redis.call('ZADD', KEYS[1], 0, ARGV[2])
+end
 return 1
 """
 
@@ -213,7 +222,7 @@ class RedisWebhookStore(WebhookStore):
         self, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Delivery]:
         docs = await self._script(
-            "claim_deliveries", [DUE, OWNERS], [now, lease_until, limit, owner, PREFIX]
+            "claim_deliveries", [DUE, OWNERS, HELD], [now, lease_until, limit, owner, PREFIX]
         )
         return [Delivery.from_dict(orjson.loads(doc)) for doc in docs]
 
@@ -222,7 +231,7 @@ class RedisWebhookStore(WebhookStore):
     ) -> Delivery:
         answer = await self._script(
             "claim_delivery",
-            [DUE, OWNERS, _delivery_key(delivery_id), _job_key(job_id)],
+            [DUE, OWNERS, _delivery_key(delivery_id), _job_key(job_id), HELD],
             [now, lease_until, owner, delivery_id],
         )
         if answer[0] == b"missing":
@@ -235,7 +244,7 @@ class RedisWebhookStore(WebhookStore):
         pending = delivery.state is DeliveryState.PENDING
         held = await self._script(
             "save_delivery",
-            [DUE, OWNERS, _delivery_key(delivery.id)],
+            [DUE, OWNERS, _delivery_key(delivery.id), HELD],
             [
                 owner,
                 _dump(delivery.as_dict()),
@@ -246,7 +255,7 @@ class RedisWebhookStore(WebhookStore):
         return bool(held)
 
     async def release_delivery(self, delivery_id: str, owner: str) -> None:
-        await self._script("release_delivery", [DUE, OWNERS], [owner, delivery_id])
+        await self._script("release_delivery", [DUE, OWNERS, HELD], [owner, delivery_id])
 
     async def deliveries(self, job_id: str) -> list[Delivery]:
         ids = await self._call(self._redis.zrange(_job_key(job_id), 0, -1))
