@@ -369,6 +369,18 @@ async def asgi_client(
         yield await stack.enter_async_context(client)
 
 
+def map_resolver(table: dict[str, list[list[str]]]):
+    """A HostResolver answering from `table`: each host's answers in turn, the last sticks."""
+    from mn_api.application.ports import HostResolver
+
+    class MapResolver(HostResolver):
+        async def resolve(self, host: str, port: int) -> list[str]:
+            answers = table.get(host, [[]])
+            return answers.pop(0) if len(answers) > 1 else answers[0]
+
+    return MapResolver()
+
+
 class WebhookReceiver:
     """A webhook receiver on 127.0.0.1 that checks signatures as the README tells
     receivers to, and answers `fail_first` failures (500) for each delivery id first."""

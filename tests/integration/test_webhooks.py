@@ -11,7 +11,13 @@ import httpx
 import pytest
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
-from tests.support import WebhookReceiver, asgi_client, eventually, pipeline_manifest
+from tests.support import (
+    WebhookReceiver,
+    asgi_client,
+    eventually,
+    map_resolver,
+    pipeline_manifest,
+)
 
 SECRET = "receiver-shared-secret-0123456789"
 
@@ -87,3 +93,185 @@ async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures
     metrics = (await client.get("/metrics")).text
     assert 'mn_api_webhook_deliveries_total{outcome="delivered"} 3.0' in metrics
     assert 'mn_api_webhook_deliveries_total{outcome="retry"} 6.0' in metrics
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://localhost.evil.com/hook",
+        "https://[::1]/hook",
+        "http://[::1]/hook",
+        "http://2130706433/hook",
+        "http://127.0.0.1@evil.com/hook",
+        "http://evil.com@127.0.0.1/hook",
+        "ftp://127.0.0.1/hook",
+    ],
+)
+async def test_hostile_webhook_urls_are_refused_before_any_job_exists(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    before = (await client.get("/api/v1/jobs")).json()["data"]
+    answer = await client.post(
+        "/api/v1/jobs", json={"manifest": pipeline_manifest(), "webhook": {"url": url}}
+    )
+    assert answer.status_code == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["error"] == "webhook_url_not_allowed"
+    assert (await client.get("/api/v1/jobs")).json()["data"] == before
+
+
+@pytest.mark.parametrize(
+    ("webhook", "field"),
+    [
+        ({"url": "https://127.0.0.1/x", "events": ["job_exploded"]}, "events"),
+        ({"url": "https://127.0.0.1/x", "events": []}, "events"),
+        ({"url": ""}, "url"),
+        ({"events": ["job_completed"]}, "url"),
+        ({"url": "https://127.0.0.1/x", "secret": "mine"}, "secret"),
+    ],
+)
+async def test_malformed_webhooks_are_validation_errors(
+    client: httpx.AsyncClient, webhook: dict[str, Any], field: str
+) -> None:
+    answer = await client.post(
+        "/api/v1/jobs", json={"manifest": pipeline_manifest(), "webhook": webhook}
+    )
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert problem["error"] == "validation_error"
+    assert any(e["loc"][:3] == ["body", "webhook", field] for e in problem["errors"])
+
+
+async def test_webhooks_are_refused_while_no_host_is_allowed(settings_factory: Any) -> None:
+    async with asgi_client(settings_factory(), InMemoryRuntime(step_seconds=0.002)) as client:
+        answer = await client.post(
+            "/api/v1/jobs",
+            json={"manifest": pipeline_manifest(), "webhook": {"url": "https://example.com/"}},
+        )
+    assert answer.status_code == 422
+    assert answer.json()["error"] == "webhook_url_not_allowed"
+    assert "MN_API_WEBHOOK_ALLOWED_HOSTS" in answer.json()["detail"]
+
+
+async def test_listing_webhooks_of_unknown_and_unsubscribed_jobs(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/api/v1/jobs/no-such-job/webhooks")
+    assert (missing.status_code, missing.json()["error"]) == (404, "job_not_found")
+    plain = await client.post("/api/v1/jobs", json={"manifest": pipeline_manifest()})
+    job_id = plain.json()["job_id"]
+    listing = await client.get(f"/api/v1/jobs/{job_id}/webhooks")
+    assert listing.json() == {"job_id": job_id, "subscriptions": [], "deliveries": []}
+    unknown = await client.post(f"/api/v1/jobs/{job_id}/webhooks/whd_{'0' * 24}/redeliver")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "webhook_delivery_not_found")
+    malformed = await client.post(f"/api/v1/jobs/{job_id}/webhooks/nope/redeliver")
+    assert malformed.status_code == 422
+
+
+async def test_redeliver_sends_the_same_delivery_again(
+    client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    receiver.fail_first = 0
+    job_id = await submit(client, {"url": receiver.url + "?token=abc"})
+    await eventually(lambda: len(receiver.accepted) == 1)
+    first = receiver.accepted[0]
+    ident = first["headers"]["MN-Webhook-Id"]
+
+    answer = await client.post(f"/api/v1/jobs/{job_id}/webhooks/{ident}/redeliver")
+    assert answer.status_code == 200, answer.text
+    delivery = answer.json()
+    assert delivery["state"] == "delivered"
+    assert [a["manual"] for a in delivery["attempts"]] == [False, True]
+    assert len(receiver.accepted) == 2
+    again = receiver.accepted[1]
+    assert again["headers"]["MN-Webhook-Id"] == ident
+    assert again["body"] == first["body"]
+    assert again["path"] == "/hooks?token=abc"
+    assert again["verified"]
+
+    listing = (await client.get(f"/api/v1/jobs/{job_id}/webhooks")).json()
+    assert listing["subscriptions"][0]["url"] == receiver.url + "?redacted"
+    assert "abc" not in str(listing)
+
+
+async def test_a_bundle_submitted_on_upload_takes_a_webhook(
+    client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    import orjson
+
+    from tests.support import make_zip
+
+    receiver.fail_first = 0
+    archive = make_zip({"manifest.json": orjson.dumps(pipeline_manifest())})
+    webhook = orjson.dumps({"url": receiver.url, "events": ["job_running", "job_completed"]})
+    answer = await client.post(
+        "/api/v1/bundles/upload?submit=true",
+        files={"bundle": ("job.zip", archive, "application/zip")},
+        data={"webhook": webhook.decode()},
+    )
+    assert answer.status_code == 201, answer.text
+    job_id = answer.json()["job_id"]
+    await eventually(lambda: len(receiver.accepted) == 2)
+    assert {r["body"]["job_id"] for r in receiver.accepted} == {job_id}
+
+    refused = await client.post(
+        "/api/v1/bundles/upload?submit=true",
+        files={"bundle": ("job.zip", archive, "application/zip")},
+        data={"webhook": '{"url": "http://169.254.169.254/"}'},
+    )
+    assert refused.json()["error"] == "webhook_url_not_allowed"
+    without_submit = await client.post(
+        "/api/v1/bundles/upload",
+        files={"bundle": ("job.zip", archive, "application/zip")},
+        data={"webhook": webhook.decode()},
+    )
+    assert without_submit.json()["error"] == "validation_error"
+    not_json = await client.post(
+        "/api/v1/bundles/upload?submit=true",
+        files={"bundle": ("job.zip", archive, "application/zip")},
+        data={"webhook": "{nope"},
+    )
+    assert not_json.json()["error"] == "validation_error"
+
+
+async def test_global_webhooks_hear_of_every_job(
+    settings_factory: Any, receiver: WebhookReceiver
+) -> None:
+    receiver.fail_first = 0
+    settings = webhook_settings(
+        settings_factory,
+        webhook_urls_raw=receiver.url,
+        webhook_events_raw="job_completed,job_cancelled",
+    )
+    runtime = InMemoryRuntime(step_seconds=0.002)
+    async with asgi_client(settings, runtime, lifespan=True) as client:
+        jobs = []
+        for _ in range(3):
+            answer = await client.post("/api/v1/jobs", json={"manifest": pipeline_manifest()})
+            jobs.append(answer.json()["job_id"])
+        await eventually(lambda: len(receiver.accepted) == 3)
+        listing = (await client.get(f"/api/v1/jobs/{jobs[0]}/webhooks")).json()
+    assert sorted(r["body"]["job_id"] for r in receiver.accepted) == sorted(jobs)
+    assert listing["subscriptions"][0]["source"] == "global"
+    assert listing["subscriptions"][0]["events"] == ["job_completed", "job_cancelled"]
+
+
+async def test_a_pattern_host_resolving_to_loopback_is_refused(settings_factory: Any) -> None:
+    settings = webhook_settings(settings_factory, webhook_allowed_hosts_raw="*.evil.test")
+    resolver = map_resolver({"localhost.evil.test": [["127.0.0.1"]], "ok.evil.test": [["8.8.8.8"]]})
+    runtime = InMemoryRuntime(step_seconds=0.002)
+    async with asgi_client(settings, runtime, resolver=resolver) as client:
+        refused = await client.post(
+            "/api/v1/jobs",
+            json={
+                "manifest": pipeline_manifest(),
+                "webhook": {"url": "https://localhost.evil.test/"},
+            },
+        )
+        accepted = await client.post(
+            "/api/v1/jobs",
+            json={"manifest": pipeline_manifest(), "webhook": {"url": "https://ok.evil.test/"}},
+        )
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "webhook_url_not_allowed"
+    assert "resolves to a loopback address 127.0.0.1" in refused.json()["detail"]
+    assert accepted.status_code == 201

@@ -19,26 +19,14 @@ import respx
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.adapters.webhooks.notifier import HttpxNotifier
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
-from mn_api.application.ports import HostResolver
 from mn_api.application.webhooks import DeliverySender, WebhookConfig, WebhookRequest, Webhooks
 from mn_api.domain.errors import WebhookUrlNotAllowedError
 from mn_api.domain.webhooks import Delivery, DeliveryState, UrlPolicy
-from tests.support import EPOCH, FakeClock, WebhookReceiver
+from tests.support import EPOCH, FakeClock, WebhookReceiver, map_resolver
 
 SECRET = "0123456789abcdef-secret"
 URL = "https://hooks.example.com/in"
 OWNER = "tester"
-
-
-class MapResolver(HostResolver):
-    """Resolves from a table; each host's answers are used in turn (the last one sticks)."""
-
-    def __init__(self, table: dict[str, list[list[str]]]) -> None:
-        self.table = table
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        answers = self.table.get(host, [[]])
-        return answers.pop(0) if len(answers) > 1 else answers[0]
 
 
 def config(**extra: Any) -> WebhookConfig:
@@ -99,7 +87,7 @@ def router() -> respx.MockRouter:
 async def rig(tmp_path: Path, router: respx.MockRouter) -> AsyncIterator[Rig]:
     cfg = config()
     notifier = HttpxNotifier(
-        cfg.policy, MapResolver({}), transport=httpx.MockTransport(router.async_handler)
+        cfg.policy, map_resolver({}), transport=httpx.MockTransport(router.async_handler)
     )
     yield Rig(tmp_path, notifier, cfg)
     await notifier.close()
@@ -229,7 +217,7 @@ async def test_a_host_that_resolves_inside_is_never_connected_to(
     port = listener.url.split(":")[2].split("/")[0]
     cfg = config()
     # Public when the subscription was checked, loopback when the request is made.
-    resolver = MapResolver({"rebind.example.test": [["93.184.216.34"], ["127.0.0.1"]]})
+    resolver = map_resolver({"rebind.example.test": [["93.184.216.34"], ["127.0.0.1"]]})
     notifier = HttpxNotifier(cfg.policy, resolver)
     rig = Rig(tmp_path, notifier, cfg)
     try:
@@ -246,7 +234,7 @@ async def test_a_host_that_resolves_inside_is_never_connected_to(
 
 async def test_localhost_names_are_refused_when_the_submission_is_checked(tmp_path: Path) -> None:
     cfg = config()
-    resolver = MapResolver(
+    resolver = map_resolver(
         {"localhost.example.test": [["127.0.0.1"]], "v6.example.test": [["::1"]]}
     )
     webhooks = Webhooks(SqliteWebhookStore(tmp_path / "s.sqlite3"), resolver, cfg)
@@ -263,7 +251,7 @@ async def test_an_exactly_listed_local_receiver_gets_the_request(
     tmp_path: Path, listener: WebhookReceiver
 ) -> None:
     cfg = config()
-    notifier = HttpxNotifier(cfg.policy, MapResolver({"127.0.0.1": [["127.0.0.1"]]}))
+    notifier = HttpxNotifier(cfg.policy, map_resolver({"127.0.0.1": [["127.0.0.1"]]}))
     rig = Rig(tmp_path, notifier, cfg, clock=time.time)
     try:
         result = await rig.sender.attempt(await rig.held(url=listener.url), OWNER)
@@ -287,7 +275,7 @@ async def test_a_receiver_slower_than_the_read_timeout_is_a_timeout(tmp_path: Pa
     threading.Thread(target=server.serve_forever, daemon=True).start()
     cfg = config()
     notifier = HttpxNotifier(
-        cfg.policy, MapResolver({"127.0.0.1": [["127.0.0.1"]]}), read_timeout=0.2
+        cfg.policy, map_resolver({"127.0.0.1": [["127.0.0.1"]]}), read_timeout=0.2
     )
     rig = Rig(tmp_path, notifier, cfg)
     try:

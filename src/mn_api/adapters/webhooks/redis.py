@@ -5,7 +5,8 @@ Layout (under `mn-api:wh:`): `subs:<job>` list of subscriptions, `watch:<job>` h
 (due time, or end of the current lease), `finished` sorted set of jobs whose watch ended,
 `d:<id>` each delivery's document, `due` sorted set of pending deliveries by the same
 rule as `watches`, `owners` hash and `held` sorted set of the holder and lease end of
-each held delivery, and `job:<job>` sorted set of a job's deliveries by event position. Every claim is one Lua script, hence atomic.
+each held delivery, and `job:<job>` sorted set of a job's deliveries by event position.
+Every claim is one Lua script, hence atomic.
 """
 
 from __future__ import annotations
