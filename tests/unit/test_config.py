@@ -73,3 +73,50 @@ def test_prod_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) 
     )
     monkeypatch.setenv("MN_API_TOKEN", "t")
     assert Settings().env == "prod"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MN_API_WEBHOOK_URLS": "https://hooks.example.com/"}, "needs MN_API_WEBHOOK_ALLOWED"),
+        ({"MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com"}, "MN_API_WEBHOOK_SECRET"),
+        (
+            {"MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com", "MN_API_WEBHOOK_SECRET": "short"},
+            "16 characters",
+        ),
+        (
+            {
+                "MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
+                "MN_API_WEBHOOK_SECRET": "x" * 32,
+                "MN_API_WEBHOOK_URLS": "http://hooks.example.com/plain",
+            },
+            "MN_API_WEBHOOK_URLS: only https",
+        ),
+        (
+            {
+                "MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
+                "MN_API_WEBHOOK_SECRET": "x" * 32,
+                "MN_API_WEBHOOK_EVENTS": "job_completed,job_exploded",
+            },
+            "unknown event: job_exploded",
+        ),
+    ],
+)
+def test_webhook_settings_that_cannot_work_stop_startup(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert message in describe_error(caught.value)
+
+
+def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MN_API_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com, *.corp.example")
+    monkeypatch.setenv("MN_API_WEBHOOK_SECRET", "x" * 32)
+    monkeypatch.setenv("MN_API_WEBHOOK_URLS", "https://hooks.example.com/a,https://b.corp.example/")
+    settings = Settings()
+    assert settings.webhook_urls == ("https://hooks.example.com/a", "https://b.corp.example/")
+    assert settings.webhook_policy.allows_host("deep.b.corp.example")
+    assert settings.webhook_max_attempts == 8
