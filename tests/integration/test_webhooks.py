@@ -275,3 +275,23 @@ async def test_a_pattern_host_resolving_to_loopback_is_refused(settings_factory:
     assert refused.json()["error"] == "webhook_url_not_allowed"
     assert "resolves to a loopback address 127.0.0.1" in refused.json()["detail"]
     assert accepted.status_code == 201
+
+
+async def test_a_job_whose_webhook_cannot_be_recorded_is_taken_back(
+    settings_factory: Any, tmp_path: Any, receiver: WebhookReceiver
+) -> None:
+    from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
+
+    broken = SqliteWebhookStore(tmp_path)  # a folder, not a database file
+    runtime = InMemoryRuntime(step_seconds=0.002)
+    settings = webhook_settings(settings_factory)
+    async with asgi_client(settings, runtime, webhook_store=broken) as client:
+        answer = await client.post(
+            "/api/v1/jobs",
+            json={"manifest": pipeline_manifest(), "webhook": {"url": receiver.url}},
+        )
+        jobs = (await client.get("/api/v1/jobs")).json()["data"]
+    assert answer.status_code == 503
+    assert answer.json()["error"] == "shared_state_unavailable"
+    assert str(tmp_path) not in answer.text
+    assert [job["status"] for job in jobs] == ["cancelled"]

@@ -112,6 +112,8 @@ class HttpxNotifier(Notifier):
             if isinstance(refusal, AddressNotAllowedError):
                 return SendResult(seconds, error=str(refusal), refused=True)
             return SendResult(seconds, error=_name(err))
+        except (httpx.InvalidURL, OSError, ValueError) as err:
+            return SendResult(time.perf_counter() - started, error=_name(err))
         return SendResult(time.perf_counter() - started, status_code=status)
 
 

@@ -96,7 +96,9 @@ class WebhookWorker:
                 for watch in watches:
                     task = asyncio.create_task(self._follow(watch), name=f"watch {watch.job_id}")
                     self._following[watch.job_id] = task
-                    task.add_done_callback(lambda _t, job=watch.job_id: self._following.pop(job))
+                    task.add_done_callback(
+                        lambda _t, job=watch.job_id: self._following.pop(job, None)
+                    )
             await _wait(self._watch_wake, self._config.poll_seconds)
 
     async def _follow(self, watch: Watch) -> None:
@@ -111,6 +113,9 @@ class WebhookWorker:
         except DomainError as err:
             retry_at = self._clock() + self._config.poll_seconds * 5
             log.warning("webhook watch of job %s paused: %s", watch.job_id, err.detail)
+        except Exception:
+            retry_at = self._clock() + self._config.lease_seconds
+            log.exception("webhook watch of job %s failed", watch.job_id)
         finally:
             with suppress(DomainError):
                 await asyncio.shield(self._store.end_watch(watch.job_id, self.owner, retry_at))
@@ -176,6 +181,9 @@ class WebhookWorker:
             raise
         except DomainError as err:
             log.warning("webhook %s could not be recorded: %s", delivery.id, err.detail)
+        except Exception:
+            # Left to its lease: another try comes when it runs out.
+            log.exception("webhook %s could not be sent", delivery.id)
 
     async def _purge(self, now: float) -> None:
         if now - self._last_purge >= min(600.0, self._config.retention_seconds / 10):
