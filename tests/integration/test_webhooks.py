@@ -256,20 +256,20 @@ async def test_global_webhooks_hear_of_every_job(
 
 
 async def test_a_pattern_host_resolving_to_loopback_is_refused(settings_factory: Any) -> None:
-    settings = webhook_settings(settings_factory, webhook_allowed_hosts_raw="*.evil.test")
-    resolver = map_resolver({"localhost.evil.test": [["127.0.0.1"]], "ok.evil.test": [["8.8.8.8"]]})
+    settings = webhook_settings(settings_factory, webhook_allowed_hosts_raw="*.evil.com")
+    resolver = map_resolver({"localhost.evil.com": [["127.0.0.1"]], "ok.evil.com": [["8.8.8.8"]]})
     runtime = InMemoryRuntime(step_seconds=0.002)
     async with asgi_client(settings, runtime, resolver=resolver) as client:
         refused = await client.post(
             "/api/v1/jobs",
             json={
                 "manifest": pipeline_manifest(),
-                "webhook": {"url": "https://localhost.evil.test/"},
+                "webhook": {"url": "https://localhost.evil.com/"},
             },
         )
         accepted = await client.post(
             "/api/v1/jobs",
-            json={"manifest": pipeline_manifest(), "webhook": {"url": "https://ok.evil.test/"}},
+            json={"manifest": pipeline_manifest(), "webhook": {"url": "https://ok.evil.com/"}},
         )
     assert refused.status_code == 422
     assert refused.json()["error"] == "webhook_url_not_allowed"

@@ -202,7 +202,7 @@ class SendResult:
     refused: bool = False
 
 
-class Notifier(ABC):
+class NotifierPort(ABC):
     """Sends webhook requests (outbound HTTP)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook

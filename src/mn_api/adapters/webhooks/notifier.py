@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 import httpcore
 import httpx
 
-from mn_api.application.ports import HostResolver, Notifier, SendResult
+from mn_api.application.ports import HostResolver, NotifierPort, SendResult
 from mn_api.domain.errors import WebhookUrlNotAllowedError
 from mn_api.domain.webhooks import UrlPolicy
 
@@ -78,7 +78,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         )
 
 
-class HttpxNotifier(Notifier):
+class HttpxNotifier(NotifierPort):
     def __init__(
         self,
         policy: UrlPolicy,

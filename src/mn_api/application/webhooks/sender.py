@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable
 
-from mn_api.application.ports import Notifier, Telemetry, WebhookStore
+from mn_api.application.ports import NotifierPort, Telemetry, WebhookStore
 from mn_api.application.webhooks.config import WebhookConfig
 from mn_api.domain.errors import WebhookUrlNotAllowedError
 from mn_api.domain.webhooks import (
@@ -35,7 +35,7 @@ class DeliverySender:
     def __init__(
         self,
         store: WebhookStore,
-        notifier: Notifier,
+        notifier: NotifierPort,
         telemetry: Telemetry,
         config: WebhookConfig,
         clock: Callable[[], float] = time.time,
