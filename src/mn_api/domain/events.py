@@ -29,9 +29,13 @@ TERMINAL_EVENT_STATUS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRecord:
-    """One event of a job's history and its 0-based position in that history."""
+    """One event of a job's history and its 0-based position in that history.
+
+    Not frozen: a history is thousands of these, and a frozen dataclass takes twice as
+    long to build. Nothing changes one after it is made.
+    """
 
     index: int
     document: JsonDocument

@@ -297,6 +297,7 @@ class GrpcRuntime(RuntimePort):
         while True:
             call = self._observability.StreamEvents(request, metadata=self._metadata())
             index = 0
+            passed_on = position
             started = time.perf_counter()
             code = "CANCELLED"  # unless the stream runs to its end or fails
             try:
@@ -309,7 +310,6 @@ class GrpcRuntime(RuntimePort):
                     if index <= position:
                         continue  # already passed on by an earlier read
                     position = index
-                    quiet_since = time.monotonic()
                     last_raw = raw
                     if index - 1 > after:
                         yield EventRecord(index - 1, JsonDocument(raw, _loads))
@@ -323,6 +323,8 @@ class GrpcRuntime(RuntimePort):
                     self._telemetry.core_call("StreamEvents", code, time.perf_counter() - started)
             if not follow or finishing or _type_of(last_raw) in TERMINAL_EVENT_STATUS:
                 return
+            if position > passed_on:
+                quiet_since = time.monotonic()
             # The stream ended before the job did: this core does not follow.
             status = (await self.get_job(job_id)).value.get("job", {}).get("status", "")
             if is_terminal(status):
