@@ -121,7 +121,8 @@ class WebhookWorker:
                 await asyncio.shield(self._store.end_watch(watch.job_id, self.owner, retry_at))
 
     async def _read(self, watch: Watch) -> float | None:
-        """Follow the job to its end (None) or until the lease is lost (now)."""
+        """Follow the job to its end (None), or until the lease is lost or the feed stops
+        early (when to read on)."""
         subscriptions = await self._store.subscriptions(watch.job_id)
         feed = await self._events(watch.job_id, after=watch.cursor, follow=True)
         if feed is None or not subscriptions:
@@ -152,7 +153,8 @@ class WebhookWorker:
                         log.warning("webhook watch of job %s was taken over", watch.job_id)
                         return now
                     renewed = now
-        return None
+        # The feed stopped without the job ending (the runtime closed it): read on later.
+        return self._clock() + self._config.poll_seconds * 5
 
     # Dispatching ------------------------------------------------------------------------
 
