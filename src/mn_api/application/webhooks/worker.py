@@ -33,8 +33,8 @@ from mn_api.domain.webhooks import (
 
 log = logging.getLogger("mn_api.webhooks")
 
-BATCH = 32
-MAX_WATCHES = 256
+BATCH = 32  # deliveries in flight per process
+MAX_WATCHES = 256  # jobs followed at once per process
 
 
 class WebhookWorker:
@@ -56,6 +56,7 @@ class WebhookWorker:
         self._watch_wake = asyncio.Event()
         self._dispatch_wake = asyncio.Event()
         self._following: dict[str, asyncio.Task[None]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
 
@@ -71,7 +72,7 @@ class WebhookWorker:
 
     async def stop(self) -> None:
         """Stop both loops and hand every held watch back, so another process resumes it."""
-        tasks = [*self._tasks, *self._following.values()]
+        tasks = [*self._tasks, *self._following.values(), *self._sending]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -159,20 +160,29 @@ class WebhookWorker:
     # Dispatching ------------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
+        """Keep up to BATCH deliveries in flight; a slow receiver holds only its own."""
         while True:
-            now = self._clock()
-            try:
-                batch = await self._store.claim_deliveries(
-                    self.owner, now, now + self._config.lease_seconds, BATCH
-                )
-                await self._purge(now)
-            except DomainError as err:
-                log.warning("webhook deliveries cannot be claimed: %s", err.detail)
-                batch = []
-            if batch:
-                await asyncio.gather(*(self._send(d) for d in batch))
-            if len(batch) < BATCH:
+            room = BATCH - len(self._sending)
+            batch: list[Delivery] = []
+            if room > 0:
+                now = self._clock()
+                try:
+                    batch = await self._store.claim_deliveries(
+                        self.owner, now, now + self._config.lease_seconds, room
+                    )
+                    await self._purge(now)
+                except DomainError as err:
+                    log.warning("webhook deliveries cannot be claimed: %s", err.detail)
+            for delivery in batch:
+                task = asyncio.create_task(self._send(delivery), name=f"webhook {delivery.id}")
+                self._sending.add(task)
+                task.add_done_callback(self._sent)
+            if len(batch) < room or room == 0:
                 await _wait(self._dispatch_wake, self._config.poll_seconds)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        self._dispatch_wake.set()  # room for one more
 
     async def _send(self, delivery: Delivery) -> None:
         try:

@@ -75,7 +75,14 @@ class SubmitJobRequest(BaseModel):
         populate_by_name=True,
         json_schema_extra={
             "examples": [
-                {"manifest": _EXAMPLE_MANIFEST, "payloads": {"inputs/prompt.txt": "Review this."}}
+                {"manifest": _EXAMPLE_MANIFEST, "payloads": {"inputs/prompt.txt": "Review this."}},
+                {
+                    "manifest": _EXAMPLE_MANIFEST,
+                    "webhook": {
+                        "url": "https://hooks.example.com/mirrorneuron",
+                        "events": ["job_completed", "job_failed"],
+                    },
+                },
             ],
             "anyOf": [
                 {"required": [name]}
