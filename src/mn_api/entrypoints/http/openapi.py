@@ -23,6 +23,10 @@ TAGS = [
     {"name": "jobs", "description": "Submit, list, inspect and control jobs"},
     {"name": "events", "description": "A job's history, dead letters and live stream"},
     {"name": "bundles", "description": "Zip bundles of a manifest and its payloads"},
+    {
+        "name": "webhooks",
+        "description": "Signed callbacks on a job's events: subscriptions, deliveries, retries",
+    },
     {"name": "system", "description": "Health, readiness, the runtime's summary, metrics"},
 ]
 
