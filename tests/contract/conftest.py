@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
@@ -23,6 +24,14 @@ class Capabilities:
     replay: bool = True
     # Whether the runtime itself holds a stream open; the gateway follows either way.
     follow: bool = True
+
+
+@pytest.fixture
+async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
+    """A client of the session's Redis (emptied for each test) for the store contracts."""
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
 from mn_api.adapters.bundles.redis import RedisBundleStore
@@ -21,13 +19,6 @@ from tests.support import make_zip
 
 LIMITS = Limits(max_files=50, max_bytes=1 << 20)
 MANIFEST = b'{"graph_id": "g", "nodes": []}'
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture(params=["disk", "redis"])

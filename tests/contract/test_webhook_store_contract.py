@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from mn_api.adapters.webhooks.redis import RedisWebhookStore
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
@@ -26,13 +24,6 @@ from tests.support import EPOCH
 
 NOW = EPOCH
 LEASE = 30.0
-
-
-@pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture(params=["sqlite", "redis"])

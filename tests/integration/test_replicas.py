@@ -14,7 +14,6 @@ from tests.support import (
     FakeCoreProcess,
     GatewayProcess,
     RedisServer,
-    free_port,
     make_zip,
     pipeline_manifest,
 )
@@ -25,13 +24,6 @@ MANIFEST = (
     b'{"manifest_version": "1", "graph_id": "bundled", '
     b'"nodes": [{"node_id": "a", "agent_type": "sensor"}], "entrypoints": ["a"]}'
 )
-
-
-@pytest.fixture
-def core() -> Iterator[FakeCoreProcess]:
-    process = FakeCoreProcess(free_port(), "--step-ms", "2").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture

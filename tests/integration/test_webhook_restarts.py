@@ -15,7 +15,6 @@ from tests.support import (
     GatewayProcess,
     WebhookReceiver,
     eventually,
-    free_port,
     pipeline_manifest,
 )
 
@@ -30,13 +29,6 @@ WEBHOOK_ENV = {
     "MN_API_WEBHOOK_TIMEOUT_SECONDS": "2",
     "MN_API_WEBHOOK_LEASE_SECONDS": "3",
 }
-
-
-@pytest.fixture
-def core() -> Iterator[FakeCoreProcess]:
-    process = FakeCoreProcess(free_port(), "--step-ms", "2").start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
