@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable
 
-from mn_api.application.ports import NotifierPort, Telemetry, WebhookStore
+from mn_api.application.ports import NotifierPort, SendResult, Telemetry, WebhookStore
 from mn_api.application.webhooks.config import WebhookConfig
 from mn_api.domain.errors import WebhookUrlNotAllowedError
 from mn_api.domain.webhooks import (
@@ -66,18 +66,20 @@ class DeliverySender:
             # The policy may have changed since the subscription was made.
             self._config.policy.check_url(delivery.url)
         except WebhookUrlNotAllowedError as refusal:
-            result_code, error, seconds, refused = None, refusal.detail, 0.0, True
+            result = SendResult(0.0, error=refusal.detail, refused=True)
         else:
             result = await self._notifier.send(
                 delivery.url, delivery.body.encode(), self.headers(delivery, int(now))
             )
-            result_code, error = result.status_code, result.error
-            seconds, refused = result.seconds, result.refused
         attempt = Attempt(
-            at=now, seconds=seconds, status_code=result_code, error=error, manual=manual
+            at=now,
+            seconds=result.seconds,
+            status_code=result.status_code,
+            error=result.error,
+            manual=manual,
         )
         number = len(delivery.attempts) + 1
-        outcome = decide(attempt, number, self._config.max_attempts, refused=refused)
+        outcome = decide(attempt, number, self._config.max_attempts, refused=result.refused)
         if manual and delivery.state is not DeliveryState.PENDING:
             # A delivery that was already settled only changes when the new try succeeds.
             state = DeliveryState.DELIVERED if attempt.succeeded else delivery.state
@@ -90,14 +92,14 @@ class DeliverySender:
                 else None
             )
         updated = delivery.with_attempt(attempt, state, next_at)
-        self._telemetry.webhook_attempt(outcome.value, seconds)
+        self._telemetry.webhook_attempt(outcome.value, result.seconds)
         log.info(
             "webhook %s for job %s attempt %d: %s (%s)",
             delivery.id,
             delivery.job_id,
             number,
             outcome.value,
-            result_code if result_code is not None else error,
+            result.status_code if result.status_code is not None else result.error,
         )
         if not await self._store.save_delivery(updated, owner):
             log.warning("webhook %s: lease lost before the attempt was saved", delivery.id)

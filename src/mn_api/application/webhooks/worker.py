@@ -95,6 +95,8 @@ class WebhookWorker:
                     log.warning("webhook watches cannot be claimed: %s", err.detail)
                     watches = []
                 for watch in watches:
+                    if watch.job_id in self._following:
+                        continue  # already followed here; that reader renews the lease
                     task = asyncio.create_task(self._follow(watch), name=f"watch {watch.job_id}")
                     self._following[watch.job_id] = task
                     task.add_done_callback(
