@@ -43,7 +43,7 @@ class EventRecord:
     @property
     def value(self) -> Mapping[str, Any]:
         value = self.document.value
-        return value if isinstance(value, Mapping) else {}
+        return value if isinstance(value, (dict, Mapping)) else {}
 
     @property
     def type(self) -> str:

@@ -15,11 +15,12 @@ ANY_MESSAGE = "*"
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # The dict check first: it is what parsed JSON gives, and far cheaper than the ABC's.
+    return value if isinstance(value, (dict, Mapping)) else {}
 
 
 def _name(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if value and isinstance(value, str) else None
 
 
 class GraphBuilder:
@@ -119,28 +120,37 @@ class GraphBuilder:
                 self._mark(self._edge(source, target, message_type), MANIFEST)
 
     def add_event(self, event: Mapping[str, Any]) -> None:
+        """Count one event; a message adds to the edge it travelled (one pass per history,
+        so this is the hot loop of the graph route: the common case is kept short)."""
         self._events += 1
         agent_id = _name(event.get("agent_id"))
-        if agent_id is not None:
+        if agent_id is not None and agent_id not in self._nodes:
             self._node(agent_id)
         if event.get("type") != AGENT_MESSAGE_RECEIVED:
             return
         self._messages += 1
         payload = _mapping(event.get("payload"))
-        envelope = _mapping(_mapping(payload.get("message")).get("envelope"))
-        source = _name(payload.get("from")) or _name(envelope.get("from"))
-        target = _name(payload.get("to")) or _name(envelope.get("to")) or agent_id
+        source = _name(payload.get("from"))
+        target = _name(payload.get("to"))
+        message_type = _name(payload.get("type"))
+        if source is None or target is None or message_type is None:
+            envelope = _mapping(_mapping(payload.get("message")).get("envelope"))
+            source = source or _name(envelope.get("from"))
+            target = target or _name(envelope.get("to")) or agent_id
+            message_type = message_type or _name(envelope.get("type")) or ANY_MESSAGE
         if source is None or target is None:
             return
-        message_type = _name(payload.get("type")) or _name(envelope.get("type")) or ANY_MESSAGE
-        edge = self._edge(source, target, message_type)
+        edge = self._edges.get((source, target, message_type)) or self._edge(
+            source, target, message_type
+        )
         edge["count"] += 1
         timestamp = event.get("timestamp")
         if isinstance(timestamp, str) and (
             edge["last_seen_at"] is None or timestamp > edge["last_seen_at"]
         ):
             edge["last_seen_at"] = timestamp
-        self._mark(edge, EVENTS)
+        if edge["source_event"] != EVENTS:
+            self._mark(edge, EVENTS)
 
     def build(self) -> dict[str, Any]:
         linked = {(s, t) for (s, t, _m) in self._edges}
