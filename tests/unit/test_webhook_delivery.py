@@ -289,3 +289,39 @@ async def test_a_receiver_slower_than_the_read_timeout_is_a_timeout(tmp_path: Pa
         server.server_close()
     assert result.attempts[-1].error == "read timeout"
     assert result.state is DeliveryState.PENDING
+
+
+async def test_a_receiver_trickling_its_answer_is_cut_off(tmp_path: Path) -> None:
+    class Trickle(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            # Each byte comes well within the read timeout; the whole answer never does.
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+            except OSError:
+                pass  # the gateway hung up, as it should
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    cfg = config()
+    notifier = HttpxNotifier(
+        cfg.policy,
+        map_resolver({"127.0.0.1": [["127.0.0.1"]]}),
+        connect_timeout=0.2,
+        read_timeout=0.3,
+    )
+    rig = Rig(tmp_path, notifier, cfg)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/trickle"
+        result = await rig.sender.attempt(await rig.held(url=url), OWNER)
+    finally:
+        await notifier.close()
+        await asyncio.to_thread(server.shutdown)
+        server.server_close()
+    assert result.attempts[-1].error == "deadline exceeded"
+    assert result.state is DeliveryState.PENDING

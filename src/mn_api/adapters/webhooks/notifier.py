@@ -10,6 +10,7 @@ and TLS is verified against the host name as usual.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 
@@ -88,6 +89,9 @@ class HttpxNotifier(NotifierPort):
         read_timeout: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        # httpx's timeouts bound each network operation; a receiver trickling its answer a
+        # byte at a time is stopped by this bound on the whole exchange.
+        self._deadline = connect_timeout + read_timeout
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
         self._client = httpx.AsyncClient(
             transport=transport or GuardedTransport(policy, resolver, limits),
@@ -102,9 +106,14 @@ class HttpxNotifier(NotifierPort):
     async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
         started = time.perf_counter()
         try:
-            async with self._client.stream("POST", url, content=body, headers=headers) as reply:
+            async with (
+                asyncio.timeout(self._deadline),
+                self._client.stream("POST", url, content=body, headers=headers) as reply,
+            ):
                 # Only the status matters; the body is left unread.
                 status = reply.status_code
+        except TimeoutError:
+            return SendResult(time.perf_counter() - started, error="deadline exceeded")
         except httpx.HTTPError as err:
             seconds = time.perf_counter() - started
             # httpx wraps what the network backend raised; the cause says it was the policy.
