@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 EPOCH = 1_764_000_000.0
@@ -367,6 +367,31 @@ async def asgi_client(
             await stack.enter_async_context(app.router.lifespan_context(app))
         client = httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
         yield await stack.enter_async_context(client)
+
+
+@contextmanager
+def local_http_server(do_post):
+    """An HTTP server on 127.0.0.1 whose POSTs run `do_post(handler)` in its own thread;
+    yields its base URL and stops with the block."""
+    import threading
+    from contextlib import suppress
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            with suppress(OSError):  # the client may hang up first
+                do_post(self)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def map_resolver(table: dict[str, list[list[str]]]):

@@ -15,6 +15,7 @@ from tests.support import (
     WebhookReceiver,
     asgi_client,
     eventually,
+    local_http_server,
     map_resolver,
     pipeline_manifest,
 )
@@ -301,38 +302,31 @@ async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(
     settings_factory: Any, receiver: WebhookReceiver
 ) -> None:
     import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     receiver.fail_first = 0
     release, arrived = threading.Event(), threading.Event()
 
-    class Hanging(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            arrived.set()
-            release.wait(30)
-            self.send_response(204)
-            self.end_headers()
+    def hang(handler: Any) -> None:
+        arrived.set()
+        release.wait(30)
+        handler.send_response(204)
+        handler.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    hanging = ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
-    threading.Thread(target=hanging.serve_forever, daemon=True).start()
     # The hanging request is given far longer than the test waits for the other one.
     settings = webhook_settings(
         settings_factory, webhook_timeout_seconds=60, webhook_lease_seconds=120
     )
-    try:
-        async with asgi_client(settings, InMemoryRuntime(step_seconds=0.002), lifespan=True) as c:
-            await submit(c, {"url": f"http://127.0.0.1:{hanging.server_address[1]}/"})
-            await eventually(arrived.is_set)
-            fast = await submit(c, {"url": receiver.url})
-            # Delivered while the other receiver still has not answered.
-            await eventually(lambda: len(receiver.accepted) == 1)
-            assert not release.is_set()
-            assert receiver.accepted[0]["body"]["job_id"] == fast
+    with local_http_server(hang) as hanging:
+        try:
+            async with asgi_client(
+                settings, InMemoryRuntime(step_seconds=0.002), lifespan=True
+            ) as c:
+                await submit(c, {"url": f"{hanging}/"})
+                await eventually(arrived.is_set)
+                fast = await submit(c, {"url": receiver.url})
+                # Delivered while the other receiver still has not answered.
+                await eventually(lambda: len(receiver.accepted) == 1)
+                assert not release.is_set()
+                assert receiver.accepted[0]["body"]["job_id"] == fast
+        finally:
             release.set()
-    finally:
-        release.set()
-        hanging.shutdown()
-        hanging.server_close()

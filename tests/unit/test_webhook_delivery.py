@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import threading
 import time
 from collections.abc import AsyncIterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application.webhooks import DeliverySender, WebhookConfig, WebhookRequest, Webhooks
 from mn_api.domain.errors import WebhookUrlNotAllowedError
 from mn_api.domain.webhooks import Delivery, DeliveryState, UrlPolicy
-from tests.support import EPOCH, FakeClock, WebhookReceiver, map_resolver
+from tests.support import EPOCH, FakeClock, WebhookReceiver, local_http_server, map_resolver
 
 SECRET = "0123456789abcdef-secret"
 URL = "https://hooks.example.com/in"
@@ -261,67 +258,37 @@ async def test_an_exactly_listed_local_receiver_gets_the_request(
     assert [r["verified"] for r in listener.requests] == [True]
 
 
-async def test_a_receiver_slower_than_the_read_timeout_is_a_timeout(tmp_path: Path) -> None:
-    class Slow(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            time.sleep(1.0)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+async def attempt_against(tmp_path: Path, do_post: Any, **timeouts: float) -> Delivery:
+    """One attempt at a local receiver that answers with `do_post`."""
     cfg = config()
-    notifier = HttpxNotifier(
-        cfg.policy, map_resolver({"127.0.0.1": [["127.0.0.1"]]}), read_timeout=0.2
-    )
+    notifier = HttpxNotifier(cfg.policy, map_resolver({"127.0.0.1": [["127.0.0.1"]]}), **timeouts)
     rig = Rig(tmp_path, notifier, cfg)
     try:
-        started = time.perf_counter()
-        url = f"http://127.0.0.1:{server.server_address[1]}/slow"
-        result = await rig.sender.attempt(await rig.held(url=url), OWNER)
-        assert time.perf_counter() - started < 0.9
+        with local_http_server(do_post) as base:
+            return await rig.sender.attempt(await rig.held(url=f"{base}/in"), OWNER)
     finally:
         await notifier.close()
-        await asyncio.to_thread(server.shutdown)
-        server.server_close()
+
+
+async def test_a_receiver_slower_than_the_read_timeout_is_a_timeout(tmp_path: Path) -> None:
+    def slow(handler: Any) -> None:
+        time.sleep(1.0)
+        handler.send_response(200)
+        handler.end_headers()
+
+    result = await attempt_against(tmp_path, slow, read_timeout=0.2)
     assert result.attempts[-1].error == "read timeout"
     assert result.state is DeliveryState.PENDING
 
 
 async def test_a_receiver_trickling_its_answer_is_cut_off(tmp_path: Path) -> None:
-    class Trickle(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            # Each byte comes well within the read timeout; the whole answer never does.
-            try:
-                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
-                    time.sleep(0.05)
-            except OSError:
-                pass  # the gateway hung up, as it should
+    def trickle(handler: Any) -> None:
+        # Each byte comes well within the read timeout; the whole answer never does.
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 40:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(0.05)
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    cfg = config()
-    notifier = HttpxNotifier(
-        cfg.policy,
-        map_resolver({"127.0.0.1": [["127.0.0.1"]]}),
-        connect_timeout=0.2,
-        read_timeout=0.3,
-    )
-    rig = Rig(tmp_path, notifier, cfg)
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/trickle"
-        result = await rig.sender.attempt(await rig.held(url=url), OWNER)
-    finally:
-        await notifier.close()
-        await asyncio.to_thread(server.shutdown)
-        server.server_close()
+    result = await attempt_against(tmp_path, trickle, connect_timeout=0.2, read_timeout=0.3)
     assert result.attempts[-1].error == "deadline exceeded"
     assert result.state is DeliveryState.PENDING
