@@ -321,8 +321,15 @@ async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(
             async with asgi_client(
                 settings, InMemoryRuntime(step_seconds=0.002), lifespan=True
             ) as c:
-                await submit(c, {"url": f"{hanging}/"})
+                stuck = await submit(c, {"url": f"{hanging}/"})
                 await eventually(arrived.is_set)
+                listing = (await c.get(f"/api/v1/jobs/{stuck}/webhooks")).json()
+                [sending] = listing["deliveries"]
+                assert (sending["state"], sending["attempts"]) == ("pending", [])
+                # Being sent right now: a second send by hand has to wait.
+                busy = await c.post(f"/api/v1/jobs/{stuck}/webhooks/{sending['id']}/redeliver")
+                assert busy.status_code == 409
+                assert busy.json()["error"] == "webhook_delivery_in_flight"
                 fast = await submit(c, {"url": receiver.url})
                 # Delivered while the other receiver still has not answered.
                 await eventually(lambda: len(receiver.accepted) == 1)
