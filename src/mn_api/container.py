@@ -145,7 +145,7 @@ class Container(containers.DeclarativeContainer):
     resolver = providers.Singleton(SystemResolver)
     notifier = providers.Singleton(
         HttpxNotifier,
-        policy=providers.Callable(lambda s: s.webhook_policy, settings),
+        policy=providers.Callable(lambda c: c.policy, webhook_config),
         resolver=resolver,
         read_timeout=providers.Callable(lambda s: s.webhook_timeout_seconds, settings),
     )
