@@ -8,6 +8,9 @@ import zipfile
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+# The benchmark's process helpers serve the tests as they are.
+from bench._procs import free_port, wait_http
+
 EPOCH = 1_764_000_000.0
 
 
@@ -60,30 +63,6 @@ def make_zip(members: dict[str, bytes | str], *, symlinks: dict[str, str] | None
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             zf.writestr(info, target)
     return buffer.getvalue()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, within: float = 20.0) -> None:
-    """Poll `url` until it answers at all; raises TimeoutError otherwise."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise TimeoutError(url)
 
 
 class FakeCoreProcess:
@@ -180,7 +159,7 @@ class GatewayProcess:
             [mn_api], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
-            wait_for_http(f"{self.base}/api/v1/health")
+            wait_http(f"{self.base}/api/v1/health")
         except TimeoutError:
             self.stop()
             raise

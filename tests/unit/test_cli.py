@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import FakeCoreProcess, free_port, pipeline_manifest, wait_for_http
+from tests.support import FakeCoreProcess, free_port, pipeline_manifest, wait_http
 
 MN_API = str(Path(sys.executable).with_name("mn-api"))
 
@@ -68,7 +68,7 @@ def test_serves_the_memory_runtime_and_stops_cleanly(tmp_path: Path, stop: signa
     )
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
-        wait_for_http(f"{base}/health")
+        wait_http(f"{base}/health")
         job = httpx.post(f"{base}/jobs", json={"manifest": pipeline_manifest()}).json()
         deadline = time.monotonic() + 10
         while httpx.get(f"{base}/jobs/{job['job_id']}").json()["job"]["status"] != "completed":
@@ -99,7 +99,7 @@ def test_serves_a_core_over_grpc_by_default(tmp_path: Path) -> None:
     process = subprocess.Popen([MN_API], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}/api/v1"
-        wait_for_http(f"{base}/health")
+        wait_http(f"{base}/health")
         assert httpx.get(f"{base}/ready").status_code == 200
         job = httpx.post(f"{base}/jobs", json={"manifest": pipeline_manifest()}).json()
         deadline = time.monotonic() + 10
