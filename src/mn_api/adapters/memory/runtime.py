@@ -615,7 +615,8 @@ class InMemoryRuntime(RuntimePort):
             if job.changed is None:
                 job.changed = asyncio.Event()
             try:
-                await asyncio.wait_for(job.changed.wait(), heartbeat_seconds)
+                async with asyncio.timeout(heartbeat_seconds):
+                    await job.changed.wait()
             except TimeoutError:
                 yield Heartbeat()
 

@@ -15,9 +15,8 @@ class SystemResolver(HostResolver):
     async def resolve(self, host: str, port: int) -> list[str]:
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self._timeout
-            )
+            async with asyncio.timeout(self._timeout):
+                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError, UnicodeError):
             return []
         return list(dict.fromkeys(str(info[4][0]) for info in infos))

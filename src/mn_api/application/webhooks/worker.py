@@ -35,6 +35,7 @@ log = logging.getLogger("mn_api.webhooks")
 
 BATCH = 32  # deliveries in flight per process
 MAX_WATCHES = 256  # jobs followed at once per process
+STOP_SECONDS = 10.0  # how long stop() waits for the loops to let go
 
 
 class WebhookWorker:
@@ -75,9 +76,13 @@ class WebhookWorker:
         tasks = [*self._tasks, *self._following.values(), *self._sending]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            done, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("webhook task %s ended with %r", task.get_name(), task.exception())
+            for task in stuck:  # their leases run out and another process takes over
+                log.error("webhook task %s did not stop", task.get_name())
         self._tasks = []
 
     # Watching ---------------------------------------------------------------------------
@@ -235,6 +240,9 @@ def _deliveries(
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
+    # asyncio.timeout rather than wait_for: on Python 3.11, wait_for drops a cancellation
+    # that arrives as the event is set, and stop() would wait on this loop for ever.
     with suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()
     event.clear()
