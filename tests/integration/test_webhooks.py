@@ -30,8 +30,9 @@ def webhook_settings(settings_factory: Any, **extra: Any) -> Any:
         "webhook_secret": SECRET,
         "webhook_retry_base_seconds": 0.1,
         "webhook_poll_seconds": 0.05,
-        "webhook_timeout_seconds": 2,
-        "webhook_lease_seconds": 5,
+        # Generous, so that a slow machine does not turn into extra attempts.
+        "webhook_timeout_seconds": 10,
+        "webhook_lease_seconds": 30,
     }
     values.update(extra)
     return settings_factory(**values)
@@ -67,7 +68,7 @@ async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures
         {"url": receiver.url, "events": ["job_running", "dead_letter", "job_completed"]},
         worker={"simulate": {"drop_first": 1}},
     )
-    await eventually(lambda: len(receiver.accepted) == 3, within=20)
+    await eventually(lambda: len(receiver.accepted) >= 3, within=60)
 
     kinds = [r["body"]["type"] for r in receiver.accepted]
     assert sorted(kinds) == ["dead_letter", "job_completed", "job_running"]
@@ -173,7 +174,7 @@ async def test_redeliver_sends_the_same_delivery_again(
 ) -> None:
     receiver.fail_first = 0
     job_id = await submit(client, {"url": receiver.url + "?token=abc"})
-    await eventually(lambda: len(receiver.accepted) == 1)
+    await eventually(lambda: len(receiver.accepted) >= 1)
     first = receiver.accepted[0]
     ident = first["headers"]["MN-Webhook-Id"]
 
@@ -211,8 +212,8 @@ async def test_a_bundle_submitted_on_upload_takes_a_webhook(
     )
     assert answer.status_code == 201, answer.text
     job_id = answer.json()["job_id"]
-    await eventually(lambda: len(receiver.accepted) == 2)
-    assert {r["body"]["job_id"] for r in receiver.accepted} == {job_id}
+    await eventually(lambda: len(receiver.accepted) >= 2)
+    assert [r["body"]["job_id"] for r in receiver.accepted] == [job_id, job_id]
 
     refused = await client.post(
         "/api/v1/bundles/upload?submit=true",
@@ -249,7 +250,7 @@ async def test_global_webhooks_hear_of_every_job(
         for _ in range(3):
             answer = await client.post("/api/v1/jobs", json={"manifest": pipeline_manifest()})
             jobs.append(answer.json()["job_id"])
-        await eventually(lambda: len(receiver.accepted) == 3)
+        await eventually(lambda: len(receiver.accepted) >= 3)
         listing = (await client.get(f"/api/v1/jobs/{jobs[0]}/webhooks")).json()
     assert sorted(r["body"]["job_id"] for r in receiver.accepted) == sorted(jobs)
     assert listing["subscriptions"][0]["source"] == "global"
@@ -332,8 +333,8 @@ async def test_a_receiver_that_hangs_holds_up_only_its_own_deliveries(
                 assert busy.json()["error"] == "webhook_delivery_in_flight"
                 fast = await submit(c, {"url": receiver.url})
                 # Delivered while the other receiver still has not answered.
-                await eventually(lambda: len(receiver.accepted) == 1)
+                await eventually(lambda: len(receiver.accepted) >= 1)
                 assert not release.is_set()
-                assert receiver.accepted[0]["body"]["job_id"] == fast
+                assert [r["body"]["job_id"] for r in receiver.accepted] == [fast]
         finally:
             release.set()
