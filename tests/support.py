@@ -387,12 +387,15 @@ def map_resolver(table: dict[str, list[list[str]]]):
 
 class WebhookReceiver:
     """A webhook receiver on 127.0.0.1 that checks signatures as the README tells
-    receivers to, and answers `fail_first` failures (500) for each delivery id first."""
+    receivers to, and answers `fail_first` failures (500) for each delivery id first.
+    A delivery counts as accepted before its answer leaves; `accept_delay` holds that
+    answer back, as a slow receiver or network would."""
 
     def __init__(self, secret: str, *, fail_first: int = 0, status: int = 204) -> None:
         self.secret = secret
         self.fail_first = fail_first
         self.status = status
+        self.accept_delay = 0.0
         self.requests: list[dict[str, Any]] = []
         self.accepted: list[dict[str, Any]] = []
         self._server: Any = None
@@ -413,6 +416,7 @@ class WebhookReceiver:
     def start(self) -> WebhookReceiver:
         import json
         import threading
+        import time
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         receiver = self
@@ -434,6 +438,7 @@ class WebhookReceiver:
                 status = 500 if tries < receiver.fail_first else receiver.status
                 if status < 300 and record["verified"]:
                     receiver.accepted.append(record)
+                    time.sleep(receiver.accept_delay)
                 elif not record["verified"]:
                     status = 401
                 self.send_response(status)
@@ -456,6 +461,19 @@ class WebhookReceiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+async def settled(client, listing_url: str, count: int, within: float = 60.0):
+    """A job's webhook listing (GET `listing_url`) once `count` of its deliveries have
+    their outcome recorded: a receiver counts a delivery before its answer reaches the
+    gateway, so what the gateway shows comes a little later."""
+
+    async def listing():
+        answer = (await client.get(listing_url)).json()
+        done = [d for d in answer["deliveries"] if d["state"] != "pending"]
+        return answer if len(done) >= count else None
+
+    return await eventually(listing, within=within)
 
 
 async def eventually(check, within: float = 15.0, every: float = 0.05):

@@ -18,6 +18,7 @@ from tests.support import (
     local_http_server,
     map_resolver,
     pipeline_manifest,
+    settled,
 )
 
 SECRET = "receiver-shared-secret-0123456789"
@@ -63,6 +64,7 @@ async def submit(client: httpx.AsyncClient, webhook: dict[str, Any], **manifest:
 async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures(
     client: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
+    receiver.accept_delay = 0.2  # the gateway learns of each success after the receiver
     job_id = await submit(
         client,
         {"url": receiver.url, "events": ["job_running", "dead_letter", "job_completed"]},
@@ -85,7 +87,7 @@ async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures
     )
     assert done["occurred_at"] == done["event"]["timestamp"]
 
-    listing = (await client.get(f"/api/v1/jobs/{job_id}/webhooks")).json()
+    listing = await settled(client, f"/api/v1/jobs/{job_id}/webhooks", 3)
     assert [s["url"] for s in listing["subscriptions"]] == [receiver.url]
     assert {d["state"] for d in listing["deliveries"]} == {"delivered"}
     for delivery in listing["deliveries"]:
@@ -173,8 +175,9 @@ async def test_redeliver_sends_the_same_delivery_again(
     client: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
     receiver.fail_first = 0
+    receiver.accept_delay = 0.2
     job_id = await submit(client, {"url": receiver.url + "?token=abc"})
-    await eventually(lambda: len(receiver.accepted) >= 1)
+    await settled(client, f"/api/v1/jobs/{job_id}/webhooks", 1)
     first = receiver.accepted[0]
     ident = first["headers"]["MN-Webhook-Id"]
 
