@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -192,6 +193,30 @@ async def test_urls_no_longer_allowed_are_refused_without_a_request(
     assert result.state is DeliveryState.FAILED
     assert "not in MN_API_WEBHOOK_ALLOWED_HOSTS" in (result.attempts[-1].error or "")
     assert rig.outcomes() == {"refused": 1.0}
+
+
+async def test_an_attempt_stopped_half_way_lets_go_of_the_delivery_unchanged(
+    rig: Rig, router: respx.MockRouter
+) -> None:
+    reached = asyncio.Event()
+
+    async def never_answers(_request: httpx.Request) -> httpx.Response:
+        reached.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    router.post(URL).mock(side_effect=never_answers)
+    held = await rig.held()
+    # Held for a minute, so only letting go makes it claimable again at once.
+    assert await rig.store.claim_deliveries(OWNER, EPOCH + 2, EPOCH + 60, 10) == []
+    sending = asyncio.create_task(rig.sender.attempt(held, OWNER))
+    await reached.wait()
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    [again] = await rig.store.claim_deliveries("another", EPOCH + 2, EPOCH + 60, 10)
+    assert (again.id, again.attempts, again.state) == (held.id, (), DeliveryState.PENDING)
+    assert rig.outcomes() == {}
 
 
 def _fields(delivery: Delivery) -> dict[str, Any]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable
+from contextlib import suppress
 
 from mn_api.application.ports import NotifierPort, SendResult, Telemetry, WebhookStore
 from mn_api.application.webhooks.config import WebhookConfig
-from mn_api.domain.errors import WebhookUrlNotAllowedError
+from mn_api.domain.errors import DomainError, WebhookUrlNotAllowedError
 from mn_api.domain.webhooks import (
     Attempt,
     Delivery,
@@ -60,7 +62,17 @@ class DeliverySender:
         }
 
     async def attempt(self, delivery: Delivery, owner: str, *, manual: bool = False) -> Delivery:
-        """Send `delivery` (held by `owner`) once, record the attempt and let go of it."""
+        """Send `delivery` (held by `owner`) once, record the attempt and let go of it.
+        Stopped half way (the process stops, the caller leaves), it lets go of the
+        delivery unchanged, so the next try need not wait for the lease to run out."""
+        try:
+            return await self._attempt(delivery, owner, manual)
+        except asyncio.CancelledError:
+            with suppress(DomainError):
+                await asyncio.shield(self._store.release_delivery(delivery.id, owner))
+            raise
+
+    async def _attempt(self, delivery: Delivery, owner: str, manual: bool) -> Delivery:
         now = self._clock()
         try:
             # The policy may have changed since the subscription was made.

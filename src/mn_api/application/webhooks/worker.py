@@ -194,10 +194,6 @@ class WebhookWorker:
     async def _send(self, delivery: Delivery) -> None:
         try:
             await self._sender.attempt(delivery, self.owner)
-        except asyncio.CancelledError:
-            with suppress(DomainError):
-                await asyncio.shield(self._store.release_delivery(delivery.id, self.owner))
-            raise
         except DomainError as err:
             log.warning("webhook %s could not be recorded: %s", delivery.id, err.detail)
         except Exception:
