@@ -19,7 +19,7 @@ from mn_api.config import Settings
 from mn_api.container import Container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
-from tests.support import FakeClock, RedisServer
+from tests.support import CORE_ADMIN_TOKEN, CORE_TOKEN, FakeClock, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -84,9 +84,14 @@ async def gateway_runtime(
     if request.param == "memory":
         yield memory_runtime
         return
-    core = FakeCore(memory_runtime)
+    core = FakeCore(memory_runtime, token=CORE_TOKEN, admin_token=CORE_ADMIN_TOKEN)
     port = await core.start("127.0.0.1", 0)
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
+    runtime = GrpcRuntime(
+        f"127.0.0.1:{port}",
+        timeout_seconds=5,
+        auth_token=CORE_TOKEN,
+        admin_token=CORE_ADMIN_TOKEN,
+    )
     yield runtime
     await runtime.close()
     await core.stop(grace=None)

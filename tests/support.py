@@ -28,11 +28,18 @@ class FakeClock:
         self.now += seconds
 
 
+# The credentials fake cores are started with in tests (checked from release 1.2.5 on).
+CORE_TOKEN = "core-token"
+CORE_ADMIN_TOKEN = "core-admin-secret"
+CORE_CREDENTIALS = ("--token", CORE_TOKEN, "--admin-token", CORE_ADMIN_TOKEN)
+GATEWAY_CORE_ENV = {"MN_GRPC_AUTH_TOKEN": CORE_TOKEN, "MN_GRPC_ADMIN_TOKEN": CORE_ADMIN_TOKEN}
+
+
 def pipeline_manifest(**node_config: dict[str, Any]) -> dict[str, Any]:
     """router -> executor -> aggregator; `node_config` adds a config to nodes by id."""
     nodes = [
         {"node_id": "router", "agent_type": "router"},
-        {"node_id": "worker", "agent_type": "executor", "type": "llm"},
+        {"node_id": "worker", "agent_type": "executor", "type": "map"},
         {"node_id": "collect", "agent_type": "aggregator"},
     ]
     for node in nodes:
@@ -149,10 +156,14 @@ class GatewayProcess:
             env.update(
                 {"MN_RUNTIME": "grpc", "MN_GRPC_TARGET": f"127.0.0.1:{self.shared_core.port}"}
             )
+            env.update(GATEWAY_CORE_ENV)
         else:
             legacy = ("--legacy",) if self.runtime == "grpc_legacy" else ()
-            self.core = FakeCoreProcess(free_port(), "--step-ms", step, *legacy).start()
+            self.core = FakeCoreProcess(
+                free_port(), "--step-ms", step, *legacy, *CORE_CREDENTIALS
+            ).start()
             env.update({"MN_RUNTIME": "grpc", "MN_GRPC_TARGET": f"127.0.0.1:{self.core.port}"})
+            env.update(GATEWAY_CORE_ENV)
         env.update(self.extra_env)
         mn_api = str(Path(sys.executable).with_name("mn-api"))
         self.process = subprocess.Popen(

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     core_grpc_target: str | None = Field(None, validation_alias="MN_CORE_GRPC_TARGET")
     grpc_timeout_seconds: float | None = Field(10.0, validation_alias="MN_GRPC_TIMEOUT_SECONDS")
     grpc_auth_token: str | None = Field(None, validation_alias="MN_GRPC_AUTH_TOKEN")
+    # ClearJobs' separate admin secret on 1.2.5 to 1.2.22 cores (else the auth token).
+    grpc_admin_token: str | None = Field(None, validation_alias="MN_GRPC_ADMIN_TOKEN")
     grpc_tls_ca_file: Path | None = Field(None, validation_alias="MN_GRPC_TLS_CA_FILE")
     grpc_tls_cert_file: Path | None = Field(None, validation_alias="MN_GRPC_TLS_CERT_FILE")
     grpc_tls_key_file: Path | None = Field(None, validation_alias="MN_GRPC_TLS_KEY_FILE")
@@ -72,9 +74,17 @@ class Settings(BaseSettings):
     idempotency_ttl_seconds: float = Field(
         86400, validation_alias="MN_API_IDEMPOTENCY_TTL_SECONDS", gt=0
     )
+    # How long the gateway keeps the declared topology of each job it submitted.
+    topology_ttl_seconds: float = Field(
+        7 * 86400, validation_alias="MN_API_TOPOLOGY_TTL_SECONDS", gt=0
+    )
     rate_limit: str | None = Field(None, validation_alias="MN_API_RATE_LIMIT")
     redis_url: str | None = Field(None, validation_alias="MN_REDIS_URL")
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
+    # The core release the in-memory runtime behaves like (mn-fake-core's --release).
+    fake_core_release: Literal["1.1", "1.2.5", "1.2.31"] = Field(
+        "1.2.31", validation_alias="MN_FAKE_CORE_RELEASE"
+    )
 
     webhook_allowed_hosts_raw: str | None = Field(
         None, validation_alias="MN_API_WEBHOOK_ALLOWED_HOSTS"

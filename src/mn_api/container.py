@@ -19,6 +19,8 @@ from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.ratelimit import LimitsRateLimiter, Unlimited
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
+from mn_api.adapters.topologies.redis import RedisTopologyStore
+from mn_api.adapters.topologies.sqlite import SqliteTopologyStore
 from mn_api.adapters.webhooks.notifier import HttpxNotifier
 from mn_api.adapters.webhooks.redis import RedisWebhookStore
 from mn_api.adapters.webhooks.resolver import SystemResolver
@@ -93,6 +95,7 @@ class Container(containers.DeclarativeContainer):
         providers.Callable(lambda s: s.runtime, settings),
         memory=providers.Singleton(
             InMemoryRuntime,
+            release=providers.Callable(lambda s: s.fake_core_release, settings),
             step_seconds=providers.Callable(lambda s: s.fake_step_ms / 1000, settings),
         ),
         grpc=providers.Singleton(_grpc_runtime, settings, telemetry),
@@ -129,6 +132,19 @@ class Container(containers.DeclarativeContainer):
         Idempotency,
         store=idempotency_store,
         ttl_seconds=providers.Callable(lambda s: s.idempotency_ttl_seconds, settings),
+    )
+    topology_store = providers.Selector(
+        shared_state,
+        local=providers.Singleton(
+            SqliteTopologyStore,
+            path=providers.Callable(_state_file, settings),
+            ttl_seconds=providers.Callable(lambda s: s.topology_ttl_seconds, settings),
+        ),
+        redis=providers.Singleton(
+            RedisTopologyStore,
+            client=redis,
+            ttl_seconds=providers.Callable(lambda s: s.topology_ttl_seconds, settings),
+        ),
     )
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     manifest_source = providers.Singleton(FileManifestSource)
@@ -184,12 +200,18 @@ class Container(containers.DeclarativeContainer):
     )
 
     submit_job = providers.Factory(
-        uc.SubmitJob, runtime=runtime, bundles=bundle_store, webhooks=webhooks
+        uc.SubmitJob,
+        runtime=runtime,
+        bundles=bundle_store,
+        webhooks=webhooks,
+        topologies=topology_store,
     )
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)
     list_jobs = providers.Factory(uc.ListJobs, runtime=runtime)
     get_job = providers.Factory(uc.GetJob, runtime=runtime)
-    get_job_graph = providers.Factory(uc.GetJobGraph, runtime=runtime, manifests=manifest_source)
+    get_job_graph = providers.Factory(
+        uc.GetJobGraph, runtime=runtime, manifests=manifest_source, topologies=topology_store
+    )
     list_events = providers.Factory(uc.ListEvents, runtime=runtime)
     list_dead_letters = providers.Factory(uc.ListDeadLetters, runtime=runtime)
     stream_events = providers.Factory(

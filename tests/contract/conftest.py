@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 import pytest
@@ -15,15 +16,48 @@ from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.status import is_terminal
 from mn_api.entrypoints.fake_core import FakeCore
+from tests.support import CORE_ADMIN_TOKEN, CORE_TOKEN
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What an implementation can do; a legacy core lacks some of it."""
+    """What a release does, as CORE.md tells it (written here, not read from the product)."""
 
+    release: str
     replay: bool = True
-    # Whether the runtime itself holds a stream open; the gateway follows either way.
+    # Whether the core itself holds a stream open; the gateway's adapter follows either way.
     follow: bool = True
+    job_id: re.Pattern[str] = re.compile(r"^pipeline-\d{13}-[0-9a-f]{12}$")
+    resume_of_running_succeeds: bool = False
+    cancel_of_terminal_succeeds: bool = False
+    cancellation_pending: bool = False
+    force_cancelled: bool = True
+    recent_events: bool = True
+    result_in_details: bool = True
+    dead_letter_reason: bool = False
+    summary_metrics: bool = False
+    requirements: bool = False
+    event_version: bool = False
+
+
+CAPABILITIES = {
+    "1.1": Capabilities("1.1", follow=False),
+    "1.2.5": Capabilities("1.2.5"),
+    "1.2.31": Capabilities(
+        "1.2.31",
+        job_id=re.compile(r"^p-[0-9a-f]{8}$"),
+        resume_of_running_succeeds=True,
+        cancel_of_terminal_succeeds=True,
+        cancellation_pending=True,
+        force_cancelled=False,
+        recent_events=False,
+        result_in_details=False,
+        dead_letter_reason=True,
+        summary_metrics=True,
+        requirements=True,
+        event_version=True,
+    ),
+}
 
 
 @pytest.fixture
@@ -34,39 +68,13 @@ async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-@pytest.fixture
-async def memory_runtime_live() -> AsyncIterator[InMemoryRuntime]:
-    runtime = InMemoryRuntime(step_seconds=0.002)
-    await runtime.start()
-    yield runtime
-    await runtime.close()
-
-
-async def _grpc_runtime(*, legacy: bool) -> AsyncIterator[RuntimePort]:
-    core = FakeCore(InMemoryRuntime(step_seconds=0.002), legacy=legacy)
-    port = await core.start("127.0.0.1", 0)
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
-    await runtime.start()
-    yield runtime
-    await runtime.close()
-    await core.stop(grace=None)
-
-
-@pytest.fixture
-async def grpc_fake_core() -> AsyncIterator[RuntimePort]:
-    """GrpcRuntime talking to mn-fake-core over a real loopback connection."""
-    async for runtime in _grpc_runtime(legacy=False):
-        yield runtime
-
-
-@pytest.fixture
-async def grpc_legacy_core() -> AsyncIterator[RuntimePort]:
-    """GrpcRuntime talking to a fake core that behaves like a released core."""
-    async for runtime in _grpc_runtime(legacy=True):
-        yield runtime
-
-
-RUNTIMES = ["memory_runtime_live", "grpc_fake_core", "grpc_legacy_core"]
+# memory-<release> runs the runtime in process; grpc-<release> reaches it through
+# mn-fake-core with GrpcRuntime; the last runs without our ReplayDeadLetter extension.
+RUNTIMES = [
+    *(f"memory-{r}" for r in CAPABILITIES),
+    *(f"grpc-{r}" for r in CAPABILITIES),
+    "grpc-1.2.31-without-replay",
+]
 
 
 @pytest.fixture(params=RUNTIMES)
@@ -75,15 +83,37 @@ def runtime_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def runtime(request: pytest.FixtureRequest, runtime_name: str) -> RuntimePort:
-    return request.getfixturevalue(runtime_name)
+def capabilities(runtime_name: str) -> Capabilities:
+    kind, release, *rest = runtime_name.split("-")
+    known = CAPABILITIES[release]
+    if kind == "memory":
+        # In process there is no wire: the runtime follows and replays in every profile.
+        return replace(known, follow=True)
+    return replace(known, replay=not rest)
 
 
 @pytest.fixture
-def capabilities(runtime_name: str) -> Capabilities:
-    if runtime_name == "grpc_legacy_core":
-        return Capabilities(replay=False, follow=False)
-    return Capabilities()
+async def runtime(runtime_name: str) -> AsyncIterator[RuntimePort]:
+    kind, release, *rest = runtime_name.split("-")
+    memory = InMemoryRuntime(release=release, step_seconds=0.002)
+    if kind == "memory":
+        await memory.start()
+        yield memory
+        await memory.close()
+        return
+    core = FakeCore(memory, replay=not rest, token=CORE_TOKEN, admin_token=CORE_ADMIN_TOKEN)
+    port = await core.start("127.0.0.1", 0)
+    runtime = GrpcRuntime(
+        f"127.0.0.1:{port}",
+        timeout_seconds=5,
+        legacy_poll_seconds=0.02,
+        auth_token=CORE_TOKEN,
+        admin_token=CORE_ADMIN_TOKEN,
+    )
+    await runtime.start()
+    yield runtime
+    await runtime.close()
+    await core.stop(grace=None)
 
 
 async def submit(runtime: RuntimePort, manifest: dict, payloads: dict | None = None) -> str:

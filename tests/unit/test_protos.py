@@ -28,13 +28,18 @@ def test_committed_modules_match_the_protos(tmp_path: Path) -> None:
 def test_wire_names_and_numbers_are_the_cores() -> None:
     submit = job_pb2.SubmitJobRequest.DESCRIPTOR
     assert submit.full_name == "mirrorneuron.job.v1.SubmitJobRequest"
-    assert {f.name: f.number for f in submit.fields} == {"manifest_json": 1, "payloads": 2}
+    assert {f.name: f.number for f in submit.fields} == {
+        "manifest_json": 1,
+        "payloads": 2,
+        "version": 3,
+    }
     replay = job_pb2.ReplayDeadLetterResponse.DESCRIPTOR
     assert {f.name: f.number for f in replay.fields} == {"job_id": 1, "status": 2, "agent_id": 3}
     listing = job_pb2.ListJobsRequest.DESCRIPTOR
     assert {f.name: (f.number, f.type) for f in listing.fields} == {
         "limit": (1, listing.fields_by_name["limit"].TYPE_INT32),
         "include_terminal": (2, listing.fields_by_name["include_terminal"].TYPE_BOOL),
+        "version": (3, listing.fields_by_name["version"].TYPE_UINT32),
     }
     service = job_pb2.DESCRIPTOR.services_by_name["JobService"]
     assert service.full_name == "mirrorneuron.job.v1.JobService"
@@ -46,6 +51,7 @@ def test_wire_names_and_numbers_are_the_cores() -> None:
         "PauseJob",
         "ResumeJob",
         "ClearJobs",
+        "CancelAllJobs",
         "ReplayDeadLetter",
     }
     cluster = cluster_pb2.DESCRIPTOR.services_by_name["ClusterService"]
@@ -57,4 +63,6 @@ def test_wire_names_and_numbers_are_the_cores() -> None:
         "job_id": 1,
         "follow": 2,
         "heartbeat_interval_ms": 3,
+        "limit": 4,
+        "version": 5,
     }

@@ -113,6 +113,22 @@ class BundleStore(ABC):
         """The manifest and payloads of a stored bundle; BundleNotFoundError when gone."""
 
 
+class TopologyStore(ABC):
+    """The declared nodes and edges of each job the gateway submitted: no real core returns
+    a job's topology, so the gateway keeps it, for as long as the job's other records."""
+
+    @abstractmethod
+    async def save(self, job_id: str, manifest_json: str) -> None:
+        """Keep the topology of the manifest the runtime accepted for `job_id`."""
+
+    @abstractmethod
+    async def load(self, job_id: str) -> Mapping[str, Any] | None:
+        """`{"nodes": [...], "edges": [...], "entrypoints": [...]}`, or None when unknown."""
+
+    @abstractmethod
+    async def forget(self, job_id: str) -> None: ...
+
+
 class ManifestSource(ABC):
     """Reads a manifest file the runtime names in a job's details, when it can."""
 

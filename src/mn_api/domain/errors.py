@@ -48,6 +48,10 @@ class ManifestInvalidError(DomainError):
         self.errors = list(errors)
 
 
+class RequirementsNotMetError(DomainError):
+    """The runtime's nodes cannot provide what the manifest requires (not a state conflict)."""
+
+
 class InvalidArgumentError(DomainError):
     """The runtime refused an argument of a call other than a submission."""
 

@@ -21,6 +21,9 @@ JOB_CANCELLED = "job_cancelled"
 AGENT_MESSAGE_RECEIVED = "agent_message_received"
 DEAD_LETTER = "dead_letter"
 DEAD_LETTER_REPLAYED = "dead_letter_replayed"
+# Sent by following streams of 1.2.5+ cores while a job is quiet: not a job event.
+STREAM_HEARTBEAT = "stream_heartbeat"
+HEARTBEAT_TYPES = frozenset({STREAM_HEARTBEAT, "heartbeat", ""})
 
 TERMINAL_EVENT_STATUS = {
     JOB_COMPLETED: "completed",
@@ -62,15 +65,30 @@ def iso_timestamp(epoch_seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, (dict, Mapping)) else {}
+
+
 def dead_letter_view(index: int, event_index: int, event: Mapping[str, Any]) -> dict[str, Any]:
-    """The dead-letter entry the API lists for a `dead_letter` event."""
-    payload = event.get("payload")
-    payload = payload if isinstance(payload, Mapping) else {}
-    return {
+    """The dead-letter entry the API lists for a `dead_letter` event, from any release's shape.
+
+    Releases up to 1.2.22 put `agent_id` and the whole `message` at the top level and give no
+    reason; 1.2.31 adds `payload` = {reason, message_id, attempt}; other runtimes may keep
+    everything inside `payload`. A reason is listed only when one was given.
+    """
+    payload = _mapping(event.get("payload"))
+    message = event.get("message", payload.get("message"))
+    envelope = _mapping(_mapping(message).get("envelope"))
+    agent_id = event.get("agent_id") or payload.get("agent_id") or envelope.get("to")
+    timestamp = event.get("timestamp")
+    view: dict[str, Any] = {
         "index": index,
         "event_index": event_index,
-        "agent_id": payload.get("agent_id", event.get("agent_id")),
-        "reason": payload.get("reason", event.get("reason")),
-        "timestamp": event.get("timestamp"),
-        "message": payload.get("message", event.get("message")),
+        "agent_id": agent_id if isinstance(agent_id, str) else "unknown",
+        "timestamp": timestamp if isinstance(timestamp, str) else "",
+        "message": message if message is not None else {},
     }
+    reason = payload.get("reason") or event.get("reason") or event.get("error")
+    if isinstance(reason, str) and reason:
+        view["reason"] = reason
+    return view

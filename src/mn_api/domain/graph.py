@@ -12,6 +12,42 @@ EVENTS = "events"
 BOTH = "manifest+events"
 AGENT_METADATA = "agent_metadata"
 ANY_MESSAGE = "*"
+# What a node shows when no source says: known only from the manifest, or only from events.
+UNKNOWN = "unknown"
+DECLARED = "declared"
+OBSERVED = "observed"
+DEFAULT_TEMPLATE = "generic"
+
+
+def topology_of(manifest: Any) -> dict[str, Any]:
+    """The declared part of a manifest the graph needs: nodes, edges and entrypoints."""
+    manifest = _mapping(manifest)
+    nodes = [
+        {
+            k: node[k]
+            for k in ("node_id", "agent_type", "type", "role")
+            if isinstance(node.get(k), str)
+        }
+        for node in manifest.get("nodes") or ()
+        if isinstance(node, Mapping)
+    ]
+    edges = [
+        {
+            k: edge[k]
+            for k in ("from_node", "to_node", "message_type")
+            if isinstance(edge.get(k), str)
+        }
+        for edge in manifest.get("edges") or ()
+        if isinstance(edge, Mapping)
+    ]
+    entrypoints = manifest.get("entrypoints")
+    if isinstance(entrypoints, str):
+        entrypoints = [entrypoints]
+    return {
+        "nodes": nodes,
+        "edges": edges,
+        "entrypoints": [e for e in entrypoints or () if isinstance(e, str)],
+    }
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -28,24 +64,24 @@ class GraphBuilder:
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
-        self.graph_id: str | None = None
-        self.status: str | None = None
+        self.graph_id: str = UNKNOWN
+        self.status: str = UNKNOWN
         self._nodes: dict[str, dict[str, Any]] = {}
         self._edges: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._outbound: set[tuple[str, str]] = set()
         self._messages = 0
         self._events = 0
 
-    def _node(self, node_id: str) -> dict[str, Any]:
+    def _node(self, node_id: str, status: str = OBSERVED) -> dict[str, Any]:
         node = self._nodes.get(node_id)
         if node is None:
             node = {
                 "id": node_id,
                 "label": node_id,
-                "agent_type": None,
-                "type": None,
-                "status": None,
-                "assigned_node": None,
+                "agent_type": UNKNOWN,
+                "type": UNKNOWN,
+                "status": status,
+                "assigned_node": UNKNOWN,
                 "processed_messages": 0,
                 "mailbox_depth": 0,
             }
@@ -62,7 +98,6 @@ class GraphBuilder:
                 "target": target,
                 "message_type": message_type,
                 "count": 0,
-                "last_seen_at": None,
                 "source_event": None,
             }
             self._edges[key] = edge
@@ -89,8 +124,10 @@ class GraphBuilder:
             if agent_id is None:
                 continue
             node = self._node(agent_id)
+            if node["type"] == UNKNOWN:
+                node["type"] = DEFAULT_TEMPLATE
             for key in ("agent_type", "type", "status", "assigned_node"):
-                if agent.get(key) is not None:
+                if isinstance(agent.get(key), str) and agent[key]:
                     node[key] = agent[key]
             for key in ("processed_messages", "mailbox_depth"):
                 if isinstance(agent.get(key), int):
@@ -108,10 +145,13 @@ class GraphBuilder:
             node_id = _name(node.get("node_id"))
             if node_id is None:
                 continue
-            entry = self._node(node_id)
-            for key in ("agent_type", "type"):
-                if entry[key] is None and node.get(key) is not None:
-                    entry[key] = node[key]
+            entry = self._node(node_id, DECLARED)
+            if entry["status"] == OBSERVED:
+                entry["status"] = DECLARED
+            if entry["agent_type"] == UNKNOWN and _name(node.get("agent_type")):
+                entry["agent_type"] = node["agent_type"]
+            if entry["type"] in (UNKNOWN, DEFAULT_TEMPLATE):
+                entry["type"] = _name(node.get("type")) or DEFAULT_TEMPLATE
         for edge in topology.get("edges") or ():
             edge = _mapping(edge)
             source, target = _name(edge.get("from_node")), _name(edge.get("to_node"))
@@ -145,9 +185,7 @@ class GraphBuilder:
         )
         edge["count"] += 1
         timestamp = event.get("timestamp")
-        if isinstance(timestamp, str) and (
-            edge["last_seen_at"] is None or timestamp > edge["last_seen_at"]
-        ):
+        if isinstance(timestamp, str) and timestamp > edge.get("last_seen_at", ""):
             edge["last_seen_at"] = timestamp
         if edge["source_event"] != EVENTS:
             self._mark(edge, EVENTS)

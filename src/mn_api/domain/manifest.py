@@ -8,7 +8,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 AGENT_TYPES = ("router", "executor", "aggregator", "sensor", "module")
-_GRAPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Older names cores still accept, and the agent type each stands for.
+AGENT_TYPE_ALIASES = {"relay": "router", "sandbox_worker": "executor", "collector": "aggregator"}
+TEMPLATE_TYPES = ("generic", "stream", "map", "reduce", "batch")
+TEMPLATE_TYPE_ALIASES = {"accumulator": "batch"}
+# The template types each agent type can run; executor and module run any.
+_COMPATIBLE: dict[str, frozenset[str]] = {
+    "router": frozenset({"generic", "map"}),
+    "aggregator": frozenset({"generic", "reduce"}),
+    "sensor": frozenset({"generic"}),
+}
+ROOT_ROLES = ("root", "root_coordinator")
+RECOVERY_MODES = ("local_restart", "cluster_recover", "manual_recover")
+REQUIREMENT_NAMES = ("cpu", "memory", "gpu")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_SIZE_MB = {"": 1, "B": 1 / 1_048_576, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +40,11 @@ class Node:
     role: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        """The agent type with aliases resolved (`relay` is a router)."""
+        return AGENT_TYPE_ALIASES.get(self.agent_type, self.agent_type)
+
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
@@ -37,10 +56,11 @@ class Manifest:
     edges: tuple[Edge, ...]
     entrypoints: tuple[str, ...]
     initial_inputs: Mapping[str, list[Any]]
-    job_name: str | None
+    job_name: str
     daemon: bool
     metadata: Mapping[str, Any]
     policies: Mapping[str, Any]
+    requirements: Mapping[str, float] = field(default_factory=dict)
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.node_id == node_id)
@@ -48,6 +68,22 @@ class Manifest:
 
 def _is_str(value: Any) -> bool:
     return isinstance(value, str) and value != ""
+
+
+def _entrypoints(raw: Mapping[str, Any]) -> list[Any] | None:
+    """The declared entrypoints (a list or one string), else the nodes whose role is root."""
+    declared = raw.get("entrypoints")
+    if isinstance(declared, str):
+        return [declared]
+    if isinstance(declared, list) and declared:
+        return declared
+    if declared is not None and declared != []:
+        return None
+    nodes = raw.get("nodes") if isinstance(raw.get("nodes"), list) else []
+    roots = [
+        n.get("node_id") for n in nodes if isinstance(n, Mapping) and n.get("role") in ROOT_ROLES
+    ]
+    return roots or None
 
 
 def validate_manifest(raw: Any) -> list[str]:
@@ -58,14 +94,8 @@ def validate_manifest(raw: Any) -> list[str]:
     version = raw.get("manifest_version")
     if not isinstance(version, str | int | float) or isinstance(version, bool) or version == "":
         errors.append("manifest_version is required")
-    graph_id = raw.get("graph_id")
-    if not _is_str(graph_id):
+    if not _is_str(raw.get("graph_id")):
         errors.append("graph_id is required")
-    elif not _GRAPH_ID.match(graph_id):
-        errors.append(
-            "graph_id must start with a letter or digit and hold only letters, digits, "
-            "'.', '_' or '-' (at most 128)"
-        )
 
     node_ids: set[str] = set()
     nodes = raw.get("nodes")
@@ -84,12 +114,9 @@ def validate_manifest(raw: Any) -> list[str]:
             errors.append(f"{where}.node_id {node_id!r} is duplicated")
         else:
             node_ids.add(node_id)
-        agent_type = node.get("agent_type")
-        if agent_type not in AGENT_TYPES:
-            errors.append(f"{where}.agent_type must be one of {', '.join(AGENT_TYPES)}")
-        for key in ("type", "role"):
-            if key in node and node[key] is not None and not isinstance(node[key], str):
-                errors.append(f"{where}.{key} must be a string")
+        errors.extend(_node_type_errors(where, node))
+        if "role" in node and node["role"] is not None and not isinstance(node["role"], str):
+            errors.append(f"{where}.role must be a string")
         config = node.get("config")
         if config is not None and not isinstance(config, Mapping):
             errors.append(f"{where}.config must be an object")
@@ -114,24 +141,21 @@ def validate_manifest(raw: Any) -> list[str]:
         if not _is_str(edge.get("message_type")):
             errors.append(f"{where}.message_type is required")
 
-    entrypoints = raw.get("entrypoints")
-    if not isinstance(entrypoints, list) or not entrypoints:
-        errors.append("entrypoints must be a non-empty list of node ids")
+    entrypoints = _entrypoints(raw)
+    if entrypoints is None:
+        errors.append("entrypoints must name at least one node (or a node must have role root)")
     else:
         for i, ref in enumerate(entrypoints):
             if not _is_str(ref) or (nodes and ref not in node_ids):
                 errors.append(f"entrypoints[{i}] {ref!r} is not a known node")
 
     inputs = raw.get("initial_inputs")
-    if inputs is not None:
-        if not isinstance(inputs, Mapping):
-            errors.append("initial_inputs must be an object of node id to a list of messages")
-        else:
-            for ref, messages in inputs.items():
-                if nodes and ref not in node_ids:
-                    errors.append(f"initial_inputs {ref!r} is not a known node")
-                if not isinstance(messages, list):
-                    errors.append(f"initial_inputs[{ref!r}] must be a list")
+    if inputs is not None and not isinstance(inputs, Mapping | list):
+        errors.append("initial_inputs must be an object of node id to messages, or a list")
+    elif isinstance(inputs, Mapping):
+        for ref in inputs:
+            if nodes and ref not in node_ids:
+                errors.append(f"initial_inputs {ref!r} is not a known node")
 
     if "job_name" in raw and raw["job_name"] is not None and not isinstance(raw["job_name"], str):
         errors.append("job_name must be a string")
@@ -140,7 +164,36 @@ def validate_manifest(raw: Any) -> list[str]:
     for key in ("metadata", "policies"):
         if key in raw and raw[key] is not None and not isinstance(raw[key], Mapping):
             errors.append(f"{key} must be an object")
+    policies = raw.get("policies")
+    if (
+        isinstance(policies, Mapping)
+        and "recovery_mode" in policies
+        and policies["recovery_mode"] not in RECOVERY_MODES
+    ):
+        errors.append(f"policies.recovery_mode must be one of {', '.join(RECOVERY_MODES)}")
+    errors.extend(_requirement_errors(raw.get("requirements")))
     return errors
+
+
+def _node_type_errors(where: str, node: Mapping[str, Any]) -> list[str]:
+    agent_type = node.get("agent_type")
+    kind = AGENT_TYPE_ALIASES.get(agent_type, agent_type) if isinstance(agent_type, str) else None
+    if kind not in AGENT_TYPES:
+        names = (*AGENT_TYPES, *AGENT_TYPE_ALIASES)
+        return [f"{where}.agent_type must be one of {', '.join(names)}"]
+    template = node.get("type")
+    if template is None:
+        return []
+    if not isinstance(template, str):
+        return [f"{where}.type must be a string"]
+    template = TEMPLATE_TYPE_ALIASES.get(template, template)
+    if template not in TEMPLATE_TYPES:
+        names = (*TEMPLATE_TYPES, *TEMPLATE_TYPE_ALIASES)
+        return [f"{where}.type must be one of {', '.join(names)}"]
+    allowed = _COMPATIBLE.get(kind)
+    if allowed is not None and template not in allowed:
+        return [f"{where}.type {template!r} cannot run on a {kind} agent"]
+    return []
 
 
 def _simulate_errors(where: str, simulate: Any) -> list[str]:
@@ -160,6 +213,43 @@ def _simulate_errors(where: str, simulate: Any) -> list[str]:
     return errors
 
 
+def requirement_amount(name: str, value: Any) -> float | None:
+    """A requirement as a number (memory in MB): a number, a size string or `{"min": n}`."""
+    if isinstance(value, Mapping):
+        value = value.get("min", value.get("count"))
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str) and name == "memory":
+        match = _SIZE.match(value)
+        if match:
+            unit = (match.group(2) or "").upper()[:1]
+            return float(match.group(1)) * _SIZE_MB[unit]
+    return None
+
+
+def _requirement_errors(requirements: Any) -> list[str]:
+    if requirements is None:
+        return []
+    if not isinstance(requirements, Mapping):
+        return ["requirements must be an object"]
+    return [
+        f"requirements.{name} must be a non-negative number, size string, or object with a min"
+        for name in REQUIREMENT_NAMES
+        if name in requirements and requirement_amount(name, requirements[name]) is None
+    ]
+
+
+def _initial_inputs(raw: Any, entrypoints: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Node id to its messages: a list goes to every entrypoint, a lone message is a list."""
+    if isinstance(raw, list):
+        return {entry: list(raw) for entry in entrypoints}
+    if not isinstance(raw, Mapping):
+        return {}
+    return {k: (list(v) if isinstance(v, list) else [v]) for k, v in raw.items()}
+
+
 def parse_manifest(raw: Mapping[str, Any]) -> Manifest:
     """Build a Manifest from data that `validate_manifest` accepted."""
     nodes = tuple(
@@ -175,15 +265,23 @@ def parse_manifest(raw: Mapping[str, Any]) -> Manifest:
     edges = tuple(
         Edge(e["from_node"], e["to_node"], e["message_type"]) for e in raw.get("edges", [])
     )
+    entrypoints = tuple(_entrypoints(raw) or ())
+    requirements = raw.get("requirements") if isinstance(raw.get("requirements"), Mapping) else {}
     return Manifest(
         manifest_version=str(raw["manifest_version"]),
         graph_id=raw["graph_id"],
         nodes=nodes,
         edges=edges,
-        entrypoints=tuple(raw["entrypoints"]),
-        initial_inputs=dict(raw.get("initial_inputs") or {}),
-        job_name=raw.get("job_name"),
+        entrypoints=entrypoints,
+        initial_inputs=_initial_inputs(raw.get("initial_inputs"), entrypoints),
+        job_name=raw.get("job_name") or raw["graph_id"],
         daemon=bool(raw.get("daemon", False)),
         metadata=dict(raw.get("metadata") or {}),
         policies=dict(raw.get("policies") or {}),
+        requirements={
+            name: amount
+            for name in REQUIREMENT_NAMES
+            if name in requirements
+            and (amount := requirement_amount(name, requirements[name])) is not None
+        },
     )

@@ -8,10 +8,13 @@ from mn_api.domain.errors import InvalidTransitionError
 
 
 class JobStatus(StrEnum):
+    """A job's status as cores report it (`queued` is an agent status, never a job's)."""
+
     PENDING = "pending"
-    QUEUED = "queued"
     RUNNING = "running"
     PAUSED = "paused"
+    # 1.2.31: a cancel was accepted and the job is winding down.
+    CANCELLING = "cancelling"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -22,6 +25,7 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+LIVE_STATUSES = frozenset(set(JobStatus) - TERMINAL_STATUSES)
 
 
 class JobAction(StrEnum):
@@ -31,22 +35,28 @@ class JobAction(StrEnum):
     REPLAY = "replay"
 
 
+# The texts cores give when they refuse a transition; gateways read them to tell a refused
+# transition from an unknown job, since most releases send both with the same code.
+NOT_RUNNING = "job is not running"
+NOT_PAUSED = "job is not paused"
+ALREADY_TERMINAL = "job is already in a terminal state"
+
 _ALLOWED_FROM: dict[JobAction, frozenset[JobStatus]] = {
-    JobAction.PAUSE: frozenset({JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING}),
+    JobAction.PAUSE: frozenset({JobStatus.RUNNING}),
     JobAction.RESUME: frozenset({JobStatus.PAUSED}),
     JobAction.CANCEL: frozenset(
-        {JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED}
+        {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.CANCELLING}
     ),
     # A dead letter no longer keeps its job running, so a finished job may take one back.
     JobAction.REPLAY: frozenset(
-        {
-            JobStatus.PENDING,
-            JobStatus.QUEUED,
-            JobStatus.RUNNING,
-            JobStatus.PAUSED,
-            JobStatus.COMPLETED,
-        }
+        {JobStatus.PENDING, JobStatus.RUNNING, JobStatus.PAUSED, JobStatus.COMPLETED}
     ),
+}
+
+_REFUSAL: dict[JobAction, str] = {
+    JobAction.PAUSE: NOT_RUNNING,
+    JobAction.RESUME: NOT_PAUSED,
+    JobAction.CANCEL: ALREADY_TERMINAL,
 }
 
 
@@ -55,6 +65,7 @@ def is_terminal(status: str) -> bool:
 
 
 def check_transition(action: JobAction, status: JobStatus) -> None:
-    """Raise InvalidTransitionError unless `action` is allowed on a job in `status`."""
+    """Raise InvalidTransitionError, with the core's text, unless `action` is allowed."""
     if status not in _ALLOWED_FROM[action]:
-        raise InvalidTransitionError(f"cannot {action.value} a job that is {status.value}")
+        refusal = _REFUSAL.get(action) or f"cannot {action.value} a job that is {status.value}"
+        raise InvalidTransitionError(refusal)

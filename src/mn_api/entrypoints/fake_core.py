@@ -1,10 +1,11 @@
 """mn-fake-core: the in-memory runtime served over the MirrorNeuron core's gRPC protocol.
 
-Any client of the core (the gateway, the CLI, the SDK) can use it. It keeps the real
-core's quirks: GetJob answers `{}` for an unknown id, a bad manifest is INVALID_ARGUMENT
-listing every problem, ListJobs' limit 0 means 100, forbidden transitions are
-FAILED_PRECONDITION. `--legacy` behaves like a released core: no ReplayDeadLetter
-(UNIMPLEMENTED) and `follow` ignored on event streams.
+Any client of the core (the gateway, the CLI, the SDK) can use it. `--release` picks the
+core release it behaves like (1.1, 1.2.5 or 1.2.31, the newest by default): which RPCs and
+request fields it honours, its documents and event shapes, its answers to pause, resume and
+cancel, the status codes and texts of its refusals, and the credentials it checks.
+`--legacy` is the 1.1 profile without ReplayDeadLetter. ReplayDeadLetter is our extension
+(no released core has it) and is served in every profile unless `--without-replay`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ import hmac
 import signal
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import grpc
+import orjson
 
-from mn_api.adapters.grpc.errors import MANIFEST_ERROR_SEPARATOR
 from mn_api.adapters.grpc.protos import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -30,174 +31,294 @@ from mn_api.adapters.grpc.protos import (
     observability_pb2,
     observability_pb2_grpc,
 )
-from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.adapters.memory.releases import LATEST, RELEASES, CoreRelease
+from mn_api.adapters.memory.runtime import InMemoryRuntime, SimulatedNode
 from mn_api.domain import errors as e
-from mn_api.domain.events import EventRecord
 from mn_api.entrypoints.cli import load_settings
 
 T = TypeVar("T")
-HEARTBEAT_JSON = '{"type":"heartbeat"}'
+JOB_SERVICE = "/mirrorneuron.job.v1.JobService/"
+CLUSTER_SERVICE = "/mirrorneuron.cluster.v1.ClusterService/"
 STREAM_METHOD = "/mirrorneuron.observability.v1.ObservabilityService/StreamEvents"
+CONTROL_RPCS = frozenset({"CancelJob", "PauseJob", "ResumeJob"})
+UNIMPLEMENTED_TEXT = "Method not implemented!"
 
 _CODES: tuple[tuple[type[e.DomainError], grpc.StatusCode], ...] = (
     (e.JobNotFoundError, grpc.StatusCode.NOT_FOUND),
     (e.InvalidTransitionError, grpc.StatusCode.FAILED_PRECONDITION),
     (e.AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (e.InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
+    (e.RequirementsNotMetError, grpc.StatusCode.FAILED_PRECONDITION),
     (e.RuntimeOverloadedError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (e.NotSupportedError, grpc.StatusCode.UNIMPLEMENTED),
 )
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: e.DomainError) -> NoReturn:
-    if isinstance(error, e.ManifestInvalidError):
-        await context.abort(
-            grpc.StatusCode.INVALID_ARGUMENT, MANIFEST_ERROR_SEPARATOR.join(error.errors)
+def protected_rpcs(release: CoreRelease) -> frozenset[str]:
+    """The methods whose `authorization` metadata this release checks (none on 1.1)."""
+    if not release.checks_credentials:
+        return frozenset()
+    methods = {
+        JOB_SERVICE + "PauseJob",
+        JOB_SERVICE + "ResumeJob",
+        JOB_SERVICE + "ReplayDeadLetter",
+        CLUSTER_SERVICE + "RemoveNode",
+    }
+    if release.clear_is_protected:
+        methods |= {JOB_SERVICE + "ClearJobs", JOB_SERVICE + "CancelAllJobs"}
+    return frozenset(methods)
+
+
+def elixir_list(items: Sequence[str]) -> str:
+    """A list of strings written as Elixir's `inspect` writes it, as cores send problems."""
+
+    def quoted(text: str) -> str:
+        escaped = (
+            text.replace("\\", "\\\\")
+            .replace('"', '\\"')
+            .replace("\n", "\\n")
+            .replace("\t", "\\t")
+            .replace("#{", "\\#{")
         )
-    code = next((c for cls, c in _CODES if isinstance(error, cls)), grpc.StatusCode.INTERNAL)
-    await context.abort(code, error.detail)
-    raise AssertionError("abort returned")  # pragma: no cover - abort always raises
+        return f'"{escaped}"'
+
+    return "[" + ", ".join(quoted(item) for item in items) + "]"
 
 
-async def _answer(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
-    try:
-        return await work
-    except e.DomainError as error:
-        await _abort(context, error)
+def refusal_code(release: CoreRelease, text: str) -> grpc.StatusCode:
+    """The status a release gives a refused Cancel/Pause/Resume: INTERNAL up to 1.2.22,
+    chosen from the text on 1.2.31 (so "not running" reads as NOT_FOUND there)."""
+    if not release.refusal_codes_by_text:
+        return grpc.StatusCode.INTERNAL
+    lowered = text.lower()
+    if "not running" in lowered or "not found" in lowered:
+        return grpc.StatusCode.NOT_FOUND
+    if "not paused" in lowered or "terminal state" in lowered:
+        return grpc.StatusCode.FAILED_PRECONDITION
+    if "timeout" in lowered or "timed out" in lowered:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    if "backpressure" in lowered or "retry later" in lowered:
+        return grpc.StatusCode.RESOURCE_EXHAUSTED
+    if "unavailable" in lowered:
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL
+
+
+class _Answers:
+    """Turns domain errors into the status codes and texts of one release."""
+
+    def __init__(self, release: CoreRelease) -> None:
+        self.release = release
+
+    async def abort(
+        self, context: grpc.aio.ServicerContext, error: e.DomainError, rpc: str
+    ) -> NoReturn:
+        if isinstance(error, e.ManifestInvalidError):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self._problems(error.errors))
+        if isinstance(error, e.JobNotFoundError):
+            text = f"job {error.job_id} was not found"
+        else:
+            text = error.detail
+        if rpc in CONTROL_RPCS:
+            await context.abort(refusal_code(self.release, text), text)
+        code = next((c for cls, c in _CODES if isinstance(error, cls)), grpc.StatusCode.INTERNAL)
+        await context.abort(code, text)
+        raise AssertionError("abort returned")  # pragma: no cover - abort always raises
+
+    @staticmethod
+    def _problems(errors: Sequence[str]) -> str:
+        # The JSON parser's message for text that is not JSON comes on its own.
+        if len(errors) == 1 and errors[0].startswith("unexpected "):
+            return errors[0]
+        return elixir_list(errors)
+
+    async def run(self, context: grpc.aio.ServicerContext, rpc: str, work: Awaitable[T]) -> T:
+        try:
+            return await work
+        except e.DomainError as error:
+            await self.abort(context, error, rpc)
+
+    def version(self) -> dict[str, int]:
+        """The `version` field of answers, for releases that fill it."""
+        return {"version": 1} if self.release.version_field else {}
 
 
 class JobService(job_pb2_grpc.JobServiceServicer):
-    def __init__(self, runtime: InMemoryRuntime, admin_token: str | None) -> None:
+    def __init__(self, runtime: InMemoryRuntime, *, admin_token: str | None, replay: bool) -> None:
         self._runtime = runtime
         self._admin_token = admin_token
+        self._replay = replay
+        self._answers = _Answers(runtime.release)
 
     async def SubmitJob(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        ack = await _answer(
-            context, self._runtime.submit_job(request.manifest_json, dict(request.payloads))
+        work = self._runtime.submit_job(request.manifest_json, dict(request.payloads))
+        ack = await self._answers.run(context, "SubmitJob", work)
+        return job_pb2.SubmitJobResponse(
+            job_id=ack.job_id, status=ack.status, **self._answers.version()
         )
-        return job_pb2.SubmitJobResponse(job_id=ack.job_id, status=ack.status)
 
     async def GetJob(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            document = await self._runtime.get_job(request.job_id)
+            raw = (await self._runtime.get_job(request.job_id)).raw.decode()
         except e.JobNotFoundError:
-            return job_pb2.GetJobResponse(job_json="{}")
-        return job_pb2.GetJobResponse(job_json=document.raw.decode())
+            raw = self._runtime.release.unknown_job_json
+        return job_pb2.GetJobResponse(job_json=raw, **self._answers.version())
 
     async def ListJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        document = await _answer(
-            context, self._runtime.list_jobs(request.limit, request.include_terminal)
-        )
-        return job_pb2.ListJobsResponse(jobs_json=document.raw.decode())
+        work = self._runtime.list_jobs(request.limit, request.include_terminal)
+        document = await self._answers.run(context, "ListJobs", work)
+        return job_pb2.ListJobsResponse(jobs_json=document.raw.decode(), **self._answers.version())
 
     async def CancelJob(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        ack = await _answer(context, self._runtime.cancel_job(request.job_id))
-        return job_pb2.CancelJobResponse(job_id=ack.job_id, status=ack.status)
+        ack = await self._answers.run(
+            context, "CancelJob", self._runtime.cancel_job(request.job_id)
+        )
+        return job_pb2.CancelJobResponse(
+            job_id=ack.job_id, status=ack.status, **self._answers.version()
+        )
 
     async def PauseJob(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        ack = await _answer(context, self._runtime.pause_job(request.job_id))
-        return job_pb2.PauseJobResponse(job_id=ack.job_id, status=ack.status)
+        ack = await self._answers.run(context, "PauseJob", self._runtime.pause_job(request.job_id))
+        return job_pb2.PauseJobResponse(
+            job_id=ack.job_id, status=ack.status, **self._answers.version()
+        )
 
     async def ResumeJob(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        ack = await _answer(context, self._runtime.resume_job(request.job_id))
-        return job_pb2.ResumeJobResponse(job_id=ack.job_id, status=ack.status)
+        ack = await self._answers.run(
+            context, "ResumeJob", self._runtime.resume_job(request.job_id)
+        )
+        return job_pb2.ResumeJobResponse(
+            job_id=ack.job_id, status=ack.status, **self._answers.version()
+        )
 
     async def ClearJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if self._admin_token and not hmac.compare_digest(request.admin_token, self._admin_token):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "wrong admin token")
+        if self._runtime.release.clear_with_admin_token and not (
+            self._admin_token and hmac.compare_digest(request.admin_token, self._admin_token)
+        ):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "invalid admin token")
         count = await self._runtime.clear_jobs()
-        return job_pb2.ClearJobsResponse(cleared_count=count)
+        return job_pb2.ClearJobsResponse(cleared_count=count, **self._answers.version())
+
+    async def CancelAllJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if not self._runtime.release.cancel_all:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, UNIMPLEMENTED_TEXT)
+        cancelled = await self._runtime.cancel_all_jobs()
+        result = orjson.dumps({"cancelled_count": len(cancelled), "job_ids": cancelled})
+        return job_pb2.CancelAllJobsResponse(result_json=result.decode(), **self._answers.version())
 
     async def ReplayDeadLetter(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        ack = await _answer(
-            context, self._runtime.replay_dead_letter(request.job_id, request.event_index)
-        )
+        if not self._replay:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, UNIMPLEMENTED_TEXT)
+        work = self._runtime.replay_dead_letter(request.job_id, request.event_index)
+        ack = await self._answers.run(context, "ReplayDeadLetter", work)
         return job_pb2.ReplayDeadLetterResponse(
             job_id=ack.job_id, status=ack.status, agent_id=ack.agent_id
         )
 
 
-class LegacyJobService(JobService):
-    """A released core: ReplayDeadLetter does not exist there."""
-
-    async def ReplayDeadLetter(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not implemented!")
-
-
 class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
     def __init__(self, runtime: InMemoryRuntime) -> None:
         self._runtime = runtime
+        self._answers = _Answers(runtime.release)
 
     async def GetSystemSummary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         document = await self._runtime.system_summary()
-        return cluster_pb2.GetSystemSummaryResponse(summary_json=document.raw.decode())
+        return cluster_pb2.GetSystemSummaryResponse(
+            summary_json=document.raw.decode(), **self._answers.version()
+        )
+
+    async def RemoveNode(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        # The simulated cluster is one node, which stays: removing it is acknowledged only.
+        if request.node_name != self._runtime.node.name:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"node {request.node_name} is not a cluster member"
+            )
+        return cluster_pb2.RemoveNodeResponse(
+            node_name=request.node_name, status="removed", **self._answers.version()
+        )
 
 
 class ObservabilityService(observability_pb2_grpc.ObservabilityServiceServicer):
-    def __init__(self, runtime: InMemoryRuntime, *, honour_follow: bool) -> None:
+    def __init__(self, runtime: InMemoryRuntime) -> None:
         self._runtime = runtime
-        self._honour_follow = honour_follow
+        self._answers = _Answers(runtime.release)
 
     async def StreamEvents(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
-        follow = request.follow and self._honour_follow
-        heartbeat = request.heartbeat_interval_ms / 1000 if request.heartbeat_interval_ms else None
-        stream = self._runtime.stream_events(
-            request.job_id, follow=follow, heartbeat_seconds=heartbeat
+        stream = self._runtime.core_stream(
+            request.job_id,
+            follow=request.follow,
+            heartbeat_ms=request.heartbeat_interval_ms,
+            limit=request.limit,
         )
-        try:
-            async with contextlib.aclosing(stream):
-                async for item in stream:
-                    if isinstance(item, EventRecord):
-                        yield observability_pb2.EventResponse(event_json=item.document.raw.decode())
-                    else:
-                        yield observability_pb2.EventResponse(event_json=HEARTBEAT_JSON)
-        except e.DomainError as error:
-            await _abort(context, error)
+        version = self._answers.version()
+        async with contextlib.aclosing(stream):
+            async for raw in stream:
+                yield observability_pb2.EventResponse(event_json=raw.decode(), **version)
 
 
 class CallLog(grpc.aio.ServerInterceptor):
-    """Checks the bearer token when one is set, and remembers recent calls' metadata."""
+    """Checks credentials as the release does, and remembers recent calls' metadata.
 
-    def __init__(self, token: str | None) -> None:
-        self._expected = f"Bearer {token}" if token else None
+    From 1.2.5 the `authorization` metadata (`Bearer ` optional) is compared in constant
+    time on protected RPCs only; a core started without a token refuses them all.
+    """
+
+    def __init__(self, token: str | None, protected: frozenset[str] = frozenset()) -> None:
+        self._token = token
+        self._protected = protected
         self.calls: deque[tuple[str, dict[str, str]]] = deque(maxlen=1000)
+
+    def _allowed(self, presented: str) -> bool:
+        if not self._token:
+            return False
+        if presented[:7].lower() == "bearer ":
+            presented = presented[7:]
+        return hmac.compare_digest(presented.encode(), self._token.encode())
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
-        metadata = {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}
+        metadata = {
+            k.lower(): v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)
+        }
         self.calls.append((details.method, metadata))
-        presented = metadata.get("authorization", "")
-        if self._expected is None or hmac.compare_digest(presented, self._expected):
+        if details.method not in self._protected:
             return await continuation(details)
-        if details.method == STREAM_METHOD:
-            return grpc.unary_stream_rpc_method_handler(_deny_stream)
-        return grpc.unary_unary_rpc_method_handler(_deny)
+        if self._allowed(metadata.get("authorization", "")):
+            return await continuation(details)
+        return grpc.unary_unary_rpc_method_handler(_deny if self._token else _no_token)
 
 
 async def _deny(_request: Any, context: grpc.aio.ServicerContext) -> Any:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or missing authorization token")
 
 
-async def _deny_stream(_request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-    yield  # pragma: no cover - makes this an async generator
+async def _no_token(_request: Any, context: grpc.aio.ServicerContext) -> Any:
+    await context.abort(
+        grpc.StatusCode.UNAUTHENTICATED, "this node has no authorization token configured"
+    )
 
 
 class FakeCore:
     """A grpc.aio server around an InMemoryRuntime; start it inside a running loop."""
 
     def __init__(
-        self, runtime: InMemoryRuntime, *, legacy: bool = False, token: str | None = None
+        self,
+        runtime: InMemoryRuntime,
+        *,
+        replay: bool = True,
+        token: str | None = None,
+        admin_token: str | None = None,
     ) -> None:
         self.runtime = runtime
-        self.legacy = legacy
-        self.call_log = CallLog(token)
-        self._token = token
+        self.release = runtime.release
+        self.replay = replay
+        self.call_log = CallLog(token, protected_rpcs(runtime.release))
+        self._admin_token = admin_token
         self._server: grpc.aio.Server | None = None
         self.port = 0
 
@@ -215,11 +336,11 @@ class FakeCore:
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
             ],
         )
-        jobs = LegacyJobService if self.legacy else JobService
-        job_pb2_grpc.add_JobServiceServicer_to_server(jobs(self.runtime, self._token), server)
+        jobs = JobService(self.runtime, admin_token=self._admin_token, replay=self.replay)
+        job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
         cluster_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(self.runtime), server)
         observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(
-            ObservabilityService(self.runtime, honour_follow=not self.legacy), server
+            ObservabilityService(self.runtime), server
         )
         address = f"{host}:{port}"
         if credentials is not None:
@@ -245,8 +366,45 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=50051, help="0 picks a free port")
-    parser.add_argument("--legacy", action="store_true", help="behave like a released core")
-    parser.add_argument("--token", help="require `authorization: Bearer TOKEN` on every call")
+    parser.add_argument(
+        "--release",
+        choices=list(RELEASES),
+        default=None,
+        help=f"the core release to behave like (default: MN_FAKE_CORE_RELEASE, else {LATEST})",
+    )
+    parser.add_argument(
+        "--legacy", action="store_true", help="the 1.1 profile without ReplayDeadLetter"
+    )
+    parser.add_argument(
+        "--without-replay",
+        action="store_true",
+        help="answer ReplayDeadLetter UNIMPLEMENTED, as every released core does",
+    )
+    parser.add_argument(
+        "--token", help="the node's authorization token (checked on protected RPCs from 1.2.5)"
+    )
+    parser.add_argument("--admin-token", help="the separate ClearJobs secret of 1.2.5 cores")
+    node = SimulatedNode()
+    parser.add_argument(
+        "--node-cpus",
+        type=int,
+        default=node.logical_processors,
+        help="logical processors of the simulated node (manifests' requirements.cpu)",
+    )
+    parser.add_argument(
+        "--node-memory-mb",
+        type=int,
+        default=node.memory_mb,
+        help="memory of the simulated node (requirements.memory)",
+    )
+    parser.add_argument(
+        "--node-gpus", type=int, default=node.gpus, help="GPUs of the simulated node"
+    )
+    parser.add_argument(
+        "--duplicate-boundary",
+        action="store_true",
+        help="following streams send the last history event twice, as a core may",
+    )
     parser.add_argument("--seed-jobs", type=int, default=0, help="preload N finished jobs")
     parser.add_argument("--seed-events", type=int, default=0, help="with M events each")
     parser.add_argument(
@@ -266,18 +424,35 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    step_ms = args.step_ms
-    if step_ms is None:
-        step_ms = load_settings().fake_step_ms
-    runtime = InMemoryRuntime(step_seconds=max(step_ms, 0) / 1000)
+    settings = load_settings()
+    step_ms = args.step_ms if args.step_ms is not None else settings.fake_step_ms
+    release = "1.1" if args.legacy else (args.release or settings.fake_core_release)
+    node = SimulatedNode(
+        logical_processors=args.node_cpus, memory_mb=args.node_memory_mb, gpus=args.node_gpus
+    )
+    runtime = InMemoryRuntime(
+        release=release,
+        node=node,
+        step_seconds=max(step_ms, 0) / 1000,
+        duplicate_boundary=args.duplicate_boundary,
+    )
     if args.seed_jobs:
         runtime.seed(args.seed_jobs, args.seed_events)
     if args.seed_history:
         runtime.seed(1, args.seed_history)
-    core = FakeCore(runtime, legacy=args.legacy, token=args.token)
+    core = FakeCore(
+        runtime,
+        replay=not (args.legacy or args.without_replay),
+        token=args.token,
+        admin_token=args.admin_token,
+    )
     port = await core.start(args.host, args.port)
-    mode = "legacy" if args.legacy else "current"
-    print(f"mn-fake-core ({mode}) listening on {args.host}:{port}", flush=True)
+    replay = "with" if core.replay else "without"
+    print(
+        f"mn-fake-core (release {release}, {replay} ReplayDeadLetter) "
+        f"listening on {args.host}:{port}",
+        flush=True,
+    )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -290,6 +465,9 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.step_ms is not None and args.step_ms < 0:
         print("mn-fake-core: --step-ms must not be negative", file=sys.stderr)
+        raise SystemExit(2)
+    if args.legacy and args.release not in (None, "1.1"):
+        print("mn-fake-core: --legacy is the 1.1 profile; drop --release", file=sys.stderr)
         raise SystemExit(2)
     asyncio.run(_serve(args))
 

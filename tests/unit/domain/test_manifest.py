@@ -24,7 +24,7 @@ def test_a_non_object_is_refused() -> None:
 
 def test_every_problem_is_listed_at_once() -> None:
     raw: dict[str, Any] = {
-        "graph_id": "bad id with spaces",
+        "graph_id": "",
         "nodes": [
             {"node_id": "a", "agent_type": "router"},
             {"node_id": "a", "agent_type": "wizard"},
@@ -37,7 +37,7 @@ def test_every_problem_is_listed_at_once() -> None:
     errors = validate_manifest(raw)
     expected = [
         "manifest_version is required",
-        "graph_id must start",
+        "graph_id is required",
         "nodes[1].node_id 'a' is duplicated",
         "nodes[1].agent_type must be one of",
         "nodes[2].node_id is required",
@@ -56,10 +56,14 @@ def test_every_problem_is_listed_at_once() -> None:
     ("change", "fragment"),
     [
         ({"nodes": []}, "nodes must be a non-empty list"),
-        ({"entrypoints": []}, "entrypoints must be a non-empty list"),
+        ({"entrypoints": []}, "entrypoints must name at least one node"),
+        ({"entrypoints": 5}, "entrypoints must name at least one node"),
         ({"edges": {}}, "edges must be a list"),
         ({"initial_inputs": {"ghost": []}}, "initial_inputs 'ghost' is not a known node"),
-        ({"initial_inputs": {"router": "x"}}, "must be a list"),
+        ({"initial_inputs": "x"}, "initial_inputs must be an object"),
+        ({"policies": {"recovery_mode": "pray"}}, "policies.recovery_mode must be one of"),
+        ({"requirements": {"cpu": -1}}, "requirements.cpu must be"),
+        ({"requirements": []}, "requirements must be an object"),
         ({"metadata": []}, "metadata must be an object"),
         ({"job_name": 5}, "job_name must be a string"),
     ],
@@ -67,3 +71,60 @@ def test_every_problem_is_listed_at_once() -> None:
 def test_single_problems_are_named(change: dict[str, Any], fragment: str) -> None:
     raw = {**pipeline_manifest(), **change}
     assert any(fragment in e for e in validate_manifest(raw))
+
+
+def test_aliases_and_their_template_types_are_accepted() -> None:
+    raw = pipeline_manifest()
+    raw["nodes"] = [
+        {"node_id": "router", "agent_type": "relay", "type": "map"},
+        {"node_id": "worker", "agent_type": "sandbox_worker", "type": "accumulator"},
+        {"node_id": "collect", "agent_type": "collector", "type": "reduce"},
+    ]
+    assert validate_manifest(raw) == []
+    kinds = [n.kind for n in parse_manifest(raw).nodes]
+    assert kinds == ["router", "executor", "aggregator"]
+
+
+@pytest.mark.parametrize(
+    ("agent_type", "template", "fragment"),
+    [
+        ("router", "reduce", "'reduce' cannot run on a router agent"),
+        ("aggregator", "map", "'map' cannot run on a aggregator agent"),
+        ("sensor", "stream", "'stream' cannot run on a sensor agent"),
+        ("executor", "llm", "type must be one of generic, stream, map, reduce, batch"),
+    ],
+)
+def test_template_types_must_suit_the_agent_type(
+    agent_type: str, template: str, fragment: str
+) -> None:
+    raw = pipeline_manifest()
+    raw["nodes"][0] = {"node_id": "router", "agent_type": agent_type, "type": template}
+    assert any(fragment in e for e in validate_manifest(raw)), validate_manifest(raw)
+
+
+def test_entrypoints_may_be_one_string_or_come_from_root_roles() -> None:
+    single = {**pipeline_manifest(), "entrypoints": "router"}
+    assert validate_manifest(single) == []
+    assert parse_manifest(single).entrypoints == ("router",)
+
+    rooted = pipeline_manifest()
+    del rooted["entrypoints"]
+    rooted["nodes"][0]["role"] = "root_coordinator"
+    assert validate_manifest(rooted) == []
+    assert parse_manifest(rooted).entrypoints == ("router",)
+
+
+def test_initial_inputs_take_lone_messages_and_lists_for_every_entrypoint() -> None:
+    lone = {**pipeline_manifest(), "initial_inputs": {"router": {"n": 1}}}
+    assert parse_manifest(lone).initial_inputs == {"router": [{"n": 1}]}
+    listed = {**pipeline_manifest(), "initial_inputs": [{"n": 1}, {"n": 2}]}
+    assert parse_manifest(listed).initial_inputs == {"router": [{"n": 1}, {"n": 2}]}
+
+
+def test_job_name_defaults_to_the_graph_id_and_requirements_are_read() -> None:
+    raw = pipeline_manifest()
+    del raw["job_name"]
+    raw["requirements"] = {"cpu": 2, "memory": "2GB", "gpu": {"min": 1}}
+    manifest = parse_manifest(raw)
+    assert manifest.job_name == "pipeline"
+    assert manifest.requirements == {"cpu": 2.0, "memory": 2048.0, "gpu": 1.0}

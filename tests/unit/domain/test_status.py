@@ -1,7 +1,15 @@
 import pytest
 
 from mn_api.domain.errors import InvalidTransitionError
-from mn_api.domain.status import JobAction, JobStatus, check_transition, is_terminal
+from mn_api.domain.status import (
+    ALREADY_TERMINAL,
+    NOT_PAUSED,
+    NOT_RUNNING,
+    JobAction,
+    JobStatus,
+    check_transition,
+    is_terminal,
+)
 
 
 @pytest.mark.parametrize("status", ["completed", "failed", "cancelled"])
@@ -10,31 +18,39 @@ def test_terminal_statuses_are_terminal(status: str) -> None:
     assert JobStatus(status).is_terminal
 
 
-@pytest.mark.parametrize("status", ["pending", "queued", "running", "paused"])
+@pytest.mark.parametrize("status", ["pending", "running", "paused", "cancelling"])
 def test_live_statuses_are_not_terminal(status: str) -> None:
     assert not is_terminal(status)
 
 
-@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING])
-def test_live_jobs_can_be_paused(status: JobStatus) -> None:
-    check_transition(JobAction.PAUSE, status)
+def test_queued_is_an_agent_status_not_a_job_status() -> None:
+    with pytest.raises(ValueError):
+        JobStatus("queued")
+
+
+def test_only_a_running_job_can_be_paused() -> None:
+    check_transition(JobAction.PAUSE, JobStatus.RUNNING)
+    for status in set(JobStatus) - {JobStatus.RUNNING}:
+        with pytest.raises(InvalidTransitionError, match=NOT_RUNNING):
+            check_transition(JobAction.PAUSE, status)
 
 
 @pytest.mark.parametrize(
-    ("action", "status"),
+    ("action", "status", "text"),
     [
-        (JobAction.PAUSE, JobStatus.PAUSED),
-        (JobAction.RESUME, JobStatus.RUNNING),
-        (JobAction.RESUME, JobStatus.PENDING),
-        (JobAction.CANCEL, JobStatus.COMPLETED),
-        (JobAction.CANCEL, JobStatus.CANCELLED),
-        (JobAction.PAUSE, JobStatus.FAILED),
-        (JobAction.REPLAY, JobStatus.CANCELLED),
-        (JobAction.REPLAY, JobStatus.FAILED),
+        (JobAction.RESUME, JobStatus.RUNNING, NOT_PAUSED),
+        (JobAction.RESUME, JobStatus.PENDING, NOT_PAUSED),
+        (JobAction.RESUME, JobStatus.COMPLETED, NOT_PAUSED),
+        (JobAction.CANCEL, JobStatus.COMPLETED, ALREADY_TERMINAL),
+        (JobAction.CANCEL, JobStatus.CANCELLED, ALREADY_TERMINAL),
+        (JobAction.REPLAY, JobStatus.CANCELLED, "replay"),
+        (JobAction.REPLAY, JobStatus.FAILED, "replay"),
     ],
 )
-def test_forbidden_transitions_raise(action: JobAction, status: JobStatus) -> None:
-    with pytest.raises(InvalidTransitionError, match=action.value):
+def test_forbidden_transitions_raise_with_the_cores_text(
+    action: JobAction, status: JobStatus, text: str
+) -> None:
+    with pytest.raises(InvalidTransitionError, match=text):
         check_transition(action, status)
 
 

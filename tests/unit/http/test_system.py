@@ -14,7 +14,7 @@ from mn_api.container import Container
 from mn_api.domain import errors as e
 from mn_api.domain.documents import JsonDocument
 from mn_api.entrypoints.http import create_app
-from tests.support import asgi_client
+from tests.support import asgi_client, pipeline_manifest
 
 API = "/api/v1"
 
@@ -75,6 +75,16 @@ async def test_summary_and_metrics_fallback(
     summary = (await client.get(f"{API}/system/summary")).json()
     assert summary["nodes"][0]["executor_pools"]["default"]["capacity"] > 0
     metrics = (await client.get(f"{API}/metrics")).json()
+    # The newest core reports its own metrics; the gateway passes them on.
+    assert metrics["jobs"]["total"] == 1 and metrics["jobs"]["by_status"]["pending"] == 1
+    assert metrics["nodes"] == {"total": 1} and "source" not in metrics
+
+
+async def test_metrics_are_derived_from_the_summary_of_older_cores(settings: Settings) -> None:
+    runtime = InMemoryRuntime(release="1.2.5", auto_run=False)
+    async with asgi_client(settings, runtime) as client:
+        await client.post(f"{API}/jobs", json={"manifest": pipeline_manifest()})
+        metrics = (await client.get(f"{API}/metrics")).json()
     assert metrics == {
         "jobs": {"total": 1, "by_status": {"pending": 1}},
         "nodes": {"total": 1},

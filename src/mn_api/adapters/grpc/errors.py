@@ -1,4 +1,9 @@
-"""The one translation table from gRPC status codes to the domain's errors."""
+"""The one translation table from the core's gRPC refusals to the domain's errors.
+
+Cores of different releases refuse the same thing with different codes (CORE.md §3): up to
+1.2.22 every failure of Cancel/Pause/Resume is INTERNAL, and 1.2.31 answers NOT_FOUND for
+"job is not running". Refusals of those calls are therefore read by their text first.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,76 @@ from mn_api.domain import errors as e
 
 log = logging.getLogger("mn_api.grpc")
 
-# How the core separates the problems it found in a manifest.
-MANIFEST_ERROR_SEPARATOR = "; "
+CONTROL_RPCS = frozenset({"CancelJob", "PauseJob", "ResumeJob"})
+# Codes under which cores send a refused transition or an unknown job on control calls.
+REFUSAL_CODES = frozenset(
+    {
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.FAILED_PRECONDITION,
+    }
+)
+_NOT_FOUND_TEXTS = ("not found", "unknown job", "no such job", "does not exist")
+_TRANSITION_TEXTS = (
+    "not running",
+    "not paused",
+    "terminal state",
+    "already cancelled",
+    "already paused",
+    "already completed",
+    "already finished",
+    "cannot ",
+)
+_REQUIREMENT_PREFIXES = ("requirements_not_met", "service_requirements_not_met")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "0": "\0"}
+
+
+def refusal_meaning(text: str) -> str | None:
+    """`not_found` or `transition` when a control refusal's text says which; else None."""
+    lowered = text.lower()
+    if any(marker in lowered for marker in _NOT_FOUND_TEXTS):
+        return "not_found"
+    if any(marker in lowered for marker in _TRANSITION_TEXTS):
+        return "transition"
+    return None
+
+
+def _elixir_strings(text: str) -> list[str] | None:
+    """The strings of an Elixir list literal such as `["a", "b"]`; None if it is not one."""
+    items: list[str] = []
+    i, end = 1, len(text) - 1
+    while True:
+        while i < end and text[i] in " \t\r\n,":
+            i += 1
+        if i >= end:
+            return items
+        if text[i] != '"':
+            return None
+        i += 1
+        chars: list[str] = []
+        while i < end and text[i] != '"':
+            if text[i] == "\\" and i + 1 < end:
+                i += 1
+                chars.append(_ESCAPES.get(text[i], text[i]))
+            else:
+                chars.append(text[i])
+            i += 1
+        if i >= end:
+            return None
+        items.append("".join(chars))
+        i += 1
+
+
+def split_problems(text: str) -> list[str]:
+    """A manifest refusal's problems, one each: cores send an Elixir list literal, other
+    servers `; `-separated text, and text that is not JSON the parser's message alone."""
+    stripped = text.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        items = _elixir_strings(stripped)
+        if items:
+            return items
+    return [part for part in stripped.split("; ") if part] or [stripped]
 
 
 def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None) -> e.DomainError:
@@ -19,9 +92,18 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
     code = err.code()
     details = err.details() or code.name.lower()
     log.warning("core call %s failed: %s %s", rpc, code.name, details)
+    meaning = refusal_meaning(details) if rpc in CONTROL_RPCS and code in REFUSAL_CODES else None
     match code:
+        case _ if meaning == "transition":
+            error: e.DomainError = e.InvalidTransitionError(details)
+        case _ if meaning == "not_found" and job_id is not None:
+            error = e.JobNotFoundError(job_id)
         case grpc.StatusCode.INVALID_ARGUMENT if rpc == "SubmitJob":
-            error: e.DomainError = e.ManifestInvalidError(details.split(MANIFEST_ERROR_SEPARATOR))
+            error = e.ManifestInvalidError(split_problems(details))
+        case grpc.StatusCode.FAILED_PRECONDITION if rpc == "SubmitJob" and details.startswith(
+            _REQUIREMENT_PREFIXES
+        ):
+            error = e.RequirementsNotMetError(details)
         case grpc.StatusCode.INVALID_ARGUMENT:
             error = e.InvalidArgumentError(details)
         case grpc.StatusCode.NOT_FOUND if job_id is not None:
@@ -46,3 +128,12 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
             error = e.RuntimeFailureError(f"the runtime failed ({code.name.lower()})")
     error.__cause__ = err
     return error
+
+
+def is_unclear_refusal(err: grpc.aio.AioRpcError, rpc: str) -> bool:
+    """A control call refused with a text that says neither "unknown job" nor "refused"."""
+    return (
+        rpc in CONTROL_RPCS
+        and err.code() in REFUSAL_CODES
+        and refusal_meaning(err.details() or "") is None
+    )

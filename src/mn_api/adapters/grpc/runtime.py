@@ -6,13 +6,14 @@ import asyncio
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import orjson
 
-from mn_api.adapters.grpc.errors import translate
+from mn_api.adapters.grpc.errors import is_unclear_refusal, translate
 from mn_api.adapters.grpc.protos import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -24,8 +25,8 @@ from mn_api.adapters.grpc.protos import (
 from mn_api.application.context import request_id
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort, Telemetry
 from mn_api.domain.documents import JsonDocument
-from mn_api.domain.errors import JobNotFoundError
-from mn_api.domain.events import TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
+from mn_api.domain.errors import InvalidTransitionError, JobNotFoundError, RuntimeFailureError
+from mn_api.domain.events import HEARTBEAT_TYPES, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
 
 if TYPE_CHECKING:
@@ -69,14 +70,58 @@ def _loads(raw: bytes) -> Any:
 
 
 def _is_heartbeat(raw: bytes) -> bool:
-    """Cores keep a quiet stream open with empty or `{"type": "heartbeat"}` messages."""
-    if not raw:
+    """Cores keep a quiet stream open with `stream_heartbeat` messages (1.2.5+); others
+    send `{"type": "heartbeat"}` or nothing at all. None of these is a job event."""
+    stripped = raw.strip()
+    if not stripped or stripped == b"{}":
         return True
-    if len(raw) > 128 or b"heartbeat" not in raw:
+    if len(raw) > 512 or (b"heartbeat" not in raw and b'""' not in raw):
         return False
     try:
-        return orjson.loads(raw).get("type") == "heartbeat"
-    except (orjson.JSONDecodeError, AttributeError):
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and value.get("type", "") in HEARTBEAT_TYPES
+
+
+def _job_document(raw: bytes) -> JsonDocument | None:
+    """The GetJob document, or None when it holds no `job` object: `{}` up to 1.2.22 and
+    `{"version": 1}` on 1.2.31 are how cores say "no such job"."""
+    if len(raw) > 256:
+        # A small answer is parsed to be sure; a large one always holds the job.
+        return JsonDocument(raw, _loads) if b'"job"' in raw else None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("job"), dict):
+        return None
+    return JsonDocument(raw, _loads, value)
+
+
+class _Seen:
+    """The events a following stream has passed on lately, by content.
+
+    A core that follows subscribes to live events before it reads the history, so an event
+    published in between can arrive twice (CORE.md §5). Events carry millisecond
+    timestamps and message ids, so two distinct events never share every byte.
+    """
+
+    __slots__ = ("_order", "_set")
+
+    WINDOW = 256
+
+    def __init__(self) -> None:
+        self._set: set[bytes] = set()
+        self._order: deque[bytes] = deque()
+
+    def repeat(self, raw: bytes) -> bool:
+        if raw in self._set:
+            return True
+        self._set.add(raw)
+        self._order.append(raw)
+        if len(self._order) > self.WINDOW:
+            self._set.discard(self._order.popleft())
         return False
 
 
@@ -93,6 +138,7 @@ class GrpcRuntime(RuntimePort):
         *,
         timeout_seconds: float | None = 10.0,
         auth_token: str | None = None,
+        admin_token: str | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         max_send_bytes: int = 5 * 1024 * 1024 + SEND_OVERHEAD,
         legacy_poll_seconds: float = 0.5,
@@ -101,7 +147,14 @@ class GrpcRuntime(RuntimePort):
         self._target = target
         self._timeout = timeout_seconds
         self._auth = ("authorization", f"Bearer {auth_token}") if auth_token else None
-        self._admin_token = auth_token or ""
+        # ClearJobs: 1.2.5 to 1.2.22 compare `admin_token` with their separate admin secret;
+        # 1.2.31 reads the metadata instead, so the secret goes there too when no auth is set.
+        self._admin_token = admin_token or auth_token or ""
+        self._admin_auth = (
+            self._auth
+            if self._auth or not self._admin_token
+            else ("authorization", f"Bearer {self._admin_token}")
+        )
         self._credentials = credentials
         self._max_send = max_send_bytes
         self._poll = legacy_poll_seconds
@@ -130,6 +183,7 @@ class GrpcRuntime(RuntimePort):
             settings.grpc_target,
             timeout_seconds=settings.grpc_timeout_seconds,
             auth_token=settings.grpc_auth_token,
+            admin_token=settings.grpc_admin_token,
             credentials=credentials,
             max_send_bytes=settings.request_size_limit_bytes + SEND_OVERHEAD,
             telemetry=telemetry,
@@ -168,9 +222,10 @@ class GrpcRuntime(RuntimePort):
         self._cluster = cluster_pb2_grpc.ClusterServiceStub(channel)
         self._observability = observability_pb2_grpc.ObservabilityServiceStub(channel)
 
-    def _metadata(self) -> tuple[tuple[str, str], ...]:
+    def _metadata(self, auth: tuple[str, str] | bool | None = True) -> tuple[tuple[str, str], ...]:
         rid = ("x-request-id", request_id.get() or uuid.uuid4().hex)
-        return (rid, self._auth) if self._auth else (rid,)
+        credentials = self._auth if auth is True else auth or None
+        return (rid, credentials) if credentials else (rid,)
 
     async def _unary(
         self,
@@ -180,11 +235,31 @@ class GrpcRuntime(RuntimePort):
         *,
         job_id: str | None = None,
         deadline: float | None = None,
+        auth: tuple[str, str] | bool | None = True,
     ) -> T:
         try:
-            return await call(request, timeout=deadline or self._timeout, metadata=self._metadata())
+            return await call(
+                request, timeout=deadline or self._timeout, metadata=self._metadata(auth)
+            )
         except grpc.aio.AioRpcError as err:
+            if job_id is not None and is_unclear_refusal(err, rpc):
+                raise await self._unclear_refusal(err, rpc, job_id) from err
             raise translate(err, rpc=rpc, job_id=job_id) from err
+
+    async def _unclear_refusal(self, err: grpc.aio.AioRpcError, rpc: str, job_id: str) -> Exception:
+        """A refusal whose text names no reason: the core is asked whether the job exists."""
+        error = translate(err, rpc=rpc, job_id=job_id)
+        try:
+            await self.get_job(job_id)
+        except JobNotFoundError as missing:
+            return missing
+        if err.code() is grpc.StatusCode.INTERNAL or err.code() is grpc.StatusCode.UNKNOWN:
+            return (
+                error
+                if isinstance(error, RuntimeFailureError)
+                else RuntimeFailureError(error.detail)
+            )
+        return InvalidTransitionError(err.details() or "the core refused the operation")
 
     # -- the port --------------------------------------------------------------------
 
@@ -199,10 +274,10 @@ class GrpcRuntime(RuntimePort):
         response = await self._unary(
             "GetJob", self._jobs.GetJob, job_pb2.GetJobRequest(job_id=job_id), job_id=job_id
         )
-        raw = response.job_json.encode()
-        if raw.strip() in (b"", b"{}"):  # the core's answer for an unknown id
+        document = _job_document(response.job_json.encode())
+        if document is None:
             raise JobNotFoundError(job_id)
-        return JsonDocument(raw, _loads)
+        return document
 
     async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
         self._connect()
@@ -243,6 +318,7 @@ class GrpcRuntime(RuntimePort):
             "ClearJobs",
             self._jobs.ClearJobs,
             job_pb2.ClearJobsRequest(admin_token=self._admin_token),
+            auth=self._admin_auth,
         )
         return int(response.cleared_count)
 
@@ -294,18 +370,26 @@ class GrpcRuntime(RuntimePort):
         last_raw = b""
         quiet_since = time.monotonic()
         finishing = False
+        known = False  # whether the job is known to exist
         while True:
             call = self._observability.StreamEvents(request, metadata=self._metadata())
             index = 0
             passed_on = position
+            seen = _Seen() if follow else None
             started = time.perf_counter()
             code = "CANCELLED"  # unless the stream runs to its end or fails
             try:
                 async for response in call:
                     raw = response.event_json.encode()
                     if _is_heartbeat(raw):
+                        if not known and index == 0:
+                            # Cores answer an unknown job with heartbeats, never an error.
+                            await self.get_job(job_id)
+                            known = True
                         yield Heartbeat()
                         continue
+                    if seen is not None and seen.repeat(raw):
+                        continue  # sent twice at the boundary of history and live events
                     index += 1
                     if index <= position:
                         continue  # already passed on by an earlier read
@@ -321,6 +405,9 @@ class GrpcRuntime(RuntimePort):
                 call.cancel()
                 if self._telemetry is not None:
                     self._telemetry.core_call("StreamEvents", code, time.perf_counter() - started)
+            if index == 0 and not known:
+                await self.get_job(job_id)  # an empty stream may be an unknown job
+                known = True
             if not follow or finishing or _type_of(last_raw) in TERMINAL_EVENT_STATUS:
                 return
             if position > passed_on:

@@ -1,9 +1,12 @@
-"""InMemoryRuntime: runs jobs the way the core does, one message hop per step, in memory."""
+"""InMemoryRuntime: runs jobs the way a released core does, one message hop per step, in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
+import re
 import secrets
 import time
 from collections import deque
@@ -13,28 +16,58 @@ from typing import Any
 
 import orjson
 
+from mn_api.adapters.memory.releases import LATEST, CoreRelease, core_release
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort
 from mn_api.domain import events as ev
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
+    InvalidTransitionError,
     JobNotFoundError,
     ManifestInvalidError,
+    RequirementsNotMetError,
 )
 from mn_api.domain.events import EventRecord, Heartbeat, iso_timestamp
 from mn_api.domain.manifest import Manifest, parse_manifest, validate_manifest
-from mn_api.domain.status import JobAction, JobStatus, check_transition
+from mn_api.domain.status import (
+    NOT_PAUSED,
+    NOT_RUNNING,
+    JobAction,
+    JobStatus,
+    check_transition,
+)
 
-NODE_NAME = "mn-memory@localhost"
-POOL_CAPACITY = 8
-RECENT_EVENTS = 20
 MAX_HOPS = 64
 START_MESSAGE = {"type": "start"}
+EXECUTOR_TYPES = frozenset({"executor", "sandbox_worker"})
+# What a message summary and a dead letter say of how a message is encoded.
+CONTENT_TYPE = "application/json"
+CONTENT_ENCODING = "identity"
+MESSAGE_CLASS = "event"
+# 1.2.31 gives up on a message after this many failed durable deliveries.
+DURABLE_ATTEMPTS = 10
+JOB_ROOT = "/var/lib/mirrorneuron/jobs"
 
 
 def _loads(raw: bytes) -> Any:
     return orjson.loads(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedNode:
+    """The one cluster node the simulation runs on, as GetSystemSummary describes it.
+
+    Fixed numbers rather than the host's, so answers are the same on every machine; a
+    manifest whose `requirements` exceed them is refused by releases that check them.
+    """
+
+    name: str = "mn1@127.0.0.1"
+    logical_processors: int = 8
+    architecture: str = "x86_64"
+    memory_mb: int = 16_384
+    gpus: int = 0
+    pool_capacity: int = 4
 
 
 @dataclass(slots=True)
@@ -45,6 +78,7 @@ class _Delivery:
     message: Any
     hops: int
     ready_at: float
+    message_id: str
     replay: bool = False
 
 
@@ -52,30 +86,35 @@ class _Delivery:
 class _Agent:
     node_id: str
     agent_type: str
-    type: str | None
+    executor: bool
     outbound: list[str]
     fail: bool
     drop_first: int
     delay_seconds: float
+    last_seen: str
     processed: int = 0
     mailbox: int = 0
     dropped: int = 0
+    error: str | None = None
 
 
 @dataclass(slots=True)
 class _Job:
     job_id: str
+    seq: int
     manifest: Manifest
-    raw_manifest: Mapping[str, Any]
     payload_keys: list[str]
     submitted_at: str
     updated_at: str
     agents: dict[str, _Agent]
+    coordinator_lost: bool = False
+    lose_coordinator: bool = False
+    duplicate_boundary: bool = False
     status: JobStatus = JobStatus.PENDING
     stage: int = 0
-    paused_from: JobStatus | None = None
     events: list[bytes] = field(default_factory=list)
     base: int = 0
+    last_event: str = ""
     inflight: deque[_Delivery] = field(default_factory=deque)
     messages: int = 0
     dead_letters: int = 0
@@ -89,35 +128,54 @@ class _Job:
     def end(self) -> int:
         return self.base + len(self.events)
 
+    @property
+    def live(self) -> bool:
+        return not self.status.is_terminal and not self.coordinator_lost
+
 
 class InMemoryRuntime(RuntimePort):
-    """The core's behaviour without the core: validation, scheduling, messaging, faults.
+    """A released core's behaviour without the core: validation, scheduling, messaging, faults.
 
+    `release` picks the profile (CORE.md: 1.1, 1.2.5 or 1.2.31, the newest by default): job
+    ids, documents, event shapes, the answers of pause/resume/cancel and their refusals.
     Everything happens in `step()`, which advances every unpaused job by one hop; a
     background task calls it every `step_seconds` once `start()` ran. Tests construct it
     with `auto_run=False` and call `step()` themselves, with a clock of their own.
+
+    Two simulations beyond node faults, set per job in `metadata.simulate`:
+    `coordinator_lost` (the job's coordinator goes away once it runs: its record stays
+    live, nothing moves, and cancel force-writes it) and `duplicate_boundary` (a following
+    stream sends the last event of the history twice, as a core may at that boundary).
     """
 
     def __init__(
         self,
         *,
+        release: str | CoreRelease = LATEST,
+        node: SimulatedNode | None = None,
         step_seconds: float = 0.05,
         clock: Callable[[], float] = time.time,
         auto_run: bool = True,
         max_jobs: int = 10_000,
         max_events_per_job: int = 200_000,
         max_inflight_per_job: int = 100_000,
+        duplicate_boundary: bool = False,
     ) -> None:
+        self.release = release if isinstance(release, CoreRelease) else core_release(release)
+        self.node = node or SimulatedNode()
         self._step_seconds = step_seconds
         self._clock = clock
         self._auto_run = auto_run
         self._max_jobs = max_jobs
         self._max_events = max_events_per_job
         self._max_inflight = max_inflight_per_job
+        self._duplicate_boundary = duplicate_boundary
         self._jobs: dict[str, _Job] = {}
         self._active: dict[str, _Job] = {}
         # Finished jobs in the order they finished: the first to go when the cap is reached.
         self._finished: dict[str, None] = {}
+        self._seq = itertools.count()
+        self._started_at = clock()
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
 
@@ -155,15 +213,30 @@ class InMemoryRuntime(RuntimePort):
     def _now(self) -> str:
         return iso_timestamp(self._clock())
 
-    def _emit(self, job: _Job, kind: str, agent_id: str | None, payload: Mapping[str, Any]) -> None:
+    def _emit(
+        self,
+        job: _Job,
+        kind: str,
+        *,
+        agent_id: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        **details: Any,
+    ) -> None:
+        """Append one flat event: job-level events carry their details at the top level and
+        no `agent_id` key; agents' events carry `agent_id` and `payload`."""
         stamp = self._now()
         job.updated_at = stamp
         job.details = None
-        job.events.append(
-            orjson.dumps(
-                {"timestamp": stamp, "type": kind, "agent_id": agent_id, "payload": payload}
-            )
-        )
+        event: dict[str, Any] = {"type": kind, "timestamp": stamp, "job_id": job.job_id}
+        if agent_id is not None:
+            event["agent_id"] = agent_id
+        event.update(details)
+        if payload is not None:
+            event["payload"] = payload
+        if self.release.version_field:
+            event["version"] = 1
+        job.events.append(orjson.dumps(event))
+        job.last_event = f"{kind}({agent_id})" if agent_id else kind
         overflow = len(job.events) - self._max_events
         if overflow > self._max_events // 10:
             del job.events[:overflow]
@@ -179,7 +252,7 @@ class InMemoryRuntime(RuntimePort):
             self._finished[job.job_id] = None
         else:
             self._finished.pop(job.job_id, None)
-        if status.is_terminal or status is JobStatus.PAUSED:
+        if status.is_terminal or status is JobStatus.PAUSED or job.coordinator_lost:
             self._active.pop(job.job_id, None)
         else:
             self._active[job.job_id] = job
@@ -201,27 +274,38 @@ class InMemoryRuntime(RuntimePort):
         return steps
 
     def _advance(self, job: _Job, now: float) -> bool:
+        if job.status is JobStatus.CANCELLING:
+            self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status="running")
+            return True
         if job.stage == 0:
             job.stage = 1
-            self._emit(job, ev.JOB_VALIDATED, None, {"graph_id": job.manifest.graph_id})
+            self._emit(job, ev.JOB_VALIDATED, graph_id=job.manifest.graph_id)
             return True
         if job.stage == 1:
             job.stage = 2
-            self._set_status(job, JobStatus.QUEUED)
-            self._emit(job, ev.JOB_SCHEDULED, None, {"node": NODE_NAME})
+            self._emit(job, ev.JOB_SCHEDULED, node=self.node.name)
             return True
         if job.stage == 2:
             job.stage = 3
             self._set_status(job, JobStatus.RUNNING)
-            self._emit(
-                job, ev.JOB_RUNNING, None, {"root_agent_ids": list(job.manifest.entrypoints)}
-            )
+            self._emit(job, ev.JOB_RUNNING, root_agent_ids=list(job.manifest.entrypoints))
             for entry in job.manifest.entrypoints:
                 inputs = job.manifest.initial_inputs.get(entry) or [START_MESSAGE]
                 for message in inputs:
                     self._enqueue(job, None, entry, "initial_input", message, 0, now)
+            if job.lose_coordinator:
+                self.lose_coordinator(job.job_id)
             return True
         return self._deliver_ready(job, now)
+
+    def lose_coordinator(self, job_id: str) -> None:
+        """Simulate the loss of the job's coordinator: its record stays live, nothing moves."""
+        job = self._job(job_id)
+        if job.status.is_terminal:
+            return
+        job.coordinator_lost = True
+        job.details = None
+        self._active.pop(job.job_id, None)
 
     def _enqueue(
         self,
@@ -236,7 +320,16 @@ class InMemoryRuntime(RuntimePort):
         replay: bool = False,
     ) -> None:
         agent = job.agents[target]
-        delivery = _Delivery(source, target, kind, message, hops, now + agent.delay_seconds, replay)
+        delivery = _Delivery(
+            source,
+            target,
+            kind,
+            message,
+            hops,
+            now + agent.delay_seconds,
+            secrets.token_hex(8),
+            replay,
+        )
         if len(job.inflight) >= self._max_inflight:
             self._dead_letter(job, delivery, "mailbox_full")
             return
@@ -254,41 +347,52 @@ class InMemoryRuntime(RuntimePort):
                 job.inflight.append(delivery)
                 continue
             progressed = True
-            self._deliver(job, delivery, now)
+            self._deliver(job, delivery)
         if job.status is JobStatus.RUNNING and not job.inflight and not job.manifest.daemon:
-            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, {"result": self._result(job)})
+            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, result=self._result(job))
             progressed = True
         return progressed
 
-    def _deliver(self, job: _Job, delivery: _Delivery, now: float) -> None:
+    def _summary_of(self, job: _Job, delivery: _Delivery) -> dict[str, Any]:
+        """What a core says of a delivered message: who, what and how, but not its body."""
+        summary: dict[str, Any] = {"message_id": delivery.message_id}
+        if delivery.source is not None:
+            summary["from"] = delivery.source
+        summary.update(
+            {
+                "to": delivery.target,
+                "type": delivery.type,
+                "class": MESSAGE_CLASS,
+                "content_type": CONTENT_TYPE,
+                "content_encoding": CONTENT_ENCODING,
+                "stream": None,
+            }
+        )
+        return summary
+
+    def _deliver(self, job: _Job, delivery: _Delivery) -> None:
         agent = job.agents[delivery.target]
         agent.mailbox -= 1
         if delivery.hops > MAX_HOPS:
-            self._dead_letter(job, delivery, "hop_limit_exceeded")
+            self._dead_letter(job, delivery, "message_expired")
             return
         if not delivery.replay and agent.dropped < agent.drop_first:
             agent.dropped += 1
-            self._dead_letter(job, delivery, "simulated_drop")
+            self._dead_letter(job, delivery, "delivery_attempts_exhausted")
             return
         agent.processed += 1
+        agent.last_seen = self._now()
         job.messages += 1
         self._emit(
             job,
             ev.AGENT_MESSAGE_RECEIVED,
-            agent.node_id,
-            {
-                "from": delivery.source,
-                "to": agent.node_id,
-                "type": delivery.type,
-                "message": delivery.message,
-            },
+            agent_id=agent.node_id,
+            payload=self._summary_of(job, delivery),
         )
         if agent.fail:
+            agent.error = "simulated_failure"
             self._finish(
-                job,
-                JobStatus.FAILED,
-                ev.JOB_FAILED,
-                {"agent_id": agent.node_id, "reason": "simulated_failure"},
+                job, JobStatus.FAILED, ev.JOB_FAILED, agent_id=agent.node_id, reason=agent.error
             )
             return
         for edge in job.manifest.edges:
@@ -300,31 +404,38 @@ class InMemoryRuntime(RuntimePort):
                     edge.message_type,
                     delivery.message,
                     delivery.hops + 1,
-                    now,
+                    self._clock(),
                 )
 
     def _dead_letter(self, job: _Job, delivery: _Delivery, reason: str) -> None:
+        """A message no agent took: the whole message at the top level, and on 1.2.31 a
+        payload saying why (older releases give no reason)."""
         job.dead_letters += 1
-        envelope = {"from": delivery.source, "to": delivery.target, "type": delivery.type}
-        self._emit(
-            job,
-            ev.DEAD_LETTER,
-            delivery.target,
-            {
-                "agent_id": delivery.target,
-                "reason": reason,
-                "message": {"envelope": envelope, "body": delivery.message},
-            },
-        )
+        envelope: dict[str, Any] = {"message_id": delivery.message_id, "job_id": job.job_id}
+        if delivery.source is not None:
+            envelope["from"] = delivery.source
+        envelope.update({"to": delivery.target, "type": delivery.type, "class": MESSAGE_CLASS})
+        message = {
+            "envelope": envelope,
+            "headers": {"content_type": CONTENT_TYPE, "content_encoding": CONTENT_ENCODING},
+            "body": delivery.message,
+            "artifacts": [],
+            "stream": None,
+        }
+        payload = None
+        if self.release.dead_letter_payload:
+            attempts = 1 if reason == "message_expired" else DURABLE_ATTEMPTS
+            payload = {"reason": reason, "message_id": delivery.message_id, "attempt": attempts}
+        self._emit(job, ev.DEAD_LETTER, agent_id=delivery.target, payload=payload, message=message)
 
-    def _finish(self, job: _Job, status: JobStatus, kind: str, payload: Mapping[str, Any]) -> None:
+    def _finish(self, job: _Job, status: JobStatus, kind: str, **details: Any) -> None:
         for delivery in job.inflight:
             job.agents[delivery.target].mailbox -= 1
         job.inflight.clear()
         self._set_status(job, status)
         if status is JobStatus.COMPLETED:
-            job.result = payload.get("result")
-        self._emit(job, kind, None, payload)
+            job.result = details.get("result")
+        self._emit(job, kind, **details)
 
     def _result(self, job: _Job) -> dict[str, Any]:
         return {"messages_processed": job.messages, "dead_letters": job.dead_letters}
@@ -345,46 +456,67 @@ class InMemoryRuntime(RuntimePort):
         parsed = parse_manifest(manifest)
         ids = []
         for _ in range(jobs):
-            job = self._new_job(parsed, manifest, {})
-            self._emit(job, ev.JOB_PENDING, None, {"graph_id": "seeded", "payload_count": 0})
-            self._emit(job, ev.JOB_VALIDATED, None, {"graph_id": "seeded"})
-            self._emit(job, ev.JOB_SCHEDULED, None, {"node": NODE_NAME})
-            self._emit(job, ev.JOB_RUNNING, None, {"root_agent_ids": ["source"]})
+            job = self._new_job(parsed, {})
+            self._emit(job, ev.JOB_PENDING, graph_id="seeded", payload_count=0)
+            self._emit(job, ev.JOB_VALIDATED, graph_id="seeded")
+            self._emit(job, ev.JOB_SCHEDULED, node=self.node.name)
+            self._set_status(job, JobStatus.RUNNING)
+            self._emit(job, ev.JOB_RUNNING, root_agent_ids=["source"])
             sink = job.agents["sink"]
-            for n in range(max(events_per_job - 5, 0)):
+            for _n in range(max(events_per_job - 5, 0)):
                 sink.processed += 1
                 job.messages += 1
+                delivery = _Delivery("source", "sink", "reading", None, 1, 0, secrets.token_hex(8))
                 self._emit(
                     job,
                     ev.AGENT_MESSAGE_RECEIVED,
-                    "sink",
-                    {"from": "source", "to": "sink", "type": "reading", "message": {"n": n}},
+                    agent_id="sink",
+                    payload=self._summary_of(job, delivery),
                 )
             job.stage = 3
-            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, {"result": self._result(job)})
+            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, result=self._result(job))
             ids.append(job.job_id)
         self._evict()
         return ids
 
-    def _new_job(
-        self, manifest: Manifest, raw: Mapping[str, Any], payloads: Mapping[str, bytes]
-    ) -> _Job:
+    def _new_job_id(self, graph_id: str, now: float) -> str:
+        if self.release.short_job_ids:
+            parts = re.split(r"[^A-Za-z0-9]+", graph_id)
+            initials = "".join(p[0] for p in parts if p).lower() or "j"
+            return f"{initials}-{secrets.token_hex(4)}"
+        return f"{graph_id}-{int(now * 1000)}-{secrets.token_hex(6)}"
+
+    def _new_job(self, manifest: Manifest, payloads: Mapping[str, bytes]) -> _Job:
         now = self._clock()
-        job_id = f"{manifest.graph_id}-{int(now * 1000)}-{secrets.token_hex(6)}"
+        job_id = self._new_job_id(manifest.graph_id, now)
+        while job_id in self._jobs:
+            job_id = self._new_job_id(manifest.graph_id, now)
+        stamp = iso_timestamp(now)
         agents = {
             node.node_id: _Agent(
                 node_id=node.node_id,
                 agent_type=node.agent_type,
-                type=node.type,
+                executor=node.agent_type in EXECUTOR_TYPES,
                 outbound=[e.to_node for e in manifest.edges if e.from_node == node.node_id],
                 fail=bool(_simulate(node.config).get("fail", False)),
                 drop_first=int(_simulate(node.config).get("drop_first", 0)),
                 delay_seconds=int(_simulate(node.config).get("delay_ms", 0)) / 1000,
+                last_seen=stamp,
             )
             for node in manifest.nodes
         }
-        stamp = iso_timestamp(now)
-        job = _Job(job_id, manifest, raw, sorted(payloads), stamp, stamp, agents)
+        simulate = _simulate(manifest.metadata)
+        job = _Job(
+            job_id,
+            next(self._seq),
+            manifest,
+            sorted(payloads),
+            stamp,
+            stamp,
+            agents,
+            lose_coordinator=bool(simulate.get("coordinator_lost", False)),
+            duplicate_boundary=bool(simulate.get("duplicate_boundary", self._duplicate_boundary)),
+        )
         self._jobs[job_id] = job
         self._set_status(job, JobStatus.PENDING)
         return job
@@ -401,19 +533,31 @@ class InMemoryRuntime(RuntimePort):
         try:
             raw = orjson.loads(manifest_json)
         except orjson.JSONDecodeError as err:
-            raise ManifestInvalidError([f"manifest_json is not valid JSON: {err}"]) from err
+            raise ManifestInvalidError([_parser_message(manifest_json, err)]) from err
         errors = validate_manifest(raw)
         if errors:
             raise ManifestInvalidError(errors)
-        job = self._new_job(parse_manifest(raw), raw, payloads)
-        self._emit(
-            job,
-            ev.JOB_PENDING,
-            None,
-            {"graph_id": job.manifest.graph_id, "payload_count": len(payloads)},
-        )
+        manifest = parse_manifest(raw)
+        if self.release.checks_requirements:
+            self._check_requirements(manifest)
+        job = self._new_job(manifest, payloads)
+        self._emit(job, ev.JOB_PENDING, graph_id=manifest.graph_id, payload_count=len(payloads))
         self._evict()
         return JobAck(job.job_id, job.status.value)
+
+    def _check_requirements(self, manifest: Manifest) -> None:
+        available = {
+            "cpu": self.node.logical_processors,
+            "memory": self.node.memory_mb,
+            "gpu": self.node.gpus,
+        }
+        unmet = [
+            f"{name}={amount:g} available={available[name]}"
+            for name, amount in manifest.requirements.items()
+            if amount > available[name]
+        ]
+        if unmet:
+            raise RequirementsNotMetError(f"requirements_not_met: {', '.join(unmet)}")
 
     def _evict(self) -> None:
         while len(self._jobs) > self._max_jobs and self._finished:
@@ -427,104 +571,153 @@ class InMemoryRuntime(RuntimePort):
             job.details = orjson.dumps(self._details(job))
         return JsonDocument(job.details, _loads)
 
+    def _agent_status(self, job: _Job, agent: _Agent) -> str:
+        if not agent.executor:
+            return "busy" if agent.mailbox else "ready"
+        if agent.error is not None:
+            return "error"
+        if job.status is JobStatus.PAUSED:
+            return "paused"
+        if job.status is JobStatus.PENDING:
+            return "queued"
+        if job.status.is_terminal:
+            return "completed"
+        return "running"
+
+    def _agent(self, job: _Job, agent: _Agent) -> dict[str, Any]:
+        status = self._agent_status(job, agent)
+        document: dict[str, Any] = {
+            "agent_id": agent.node_id,
+            "agent_type": agent.agent_type,
+            "assigned_node": self.node.name,
+            "processed_messages": agent.processed,
+            "mailbox_depth": agent.mailbox,
+            "paused?": job.status is JobStatus.PAUSED,
+            "last_heartbeat_at": agent.last_seen,
+            "live?": job.live,
+            "status": status,
+            "running?": job.live and job.status is JobStatus.RUNNING,
+            "last_error": agent.error,
+            "lease": None,
+        }
+        if agent.agent_type == "sandbox_worker":
+            document["sandbox_name"] = _sandbox_name(job, agent)
+        return document
+
     def _details(self, job: _Job) -> dict[str, Any]:
         manifest = job.manifest
-        agent_status = job.status.value if job.status is not JobStatus.QUEUED else "pending"
-        details = {
-            **self._job_summary(job),
-            "placement_policy": manifest.policies.get("placement", "local"),
-            "recovery_policy": manifest.policies.get("recovery", "restart"),
-            "root_agent_ids": list(manifest.entrypoints),
-            "result": job.result,
+        info: dict[str, Any] = {
+            "job_id": job.job_id,
+            "graph_id": manifest.graph_id,
+            "job_name": manifest.job_name,
             "daemon": manifest.daemon,
-            "payloads": job.payload_keys,
-            "manifest_ref": {
-                "graph_id": manifest.graph_id,
-                "manifest_version": manifest.manifest_version,
-                "manifest_path": None,
-                "job_path": None,
-            },
-            "topology": {
-                "nodes": job.raw_manifest.get("nodes", []),
-                "edges": job.raw_manifest.get("edges", []),
-                "entrypoints": list(manifest.entrypoints),
-            },
+            "status": job.status.value,
+            "submitted_at": job.submitted_at,
+            "updated_at": job.updated_at,
+            "root_agent_ids": list(manifest.entrypoints),
+            "placement_policy": _placement(manifest),
+            "recovery_policy": _recovery(manifest),
         }
+        if self.release.result_in_details and job.result is not None:
+            info["result"] = job.result
+        info["manifest_ref"] = {
+            "graph_id": manifest.graph_id,
+            "manifest_version": manifest.manifest_version,
+            "manifest_path": f"{JOB_ROOT}/{job.job_id}/manifest.json",
+            "job_path": f"{JOB_ROOT}/{job.job_id}",
+        }
+        recent = job.events[-self.release.recent_events :] if self.release.recent_events else []
         return {
-            "job": details,
-            "summary": {
-                "status": job.status.value,
-                "agent_count": len(job.agents),
-                "event_count": job.end,
-                "message_count": job.messages,
-                "dead_letter_count": job.dead_letters,
-                "mailbox_depth": len(job.inflight),
-            },
-            "agents": [
-                {
-                    "agent_id": a.node_id,
-                    "agent_type": a.agent_type,
-                    "type": a.type,
-                    "assigned_node": NODE_NAME,
-                    "status": agent_status,
-                    "processed_messages": a.processed,
-                    "mailbox_depth": a.mailbox,
-                    "metadata": {
-                        "paused": job.status is JobStatus.PAUSED,
-                        "outbound_edges": a.outbound,
-                    },
-                }
+            "job": info,
+            "summary": self._job_summary(job),
+            "agents": [self._agent(job, a) for a in job.agents.values()],
+            "recent_events": [orjson.Fragment(e) for e in reversed(recent)],
+            "sandboxes": [
+                {"name": _sandbox_name(job, a), "agent_id": a.node_id, "status": "ready"}
                 for a in job.agents.values()
+                if a.agent_type == "sandbox_worker"
             ],
-            "recent_events": [orjson.Fragment(e) for e in job.events[-RECENT_EVENTS:]],
-            "sandboxes": [],
         }
 
-    @staticmethod
-    def _job_summary(job: _Job) -> dict[str, Any]:
+    def _job_summary(self, job: _Job) -> dict[str, Any]:
+        executors = [a for a in job.agents.values() if a.executor]
+        running = job.live and job.status is JobStatus.RUNNING
         return {
             "job_id": job.job_id,
             "graph_id": job.manifest.graph_id,
             "job_name": job.manifest.job_name,
             "status": job.status.value,
+            "live?": job.live,
             "submitted_at": job.submitted_at,
             "updated_at": job.updated_at,
+            "placement_policy": _placement(job.manifest),
+            "recovery_policy": _recovery(job.manifest),
+            "executor_count": len(executors),
+            "active_executors": len(executors) if running else 0,
+            "nodes": [self.node.name],
+            "sandbox_names": [
+                _sandbox_name(job, a) for a in executors if a.agent_type == "sandbox_worker"
+            ],
+            "last_event": job.last_event,
         }
 
+    def _newest(self, limit: int, include_terminal: bool) -> list[_Job]:
+        jobs = (
+            job for job in self._jobs.values() if include_terminal or not job.status.is_terminal
+        )
+        return heapq.nlargest(limit, jobs, key=lambda j: (j.updated_at, j.seq))
+
     async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
-        if limit < 0:
-            raise InvalidArgumentError("limit must not be negative")
-        limit = limit or 100
-        data = []
-        for job in reversed(self._jobs.values()):
-            if not include_terminal and job.status.is_terminal:
-                continue
-            data.append(self._job_summary(job))
-            if len(data) >= limit:
-                break
+        limit = limit if limit > 0 else 100
+        data = [self._job_summary(job) for job in self._newest(limit, include_terminal)]
         return JsonDocument(orjson.dumps({"data": data}), _loads)
 
     async def cancel_job(self, job_id: str) -> JobAck:
         job = self._job(job_id)
-        check_transition(JobAction.CANCEL, job.status)
-        self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, {"previous_status": job.status})
-        return JobAck(job_id, job.status.value)
+        release = self.release
+        if job.status.is_terminal:
+            if release.cancel_of_terminal_succeeds:
+                return JobAck(job_id, "cancelled")
+            check_transition(JobAction.CANCEL, job.status)
+        previous = job.status.value
+        if job.coordinator_lost:
+            job.coordinator_lost = False
+            self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status=previous)
+            return JobAck(job_id, "force cancelled" if release.force_cancel else "cancelled")
+        if job.status is JobStatus.CANCELLING:
+            return JobAck(job_id, "cancellation_pending")
+        if release.cancellation_pending and job.status is JobStatus.RUNNING and job.inflight:
+            self._set_status(job, JobStatus.CANCELLING)
+            job.updated_at = self._now()
+            return JobAck(job_id, "cancellation_pending")
+        self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status=previous)
+        return JobAck(job_id, "cancelled")
+
+    async def cancel_all_jobs(self) -> list[str]:
+        """Cancel every live job (1.2.31's CancelAllJobs); answers their ids."""
+        live = [job_id for job_id, job in self._jobs.items() if not job.status.is_terminal]
+        for job_id in live:
+            await self.cancel_job(job_id)
+        return live
 
     async def pause_job(self, job_id: str) -> JobAck:
         job = self._job(job_id)
+        if job.coordinator_lost:
+            raise InvalidTransitionError(NOT_RUNNING)
         check_transition(JobAction.PAUSE, job.status)
-        job.paused_from = job.status
         self._set_status(job, JobStatus.PAUSED)
-        self._emit(job, ev.JOB_PAUSED, None, {"previous_status": job.paused_from.value})
-        return JobAck(job_id, job.status.value)
+        self._emit(job, ev.JOB_PAUSED, previous_status="running")
+        return JobAck(job_id, "paused")
 
     async def resume_job(self, job_id: str) -> JobAck:
         job = self._job(job_id)
-        check_transition(JobAction.RESUME, job.status)
-        self._set_status(job, job.paused_from or JobStatus.RUNNING)
-        job.paused_from = None
-        self._emit(job, ev.JOB_RESUMED, None, {"status": job.status.value})
-        return JobAck(job_id, job.status.value)
+        if job.status is JobStatus.RUNNING and self.release.resume_of_running_succeeds:
+            return JobAck(job_id, "resumed")
+        if job.status is not JobStatus.PAUSED:
+            raise InvalidTransitionError(NOT_PAUSED)
+        self._set_status(job, JobStatus.RUNNING)
+        self._emit(job, ev.JOB_RESUMED, status="running")
+        return JobAck(job_id, "resumed")
 
     async def clear_jobs(self) -> int:
         gone = list(self._finished)
@@ -544,9 +737,9 @@ class InMemoryRuntime(RuntimePort):
         if event_index in job.replayed:
             raise AlreadyExistsError(f"dead letter at event {event_index} was already replayed")
         check_transition(JobAction.REPLAY, job.status)
-        payload = event["payload"]
-        envelope = payload["message"]["envelope"]
-        agent_id = payload["agent_id"]
+        message = event["message"]
+        envelope = message["envelope"]
+        agent_id = event["agent_id"]
         job.replayed.add(event_index)
         if job.status is JobStatus.COMPLETED:
             job.result = None
@@ -556,42 +749,71 @@ class InMemoryRuntime(RuntimePort):
             envelope.get("from"),
             agent_id,
             envelope.get("type") or "replay",
-            payload["message"].get("body"),
+            message.get("body"),
             0,
             self._clock(),
             replay=True,
         )
-        self._emit(job, ev.DEAD_LETTER_REPLAYED, agent_id, {"event_index": event_index})
+        self._emit(
+            job, ev.DEAD_LETTER_REPLAYED, agent_id=agent_id, payload={"event_index": event_index}
+        )
         self._kick()
         return ReplayAck(job_id, job.status.value, agent_id)
 
     async def system_summary(self) -> JsonDocument:
-        by_status = {s: 0 for s in JobStatus}
+        node = self.node
+        by_status = {s.value: 0 for s in JobStatus}
+        active = waiting = 0
         for job in self._jobs.values():
-            by_status[job.status] += 1
-        running = by_status[JobStatus.RUNNING]
-        in_use = min(running, POOL_CAPACITY)
-        waiting = by_status[JobStatus.PENDING] + by_status[JobStatus.QUEUED]
-        summary = {
+            by_status[job.status.value] += 1
+            executors = sum(1 for a in job.agents.values() if a.executor)
+            if job.live and job.status is JobStatus.RUNNING:
+                active += executors
+            elif job.status is JobStatus.PENDING:
+                waiting += executors
+        in_use = min(active, node.pool_capacity)
+        summary: dict[str, Any] = {
             "nodes": [
                 {
-                    "name": NODE_NAME,
+                    "name": node.name,
+                    "connected_nodes": [node.name],
                     "self?": True,
-                    "connected_nodes": [],
-                    "scheduler_hint": "local",
+                    "scheduler_hint": "cluster_member",
                     "executor_pools": {
                         "default": {
-                            "capacity": POOL_CAPACITY,
-                            "available": POOL_CAPACITY - in_use,
+                            "capacity": node.pool_capacity,
                             "in_use": in_use,
-                            "queued": waiting + running - in_use,
-                            "active": running,
+                            "available": node.pool_capacity - in_use,
+                            "queued": waiting + active - in_use,
+                            "active": in_use,
                         }
+                    },
+                    "hardware": {
+                        "cpu": {
+                            "logical_processors": node.logical_processors,
+                            "architecture": node.architecture,
+                        },
+                        "memory": {
+                            "total_bytes": node.memory_mb * 1_048_576,
+                            "total_mb": node.memory_mb,
+                        },
+                        "gpu": {"count": node.gpus, "devices": []},
                     },
                 }
             ],
-            "jobs": [self._job_summary(job) for job in reversed(self._jobs.values())],
+            "jobs": [self._job_summary(job) for job in self._newest(len(self._jobs), True)],
         }
+        if self.release.summary_metrics:
+            summary["metrics"] = {
+                "jobs": {"total": len(self._jobs), "by_status": by_status},
+                "nodes": {"total": 1},
+                "runtime": {
+                    "uptime_seconds": round(self._clock() - self._started_at, 3),
+                    "active_jobs": len(self._active),
+                    "messages_processed": sum(j.messages for j in self._jobs.values()),
+                    "dead_letters": sum(j.dead_letters for j in self._jobs.values()),
+                },
+            }
         return JsonDocument(orjson.dumps(summary), _loads)
 
     async def stream_events(
@@ -612,18 +834,114 @@ class InMemoryRuntime(RuntimePort):
                 position = max(position, job.base)
             if not follow or job.status.is_terminal:
                 return
-            if job.changed is None:
-                job.changed = asyncio.Event()
-            try:
-                async with asyncio.timeout(heartbeat_seconds):
-                    await job.changed.wait()
-            except TimeoutError:
+            if not await self._changed(job, heartbeat_seconds):
                 yield Heartbeat()
+
+    async def _changed(self, job: _Job, within: float | None) -> bool:
+        """Wait for the job's next event; False when `within` seconds passed quietly."""
+        if job.changed is None:
+            job.changed = asyncio.Event()
+        try:
+            async with asyncio.timeout(within):
+                await job.changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def core_stream(
+        self, job_id: str, *, follow: bool, heartbeat_ms: int = 0, limit: int = 0
+    ) -> AsyncIterator[bytes]:
+        """The event stream exactly as this release's core sends it over the wire.
+
+        Releases that do not follow send the history and end, for an unknown job too (an
+        empty stream). Following releases send the history (its last `limit` events where
+        the release has the field), end at once when it holds the job's end, and otherwise
+        pass live events on until the end, with a `stream_heartbeat` after each quiet
+        interval; an unknown job gets heartbeats forever.
+        """
+        release = self.release
+        if not release.follows_streams:
+            follow, heartbeat_ms = False, 0
+        if not release.stream_tail_limit:
+            limit = 0
+        interval = heartbeat_ms / 1000 if heartbeat_ms > 0 else None
+        job = self._jobs.get(job_id)
+        if job is None:
+            if not follow:
+                return
+            while True:
+                if interval is None:
+                    await asyncio.Event().wait()  # silent until the caller goes
+                await asyncio.sleep(interval or 0)
+                yield self._heartbeat(job_id)
+        position = max(job.base, job.end - limit) if limit > 0 else job.base
+        ended = job.status.is_terminal
+        history_end = job.end
+        while position < history_end:
+            yield job.events[position - job.base]
+            position = max(position + 1, job.base)
+        if not follow or ended:
+            return
+        if job.duplicate_boundary and position > job.base:
+            yield job.events[position - 1 - job.base]
+        while True:
+            while position < job.end:
+                raw = job.events[position - job.base]
+                yield raw
+                position = max(position + 1, job.base)
+                if _type_of(raw) in ev.TERMINAL_EVENT_STATUS:
+                    return
+            if job.status.is_terminal and job_id not in self._active:
+                return
+            if not await self._changed(job, interval):
+                yield self._heartbeat(job_id)
+
+    def _heartbeat(self, job_id: str) -> bytes:
+        beat: dict[str, Any] = {
+            "type": ev.STREAM_HEARTBEAT,
+            "job_id": job_id,
+            "timestamp": self._now(),
+        }
+        if self.release.version_field:
+            beat["version"] = 1
+        return orjson.dumps(beat)
 
     async def ping(self, deadline_seconds: float) -> None:
         return None
+
+    def payload_keys(self, job_id: str) -> list[str]:
+        """The payload files the job was submitted with (a core writes them to its disk)."""
+        return list(self._job(job_id).payload_keys)
+
+
+def _type_of(raw: bytes) -> str:
+    kind = orjson.loads(raw).get("type")
+    return kind if isinstance(kind, str) else ""
 
 
 def _simulate(config: Mapping[str, Any]) -> Mapping[str, Any]:
     simulate = config.get("simulate")
     return simulate if isinstance(simulate, Mapping) else {}
+
+
+def _placement(manifest: Manifest) -> str:
+    placement = manifest.policies.get("placement_policy", manifest.policies.get("placement"))
+    return placement if isinstance(placement, str) else "spread"
+
+
+def _recovery(manifest: Manifest) -> str:
+    mode = manifest.policies.get("recovery_mode")
+    return mode if isinstance(mode, str) else "local_restart"
+
+
+def _sandbox_name(job: _Job, agent: _Agent) -> str:
+    return f"{job.job_id}-{agent.node_id}"
+
+
+def _parser_message(text: str, err: orjson.JSONDecodeError) -> str:
+    """The JSON parser's own words for text that is not JSON, as cores pass them on."""
+    position = err.pos
+    if position >= len(text):
+        return f"unexpected end of input at position {position}"
+    char = text[position]
+    return f'unexpected byte at position {position}: 0x{ord(char) & 0xFF:02X} ("{char}")'

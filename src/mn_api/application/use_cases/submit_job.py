@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 
-from mn_api.application.ports import BundleStore, JobAck, RuntimePort
+from mn_api.application.ports import BundleStore, JobAck, RuntimePort, TopologyStore
 from mn_api.application.webhooks import WebhookRequest, Webhooks
 from mn_api.domain.errors import DomainError, RequestValidationError
 from mn_api.domain.payload_paths import check_payload_path
@@ -26,10 +26,17 @@ class SubmitJobCommand:
 
 
 class SubmitJob:
-    def __init__(self, runtime: RuntimePort, bundles: BundleStore, webhooks: Webhooks) -> None:
+    def __init__(
+        self,
+        runtime: RuntimePort,
+        bundles: BundleStore,
+        webhooks: Webhooks,
+        topologies: TopologyStore,
+    ) -> None:
         self._runtime = runtime
         self._bundles = bundles
         self._webhooks = webhooks
+        self._topologies = topologies
 
     async def __call__(self, command: SubmitJobCommand) -> JobAck:
         payloads = dict(command.payloads)
@@ -48,6 +55,11 @@ class SubmitJob:
             check_payload_path(key)
         planned = await self._webhooks.plan(command.webhook)
         ack = await self._runtime.submit_job(manifest_json, payloads)
+        try:
+            await self._topologies.save(ack.job_id, manifest_json)
+        except DomainError:
+            # The job runs either way; its graph shows declared edges once traffic flows.
+            log.warning("the topology of job %s could not be kept", ack.job_id)
         if planned:
             try:
                 await self._webhooks.subscribe(ack.job_id, ack.status, planned)

@@ -342,10 +342,13 @@ class ReplayResponse(BaseModel):
 class GraphNode(BaseModel):
     id: str
     label: str
-    agent_type: str | None
-    type: str | None
-    status: str | None
-    assigned_node: str | None
+    agent_type: str = Field(description="`unknown` when no source names it")
+    type: str = Field(description="the template type; `unknown` for a node only events name")
+    status: str = Field(
+        description="the agent's status; `declared` for a node only the manifest names, "
+        "`observed` for one only events name"
+    )
+    assigned_node: str = Field(description="`unknown` until the runtime places the agent")
     processed_messages: int
     mailbox_depth: int
 
@@ -356,7 +359,9 @@ class GraphEdge(BaseModel):
     target: str
     message_type: str
     count: int
-    last_seen_at: str | None
+    last_seen_at: str | None = Field(
+        None, description="the newest message's timestamp; left out until a message flowed"
+    )
     source_event: Literal["manifest", "events", "manifest+events", "agent_metadata"]
 
 

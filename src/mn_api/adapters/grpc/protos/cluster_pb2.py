@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)mn_api/adapters/grpc/protos/cluster.proto\x12\x17mirrorneuron.cluster.v1\"\x19\n\x17GetSystemSummaryRequest\"0\n\x18GetSystemSummaryResponse\x12\x14\n\x0csummary_json\x18\x01 \x01(\t2\x89\x01\n\x0e\x43lusterService\x12w\n\x10GetSystemSummary\x12\x30.mirrorneuron.cluster.v1.GetSystemSummaryRequest\x1a\x31.mirrorneuron.cluster.v1.GetSystemSummaryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)mn_api/adapters/grpc/protos/cluster.proto\x12\x17mirrorneuron.cluster.v1\"*\n\x17GetSystemSummaryRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\"A\n\x18GetSystemSummaryResponse\x12\x14\n\x0csummary_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"7\n\x11RemoveNodeRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"H\n\x12RemoveNodeResponse\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r2\xf0\x01\n\x0e\x43lusterService\x12w\n\x10GetSystemSummary\x12\x30.mirrorneuron.cluster.v1.GetSystemSummaryRequest\x1a\x31.mirrorneuron.cluster.v1.GetSystemSummaryResponse\x12\x65\n\nRemoveNode\x12*.mirrorneuron.cluster.v1.RemoveNodeRequest\x1a+.mirrorneuron.cluster.v1.RemoveNodeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mn_api.adapters.grpc.protos
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_start=70
-  _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_end=95
-  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_start=97
-  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_end=145
-  _globals['_CLUSTERSERVICE']._serialized_start=148
-  _globals['_CLUSTERSERVICE']._serialized_end=285
+  _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_end=112
+  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_start=114
+  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_end=179
+  _globals['_REMOVENODEREQUEST']._serialized_start=181
+  _globals['_REMOVENODEREQUEST']._serialized_end=236
+  _globals['_REMOVENODERESPONSE']._serialized_start=238
+  _globals['_REMOVENODERESPONSE']._serialized_end=310
+  _globals['_CLUSTERSERVICE']._serialized_start=313
+  _globals['_CLUSTERSERVICE']._serialized_end=553
 # @@protoc_insertion_point(module_scope)

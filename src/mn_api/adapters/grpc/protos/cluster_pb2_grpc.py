@@ -39,6 +39,11 @@ class ClusterServiceStub:
                 request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryRequest.SerializeToString,
                 response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryResponse.FromString,
                 _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/RemoveNode',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -50,6 +55,13 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RemoveNode(self, request, context):
+        """1.1 and newer: `mn leave` asks the cluster to forget a node.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -57,6 +69,11 @@ def add_ClusterServiceServicer_to_server(servicer, server):
                     servicer.GetSystemSummary,
                     request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryRequest.FromString,
                     response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryResponse.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +103,33 @@ class ClusterService:
             '/mirrorneuron.cluster.v1.ClusterService/GetSystemSummary',
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryRequest.SerializeToString,
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/RemoveNode',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeResponse.FromString,
             options,
             channel_credentials,
             insecure,

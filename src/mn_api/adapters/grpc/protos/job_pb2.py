@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mn_api/adapters/grpc/protos/job.proto\x12\x13mirrorneuron.job.v1\"\xa1\x01\n\x10SubmitJobRequest\x12\x15\n\rmanifest_json\x18\x01 \x01(\t\x12\x45\n\x08payloads\x18\x02 \x03(\x0b\x32\x33.mirrorneuron.job.v1.SubmitJobRequest.PayloadsEntry\x1a/\n\rPayloadsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"3\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\"\n\x0eGetJobResponse\x12\x10\n\x08job_json\x18\x01 \x01(\t\":\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x18\n\x10include_terminal\x18\x02 \x01(\x08\"%\n\x10ListJobsResponse\x12\x11\n\tjobs_json\x18\x01 \x01(\t\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"3\n\x11\x43\x61ncelJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"!\n\x0fPauseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"2\n\x10PauseJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\"\n\x10ResumeJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"3\n\x11ResumeJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"\'\n\x10\x43learJobsRequest\x12\x13\n\x0b\x61\x64min_token\x18\x01 \x01(\t\"*\n\x11\x43learJobsResponse\x12\x15\n\rcleared_count\x18\x01 \x01(\x05\">\n\x17ReplayDeadLetterRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_index\x18\x02 \x01(\x05\"L\n\x18ReplayDeadLetterResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t2\xf2\x05\n\nJobService\x12Z\n\tSubmitJob\x12%.mirrorneuron.job.v1.SubmitJobRequest\x1a&.mirrorneuron.job.v1.SubmitJobResponse\x12Q\n\x06GetJob\x12\".mirrorneuron.job.v1.GetJobRequest\x1a#.mirrorneuron.job.v1.GetJobResponse\x12W\n\x08ListJobs\x12$.mirrorneuron.job.v1.ListJobsRequest\x1a%.mirrorneuron.job.v1.ListJobsResponse\x12Z\n\tCancelJob\x12%.mirrorneuron.job.v1.CancelJobRequest\x1a&.mirrorneuron.job.v1.CancelJobResponse\x12W\n\x08PauseJob\x12$.mirrorneuron.job.v1.PauseJobRequest\x1a%.mirrorneuron.job.v1.PauseJobResponse\x12Z\n\tResumeJob\x12%.mirrorneuron.job.v1.ResumeJobRequest\x1a&.mirrorneuron.job.v1.ResumeJobResponse\x12Z\n\tClearJobs\x12%.mirrorneuron.job.v1.ClearJobsRequest\x1a&.mirrorneuron.job.v1.ClearJobsResponse\x12o\n\x10ReplayDeadLetter\x12,.mirrorneuron.job.v1.ReplayDeadLetterRequest\x1a-.mirrorneuron.job.v1.ReplayDeadLetterResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mn_api/adapters/grpc/protos/job.proto\x12\x13mirrorneuron.job.v1\"\xb2\x01\n\x10SubmitJobRequest\x12\x15\n\rmanifest_json\x18\x01 \x01(\t\x12\x45\n\x08payloads\x18\x02 \x03(\x0b\x32\x33.mirrorneuron.job.v1.SubmitJobRequest.PayloadsEntry\x12\x0f\n\x07version\x18\x03 \x01(\r\x1a/\n\rPayloadsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"D\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"0\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"3\n\x0eGetJobResponse\x12\x10\n\x08job_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"K\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\x05\x12\x18\n\x10include_terminal\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\r\"6\n\x10ListJobsResponse\x12\x11\n\tjobs_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"3\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"D\n\x11\x43\x61ncelJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"2\n\x0fPauseJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"C\n\x10PauseJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"3\n\x10ResumeJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"D\n\x11ResumeJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"8\n\x10\x43learJobsRequest\x12\x13\n\x0b\x61\x64min_token\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\";\n\x11\x43learJobsResponse\x12\x15\n\rcleared_count\x18\x01 \x01(\x05\x12\x0f\n\x07version\x18\x02 \x01(\r\"\'\n\x14\x43\x61ncelAllJobsRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\"=\n\x15\x43\x61ncelAllJobsResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\">\n\x17ReplayDeadLetterRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vent_index\x18\x02 \x01(\x05\"L\n\x18ReplayDeadLetterResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x03 \x01(\t2\xda\x06\n\nJobService\x12Z\n\tSubmitJob\x12%.mirrorneuron.job.v1.SubmitJobRequest\x1a&.mirrorneuron.job.v1.SubmitJobResponse\x12Q\n\x06GetJob\x12\".mirrorneuron.job.v1.GetJobRequest\x1a#.mirrorneuron.job.v1.GetJobResponse\x12W\n\x08ListJobs\x12$.mirrorneuron.job.v1.ListJobsRequest\x1a%.mirrorneuron.job.v1.ListJobsResponse\x12Z\n\tCancelJob\x12%.mirrorneuron.job.v1.CancelJobRequest\x1a&.mirrorneuron.job.v1.CancelJobResponse\x12W\n\x08PauseJob\x12$.mirrorneuron.job.v1.PauseJobRequest\x1a%.mirrorneuron.job.v1.PauseJobResponse\x12Z\n\tResumeJob\x12%.mirrorneuron.job.v1.ResumeJobRequest\x1a&.mirrorneuron.job.v1.ResumeJobResponse\x12Z\n\tClearJobs\x12%.mirrorneuron.job.v1.ClearJobsRequest\x1a&.mirrorneuron.job.v1.ClearJobsResponse\x12\x66\n\rCancelAllJobs\x12).mirrorneuron.job.v1.CancelAllJobsRequest\x1a*.mirrorneuron.job.v1.CancelAllJobsResponse\x12o\n\x10ReplayDeadLetter\x12,.mirrorneuron.job.v1.ReplayDeadLetterRequest\x1a-.mirrorneuron.job.v1.ReplayDeadLetterResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,39 +34,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITJOBREQUEST_PAYLOADSENTRY']._loaded_options = None
   _globals['_SUBMITJOBREQUEST_PAYLOADSENTRY']._serialized_options = b'8\001'
   _globals['_SUBMITJOBREQUEST']._serialized_start=63
-  _globals['_SUBMITJOBREQUEST']._serialized_end=224
-  _globals['_SUBMITJOBREQUEST_PAYLOADSENTRY']._serialized_start=177
-  _globals['_SUBMITJOBREQUEST_PAYLOADSENTRY']._serialized_end=224
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=226
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=277
-  _globals['_GETJOBREQUEST']._serialized_start=279
-  _globals['_GETJOBREQUEST']._serialized_end=310
-  _globals['_GETJOBRESPONSE']._serialized_start=312
-  _globals['_GETJOBRESPONSE']._serialized_end=346
-  _globals['_LISTJOBSREQUEST']._serialized_start=348
-  _globals['_LISTJOBSREQUEST']._serialized_end=406
-  _globals['_LISTJOBSRESPONSE']._serialized_start=408
-  _globals['_LISTJOBSRESPONSE']._serialized_end=445
-  _globals['_CANCELJOBREQUEST']._serialized_start=447
-  _globals['_CANCELJOBREQUEST']._serialized_end=481
-  _globals['_CANCELJOBRESPONSE']._serialized_start=483
-  _globals['_CANCELJOBRESPONSE']._serialized_end=534
-  _globals['_PAUSEJOBREQUEST']._serialized_start=536
-  _globals['_PAUSEJOBREQUEST']._serialized_end=569
-  _globals['_PAUSEJOBRESPONSE']._serialized_start=571
-  _globals['_PAUSEJOBRESPONSE']._serialized_end=621
-  _globals['_RESUMEJOBREQUEST']._serialized_start=623
-  _globals['_RESUMEJOBREQUEST']._serialized_end=657
-  _globals['_RESUMEJOBRESPONSE']._serialized_start=659
-  _globals['_RESUMEJOBRESPONSE']._serialized_end=710
-  _globals['_CLEARJOBSREQUEST']._serialized_start=712
-  _globals['_CLEARJOBSREQUEST']._serialized_end=751
-  _globals['_CLEARJOBSRESPONSE']._serialized_start=753
-  _globals['_CLEARJOBSRESPONSE']._serialized_end=795
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=797
-  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=859
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=861
-  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=937
-  _globals['_JOBSERVICE']._serialized_start=940
-  _globals['_JOBSERVICE']._serialized_end=1694
+  _globals['_SUBMITJOBREQUEST']._serialized_end=241
+  _globals['_SUBMITJOBREQUEST_PAYLOADSENTRY']._serialized_start=194
+  _globals['_SUBMITJOBREQUEST_PAYLOADSENTRY']._serialized_end=241
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=243
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=311
+  _globals['_GETJOBREQUEST']._serialized_start=313
+  _globals['_GETJOBREQUEST']._serialized_end=361
+  _globals['_GETJOBRESPONSE']._serialized_start=363
+  _globals['_GETJOBRESPONSE']._serialized_end=414
+  _globals['_LISTJOBSREQUEST']._serialized_start=416
+  _globals['_LISTJOBSREQUEST']._serialized_end=491
+  _globals['_LISTJOBSRESPONSE']._serialized_start=493
+  _globals['_LISTJOBSRESPONSE']._serialized_end=547
+  _globals['_CANCELJOBREQUEST']._serialized_start=549
+  _globals['_CANCELJOBREQUEST']._serialized_end=600
+  _globals['_CANCELJOBRESPONSE']._serialized_start=602
+  _globals['_CANCELJOBRESPONSE']._serialized_end=670
+  _globals['_PAUSEJOBREQUEST']._serialized_start=672
+  _globals['_PAUSEJOBREQUEST']._serialized_end=722
+  _globals['_PAUSEJOBRESPONSE']._serialized_start=724
+  _globals['_PAUSEJOBRESPONSE']._serialized_end=791
+  _globals['_RESUMEJOBREQUEST']._serialized_start=793
+  _globals['_RESUMEJOBREQUEST']._serialized_end=844
+  _globals['_RESUMEJOBRESPONSE']._serialized_start=846
+  _globals['_RESUMEJOBRESPONSE']._serialized_end=914
+  _globals['_CLEARJOBSREQUEST']._serialized_start=916
+  _globals['_CLEARJOBSREQUEST']._serialized_end=972
+  _globals['_CLEARJOBSRESPONSE']._serialized_start=974
+  _globals['_CLEARJOBSRESPONSE']._serialized_end=1033
+  _globals['_CANCELALLJOBSREQUEST']._serialized_start=1035
+  _globals['_CANCELALLJOBSREQUEST']._serialized_end=1074
+  _globals['_CANCELALLJOBSRESPONSE']._serialized_start=1076
+  _globals['_CANCELALLJOBSRESPONSE']._serialized_end=1137
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_start=1139
+  _globals['_REPLAYDEADLETTERREQUEST']._serialized_end=1201
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_start=1203
+  _globals['_REPLAYDEADLETTERRESPONSE']._serialized_end=1279
+  _globals['_JOBSERVICE']._serialized_start=1282
+  _globals['_JOBSERVICE']._serialized_end=2140
 # @@protoc_insertion_point(module_scope)

@@ -69,6 +69,11 @@ class JobServiceStub:
                 request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ClearJobsRequest.SerializeToString,
                 response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ClearJobsResponse.FromString,
                 _registered_method=True)
+        self.CancelAllJobs = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/CancelAllJobs',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CancelAllJobsRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CancelAllJobsResponse.FromString,
+                _registered_method=True)
         self.ReplayDeadLetter = channel.unary_unary(
                 '/mirrorneuron.job.v1.JobService/ReplayDeadLetter',
                 request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterRequest.SerializeToString,
@@ -116,7 +121,15 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ClearJobs(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """1.1 and newer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelAllJobs(self, request, context):
+        """1.2.31 and newer.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -165,6 +178,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ClearJobs,
                     request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ClearJobsRequest.FromString,
                     response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ClearJobsResponse.SerializeToString,
+            ),
+            'CancelAllJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelAllJobs,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CancelAllJobsRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CancelAllJobsResponse.SerializeToString,
             ),
             'ReplayDeadLetter': grpc.unary_unary_rpc_method_handler(
                     servicer.ReplayDeadLetter,
@@ -361,6 +379,33 @@ class JobService:
             '/mirrorneuron.job.v1.JobService/ClearJobs',
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ClearJobsRequest.SerializeToString,
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ClearJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelAllJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/CancelAllJobs',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CancelAllJobsRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CancelAllJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/mn_api/adapters/grpc/protos/observability.proto\x12\x1dmirrorneuron.observability.v1\"T\n\x13StreamEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\x05\"#\n\rEventResponse\x12\x12\n\nevent_json\x18\x01 \x01(\t2\x8a\x01\n\x14ObservabilityService\x12r\n\x0cStreamEvents\x12\x32.mirrorneuron.observability.v1.StreamEventsRequest\x1a,.mirrorneuron.observability.v1.EventResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/mn_api/adapters/grpc/protos/observability.proto\x12\x1dmirrorneuron.observability.v1\"t\n\x13StreamEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x02 \x01(\x08\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\x05\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x0f\n\x07version\x18\x05 \x01(\r\"4\n\rEventResponse\x12\x12\n\nevent_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r2\x8a\x01\n\x14ObservabilityService\x12r\n\x0cStreamEvents\x12\x32.mirrorneuron.observability.v1.StreamEventsRequest\x1a,.mirrorneuron.observability.v1.EventResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mn_api.adapters.grpc.protos
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_STREAMEVENTSREQUEST']._serialized_start=82
-  _globals['_STREAMEVENTSREQUEST']._serialized_end=166
-  _globals['_EVENTRESPONSE']._serialized_start=168
-  _globals['_EVENTRESPONSE']._serialized_end=203
-  _globals['_OBSERVABILITYSERVICE']._serialized_start=206
-  _globals['_OBSERVABILITYSERVICE']._serialized_end=344
+  _globals['_STREAMEVENTSREQUEST']._serialized_end=198
+  _globals['_EVENTRESPONSE']._serialized_start=200
+  _globals['_EVENTRESPONSE']._serialized_end=252
+  _globals['_OBSERVABILITYSERVICE']._serialized_start=255
+  _globals['_OBSERVABILITYSERVICE']._serialized_end=393
 # @@protoc_insertion_point(module_scope)

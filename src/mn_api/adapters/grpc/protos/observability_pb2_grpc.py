@@ -45,8 +45,9 @@ class ObservabilityServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def StreamEvents(self, request, context):
-        """The job's history, oldest first; with `follow`, then new events as they happen.
-        Released cores ignore `follow` and end the stream after the history.
+        """The job's history, oldest first. 1.1 cores then end the stream; from 1.2.5, with
+        `follow`, live events follow until the job ends, with `stream_heartbeat` messages
+        after each quiet `heartbeat_interval_ms`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

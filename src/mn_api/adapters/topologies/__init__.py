@@ -1,0 +1,1 @@
+"""Where the gateway keeps the declared topology of each job it submitted."""

@@ -1,0 +1,42 @@
+"""RedisTopologyStore: jobs' declared topologies in Redis, shared by every replica."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from mn_api.application.ports import TopologyStore
+from mn_api.domain.errors import SharedStateUnavailableError
+from mn_api.domain.graph import topology_of
+
+_PREFIX = "mn-api:topology:"
+
+
+class RedisTopologyStore(TopologyStore):
+    def __init__(self, client: Redis, ttl_seconds: float) -> None:
+        self._redis = client
+        self._ttl_ms = int(ttl_seconds * 1000)
+
+    async def save(self, job_id: str, manifest_json: str) -> None:
+        blob = orjson.dumps(topology_of(orjson.loads(manifest_json)))
+        try:
+            await self._redis.set(_PREFIX + job_id, blob, px=self._ttl_ms)
+        except RedisError as err:
+            raise SharedStateUnavailableError("the topology store cannot be used") from err
+
+    async def load(self, job_id: str) -> Mapping[str, Any] | None:
+        try:
+            blob = await self._redis.get(_PREFIX + job_id)
+        except RedisError as err:
+            raise SharedStateUnavailableError("the topology store cannot be used") from err
+        return orjson.loads(blob) if blob else None
+
+    async def forget(self, job_id: str) -> None:
+        try:
+            await self._redis.delete(_PREFIX + job_id)
+        except RedisError as err:
+            raise SharedStateUnavailableError("the topology store cannot be used") from err

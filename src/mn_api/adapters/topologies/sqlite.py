@@ -1,0 +1,61 @@
+"""SqliteTopologyStore: jobs' declared topologies in the host's shared SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mn_api.adapters.sqlite import SqliteDatabase
+from mn_api.application.ports import TopologyStore
+from mn_api.domain.graph import topology_of
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS topologies (
+    job_id TEXT PRIMARY KEY,
+    topology BLOB NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS topologies_expiry ON topologies (expires_at);
+"""
+
+
+class SqliteTopologyStore(TopologyStore):
+    def __init__(
+        self, path: Path, ttl_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._db = SqliteDatabase(path, _SCHEMA, "topology store")
+        self._ttl = ttl_seconds
+        self._clock = clock
+
+    async def save(self, job_id: str, manifest_json: str) -> None:
+        blob = orjson.dumps(topology_of(orjson.loads(manifest_json)))
+        now = self._clock()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM topologies WHERE expires_at <= ?", (now,))
+            db.execute(
+                "INSERT OR REPLACE INTO topologies (job_id, topology, expires_at) VALUES (?, ?, ?)",
+                (job_id, blob, now + self._ttl),
+            )
+
+        await self._db.run(work)
+
+    async def load(self, job_id: str) -> Mapping[str, Any] | None:
+        now = self._clock()
+        row = await self._db.run(
+            lambda db: db.execute(
+                "SELECT topology FROM topologies WHERE job_id = ? AND expires_at > ?",
+                (job_id, now),
+            ).fetchone()
+        )
+        return orjson.loads(row[0]) if row else None
+
+    async def forget(self, job_id: str) -> None:
+        await self._db.run(
+            lambda db: db.execute("DELETE FROM topologies WHERE job_id = ?", (job_id,))
+        )

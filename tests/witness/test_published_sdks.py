@@ -1,0 +1,181 @@
+"""The published SDK clients, as they are, against mn-fake-core in the matching release profile.
+
+Each SDK release is installed from PyPI into its own virtual environment outside the
+repository (cached between runs) and driven by `sdk_driver.py` in that environment.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import descriptor_pb2, json_format
+
+from mn_api.adapters.grpc.protos import cluster_pb2, job_pb2, observability_pb2
+from tests.support import CORE_TOKEN, FakeCoreProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+DRIVER = Path(__file__).with_name("sdk_driver.py")
+CACHE = Path(os.environ.get("MN_TEST_CACHE", Path.home() / ".cache" / "mn-api-tests"))
+# Ours and not the core's: ReplayDeadLetter; and ClearJobsRequest.admin_token, the 1.2.5
+# secret whose number 1.2.31 reserves (a 1.2.31 core ignores it).
+OUR_EXTENSIONS = {
+    "mirrorneuron.job.v1.ReplayDeadLetterRequest",
+    "mirrorneuron.job.v1.ReplayDeadLetterResponse",
+}
+
+
+def sdk_python(version: str) -> Path:
+    """A virtual environment with mirrorneuron-python-sdk==version, built once and cached."""
+    home = CACHE / f"mirrorneuron-python-sdk-{version}"
+    python = home / "bin" / "python"
+    ready = home / ".ready"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f".{version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+            install = subprocess.run(
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    f"mirrorneuron-python-sdk=={version}",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            if install.returncode != 0:
+                message = f"cannot install the published SDK {version}: {install.stderr[-500:]}"
+                if os.environ.get("CI"):
+                    pytest.fail(message)
+                pytest.skip(message)
+            ready.touch()
+    return python
+
+
+def drive(version: str, *args: str) -> Any:
+    done = subprocess.run(
+        [str(sdk_python(version)), str(DRIVER), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("MN_")}},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def run_scenario(sdk: str, release: str) -> dict[str, Any]:
+    core = FakeCoreProcess(
+        free_port(), "--release", release, "--step-ms", "5", "--token", CORE_TOKEN
+    ).start()
+    try:
+        return drive(sdk, "scenario", f"127.0.0.1:{core.port}", CORE_TOKEN)
+    finally:
+        core.stop()
+
+
+def _common(out: dict[str, Any]) -> None:
+    assert out["job_id"] in out["listed"]
+    assert out["pause"] == "paused" and out["resume"] == "resumed"
+    details = out["details"]
+    assert details["job"]["status"] == "completed" and "topology" not in details["job"]
+    assert all("type" not in a and "metadata" not in a for a in details["agents"])
+    node = out["summary"]["nodes"][0]
+    assert node["name"] in node["connected_nodes"] and node["self?"] is True
+    assert out["cleared"] >= 1
+    assert out["remove_node"] == "removed"
+    assert out["bad_manifest"]["code"] == "INVALID_ARGUMENT"
+    assert json.loads(out["bad_manifest"]["details"]) == ["nodes must be a non-empty list"] or (
+        out["bad_manifest"]["details"].startswith('["manifest_version is required"')
+    )
+
+
+def test_the_1_1_sdk_against_the_1_1_profile() -> None:
+    out = run_scenario("1.1.0", "1.1")
+    _common(out)
+    assert out["get_unknown"] == "{}"
+    assert out["pause_pending"] == {"code": "INTERNAL", "details": "job is not running"}
+    assert out["resume_running"] == {"code": "INTERNAL", "details": "job is not paused"}
+    assert out["cancel"] == "cancelled"
+    assert out["cancel_again"] == {
+        "code": "INTERNAL",
+        "details": "job is already in a terminal state",
+    }
+    assert out["cancel_unknown"]["code"] == "INTERNAL"
+    assert "not found" in out["cancel_unknown"]["details"]
+    # 1.1 sends the history and ends; its documents keep the newest events, newest first.
+    assert out["streamed"][0] == "job_pending" and out["streamed"][-1] == "job_completed"
+    assert out["details"]["recent_events"][0]["type"] == "job_completed"
+    assert "metrics" not in out["summary"] and "cancel_all" not in out
+
+
+def test_the_1_2_31_sdk_against_the_1_2_31_profile() -> None:
+    out = run_scenario("1.2.31", "1.2.31")
+    _common(out)
+    assert out["get_unknown"] == '{"version":1}'
+    assert out["pause_pending"] == {"code": "NOT_FOUND", "details": "job is not running"}
+    assert out["resume_running"] == "ok"
+    assert out["cancel"] in {"cancelled", "cancellation_pending"}
+    assert out["cancel_again"] == "ok"
+    assert out["cancel_unknown"]["code"] == "NOT_FOUND"
+    # Following: heartbeats while the worker is busy, then the live events to the end.
+    events = [t for t in out["streamed"] if t != "stream_heartbeat"]
+    assert events[0] == "job_pending" and events[-1] == "job_completed"
+    assert "stream_heartbeat" in out["streamed"]
+    assert out["details"]["recent_events"] == [] and "result" not in out["details"]["job"]
+    assert set(out["summary"]["metrics"]) == {"jobs", "nodes", "runtime"}
+    assert out["cancel_all"]["cancelled_count"] == 1
+
+
+def _ours() -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for module in (job_pb2, cluster_pb2, observability_pb2):
+        for name, message in module.DESCRIPTOR.message_types_by_name.items():
+            proto = descriptor_pb2.DescriptorProto()
+            message.CopyToProto(proto)
+            found[f"{module.DESCRIPTOR.package}.{name}"] = json_format.MessageToDict(proto)
+        for name, service in module.DESCRIPTOR.services_by_name.items():
+            found[f"{module.DESCRIPTOR.package}.{name}"] = [
+                list(m)
+                for m in sorted(
+                    (m.name, m.input_type.name, m.output_type.name) for m in service.methods
+                )
+            ]
+    return found
+
+
+def test_our_messages_match_the_1_2_31_sdks_field_for_field() -> None:
+    theirs = drive("1.2.31", "descriptors")
+    ours = _ours()
+    shared = [name for name in ours if name in theirs and not name.endswith("Service")]
+    assert len(shared) >= 22, shared
+    for name in shared:
+        mine, real = ours[name], theirs[name]
+        if name == "mirrorneuron.job.v1.ClearJobsRequest":
+            # 1.2.31 reserves field 1, which 1.2.5 cores read as the admin secret.
+            assert real["reservedRange"] == [{"start": 1, "end": 2}]
+            mine = {**mine, "field": [f for f in mine["field"] if f["name"] != "admin_token"]}
+            real = {k: v for k, v in real.items() if k != "reservedRange"}
+        assert mine == real, name
+    assert not (set(ours) - set(theirs) - OUR_EXTENSIONS - {"mirrorneuron.job.v1.JobService"})
+    # Every RPC we call exists in the SDK's services with the same messages.
+    for service in (
+        "mirrorneuron.job.v1.JobService",
+        "mirrorneuron.cluster.v1.ClusterService",
+        "mirrorneuron.observability.v1.ObservabilityService",
+    ):
+        real_methods = {tuple(m) for m in theirs[service]}
+        for method in ours[service]:
+            if method[0] != "ReplayDeadLetter":
+                assert tuple(method) in real_methods, (service, method)
