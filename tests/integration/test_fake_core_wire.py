@@ -50,8 +50,10 @@ class Stubs:
 
 
 @asynccontextmanager
-async def serving(release: str, **options: object) -> AsyncIterator[Stubs]:
-    runtime = InMemoryRuntime(release=release, step_seconds=0.002)
+async def serving(
+    release: str, step_seconds: float = 0.002, **options: object
+) -> AsyncIterator[Stubs]:
+    runtime = InMemoryRuntime(release=release, step_seconds=step_seconds)
     core = FakeCore(runtime, **options)  # type: ignore[arg-type]
     await core.start()
     try:
@@ -78,7 +80,8 @@ async def refusal(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
 async def test_refusals_carry_each_releases_code_and_text(
     release: str, pending: str, terminal: str | None, unknown: str
 ) -> None:
-    async with serving(release, token=TOKEN) as s:
+    # Slow steps: the job stays pending for this whole test.
+    async with serving(release, step_seconds=30, token=TOKEN) as s:
         job_id = await s.submit()
         code, text = await refusal(
             lambda: s.jobs.PauseJob(job_pb2.PauseJobRequest(job_id=job_id), metadata=AUTH)

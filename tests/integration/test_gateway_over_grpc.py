@@ -38,7 +38,9 @@ async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def fake_core(**options) -> AsyncIterator[FakeCore]:
     credentials = options.pop("credentials", None)
-    core = FakeCore(InMemoryRuntime(step_seconds=0.001), **options)
+    legacy = options.pop("legacy", False)
+    runtime = InMemoryRuntime(release="1.1" if legacy else "1.2.31", step_seconds=0.001)
+    core = FakeCore(runtime, replay=not legacy, **options)
     await core.start("127.0.0.1", 0, credentials=credentials)
     try:
         yield core
@@ -69,7 +71,9 @@ async def test_a_core_refusing_the_gateway_is_a_502(settings_factory: Callable) 
             runtime="grpc", grpc_target_raw=f"127.0.0.1:{core.port}", grpc_auth_token="stale"
         )
         async with gateway(settings) as client:
-            response = await client.get(f"{API}/jobs")
+            # Pausing is protected; listing is never checked by a real core.
+            assert (await client.get(f"{API}/jobs")).status_code == 200
+            response = await client.post(f"{API}/jobs/ghost-1-000000000000/pause")
     assert response.status_code == 502
     assert response.json()["error"] == "runtime_auth_failed"
     assert "stale" not in response.text and "core-secret" not in response.text

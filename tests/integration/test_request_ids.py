@@ -21,7 +21,10 @@ def test_a_request_id_is_in_the_answer_the_log_and_the_core_failure(tmp_path: Pa
     )
     gateway.start()
     try:
-        answer = httpx.get(f"{gateway.base}/api/v1/jobs", headers={"X-Request-ID": "trace-e2e-1"})
+        answer = httpx.post(
+            f"{gateway.base}/api/v1/jobs/ghost-1-000000000000/pause",
+            headers={"X-Request-ID": "trace-e2e-1"},
+        )
     finally:
         gateway.stop()
         core.stop()
@@ -37,6 +40,6 @@ def test_a_request_id_is_in_the_answer_the_log_and_the_core_failure(tmp_path: Pa
             break
         time.sleep(0.1)
     messages = [line["message"] for line in mine]
-    assert any(m.startswith("core call ListJobs failed: UNAUTHENTICATED") for m in messages)
-    assert any(m.startswith("GET /api/v1/jobs 502") for m in messages)
+    assert any(m.startswith("core call PauseJob failed: UNAUTHENTICATED") for m in messages)
+    assert any(m.startswith("POST /api/v1/jobs/{job_id}/pause 502") for m in messages)
     assert "stale-token" not in (tmp_path / "api.log").read_text()

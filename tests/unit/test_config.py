@@ -120,3 +120,20 @@ def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.webhook_urls == ("https://hooks.example.com/a", "https://b.corp.example/")
     assert settings.webhook_policy.allows_host("deep.b.corp.example")
     assert settings.webhook_max_attempts == 8
+
+
+def test_the_memory_runtime_follows_the_chosen_core_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mn_api.container import Container
+
+    monkeypatch.delenv("MN_FAKE_CORE_RELEASE", raising=False)
+    assert Settings().fake_core_release == "1.2.31"
+    monkeypatch.setenv("MN_FAKE_CORE_RELEASE", "1.1")
+    monkeypatch.setenv("MN_RUNTIME", "memory")
+    container = Container()
+    assert container.runtime().release.name == "1.1"
+    monkeypatch.setenv("MN_FAKE_CORE_RELEASE", "2.0")
+    with pytest.raises(ValidationError) as raised:
+        Settings()
+    assert "MN_FAKE_CORE_RELEASE" in describe_error(raised.value)

@@ -1,7 +1,8 @@
 """Drives a published mirrorneuron-python-sdk's own Client against a core (run by its venv).
 
 python sdk_driver.py scenario TARGET TOKEN   # prints what each call answered, as JSON
-python sdk_driver.py descriptors             # prints the SDK's message descriptors, as JSON
+python sdk_driver.py descriptors PACKAGE     # prints the descriptors of PACKAGE's
+                                             # job/cluster/observability modules, as JSON
 
 Only the SDK's public classes and generated stubs are used; nothing of them is copied.
 """
@@ -95,24 +96,26 @@ def scenario(target: str, token: str) -> dict[str, Any]:
     return out
 
 
-def descriptors() -> dict[str, Any]:
+def descriptors(package: str) -> dict[str, Any]:
+    import importlib
+
     from google.protobuf import descriptor_pb2, json_format
-    from mn_sdk.proto import cluster_pb2, job_pb2, observability_pb2
 
     found: dict[str, Any] = {}
-    for module in (job_pb2, cluster_pb2, observability_pb2):
+    for name in ("job_pb2", "cluster_pb2", "observability_pb2"):
+        module = importlib.import_module(f"{package}.{name}")
         for name, message in module.DESCRIPTOR.message_types_by_name.items():
             proto = descriptor_pb2.DescriptorProto()
             message.CopyToProto(proto)
             found[f"{module.DESCRIPTOR.package}.{name}"] = json_format.MessageToDict(proto)
         for name, service in module.DESCRIPTOR.services_by_name.items():
             found[f"{module.DESCRIPTOR.package}.{name}"] = sorted(
-                (m.name, m.input_type.name, m.output_type.name) for m in service.methods
+                [m.name, m.input_type.name, m.output_type.name] for m in service.methods
             )
     return found
 
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    result = scenario(sys.argv[2], sys.argv[3]) if mode == "scenario" else descriptors()
+    result = scenario(sys.argv[2], sys.argv[3]) if mode == "scenario" else descriptors(sys.argv[2])
     print(json.dumps(result))

@@ -310,3 +310,10 @@ async def test_clear_removes_finished_jobs_on_every_alias(
 async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient) -> None:
     _assert_problem(await client.get(f"{API}/nowhere"), 404, "not_found")
     _assert_problem(await client.put(f"{API}/jobs"), 405, "method_not_allowed")
+
+
+async def test_requirements_the_runtime_cannot_meet_are_422(client: httpx.AsyncClient) -> None:
+    manifest = {**pipeline_manifest(), "requirements": {"gpu": 2}}
+    response = await client.post(f"{API}/jobs", json={"manifest": manifest})
+    problem = _assert_problem(response, 422, "requirements_not_met")
+    assert problem["detail"] == "requirements_not_met: gpu=2 available=0"

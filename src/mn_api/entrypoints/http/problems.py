@@ -37,6 +37,10 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.InvalidTransitionError, ProblemKind(409, "invalid_transition", "Invalid transition")),
     (e.AlreadyExistsError, ProblemKind(409, "conflict", "Conflict")),
     (e.ManifestInvalidError, ProblemKind(422, "manifest_invalid", "Manifest invalid")),
+    (
+        e.RequirementsNotMetError,
+        ProblemKind(422, "requirements_not_met", "The runtime cannot meet the requirements"),
+    ),
     (e.InvalidArgumentError, ProblemKind(400, "invalid_argument", "Invalid argument")),
     (e.RequestValidationError, ProblemKind(422, "validation_error", "Validation error")),
     (e.UnsafePayloadPathError, ProblemKind(422, "unsafe_payload_path", "Unsafe payload path")),
