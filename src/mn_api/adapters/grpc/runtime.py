@@ -25,7 +25,7 @@ from mn_api.adapters.grpc.protos import (
 from mn_api.application.context import request_id
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort, Telemetry
 from mn_api.domain.documents import JsonDocument
-from mn_api.domain.errors import InvalidTransitionError, JobNotFoundError, RuntimeFailureError
+from mn_api.domain.errors import InvalidTransitionError, JobNotFoundError
 from mn_api.domain.events import HEARTBEAT_TYPES, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
 
@@ -248,18 +248,13 @@ class GrpcRuntime(RuntimePort):
 
     async def _unclear_refusal(self, err: grpc.aio.AioRpcError, rpc: str, job_id: str) -> Exception:
         """A refusal whose text names no reason: the core is asked whether the job exists."""
-        error = translate(err, rpc=rpc, job_id=job_id)
         try:
             await self.get_job(job_id)
         except JobNotFoundError as missing:
             return missing
-        if err.code() is grpc.StatusCode.INTERNAL or err.code() is grpc.StatusCode.UNKNOWN:
-            return (
-                error
-                if isinstance(error, RuntimeFailureError)
-                else RuntimeFailureError(error.detail)
-            )
-        return InvalidTransitionError(err.details() or "the core refused the operation")
+        if err.code() is grpc.StatusCode.NOT_FOUND:  # the job exists: the core refused
+            return InvalidTransitionError(err.details() or "the core refused the operation")
+        return translate(err, rpc=rpc, job_id=job_id)
 
     # -- the port --------------------------------------------------------------------
 

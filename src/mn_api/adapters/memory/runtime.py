@@ -353,7 +353,7 @@ class InMemoryRuntime(RuntimePort):
             progressed = True
         return progressed
 
-    def _summary_of(self, job: _Job, delivery: _Delivery) -> dict[str, Any]:
+    def _summary_of(self, delivery: _Delivery) -> dict[str, Any]:
         """What a core says of a delivered message: who, what and how, but not its body."""
         summary: dict[str, Any] = {"message_id": delivery.message_id}
         if delivery.source is not None:
@@ -387,7 +387,7 @@ class InMemoryRuntime(RuntimePort):
             job,
             ev.AGENT_MESSAGE_RECEIVED,
             agent_id=agent.node_id,
-            payload=self._summary_of(job, delivery),
+            payload=self._summary_of(delivery),
         )
         if agent.fail:
             agent.error = "simulated_failure"
@@ -471,7 +471,7 @@ class InMemoryRuntime(RuntimePort):
                     job,
                     ev.AGENT_MESSAGE_RECEIVED,
                     agent_id="sink",
-                    payload=self._summary_of(job, delivery),
+                    payload=self._summary_of(delivery),
                 )
             job.stage = 3
             self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, result=self._result(job))
