@@ -227,7 +227,7 @@ async def test_list_filters_by_status_and_graph(
 
 
 @pytest.mark.parametrize(
-    "params", [{"limit": 0}, {"limit": 1001}, {"status": "sleeping"}, {"include_terminal": "maybe"}]
+    "params", [{"limit": 0}, {"limit": 1001}, {"status": "s" * 65}, {"include_terminal": "maybe"}]
 )
 async def test_bad_list_queries_are_validation_errors(
     client: httpx.AsyncClient, params: dict

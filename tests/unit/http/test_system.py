@@ -50,7 +50,11 @@ class MeteredRuntime(InMemoryRuntime):
 
 async def test_health_is_public_and_says_whether_auth_is_on(client: httpx.AsyncClient) -> None:
     response = await client.get(f"{API}/health")
-    assert response.json() == {"status": "ok", "auth": "disabled"}
+    assert response.json() == {
+        "status": "ok",
+        "auth": "disabled",
+        "api_contract": "mirrorneuron.rest.v1",
+    }
     assert response.headers["x-request-id"]
 
 

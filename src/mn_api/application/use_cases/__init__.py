@@ -1,5 +1,6 @@
 """One use case per operation of the gateway; each is a small class with `async __call__`."""
 
+from mn_api.application.use_cases._topology import TopologyLookup
 from mn_api.application.use_cases.cancel_job import CancelJob
 from mn_api.application.use_cases.check_readiness import CheckReadiness
 from mn_api.application.use_cases.clear_jobs import ClearJobs
@@ -45,4 +46,5 @@ __all__ = [
     "SubmitBundle",
     "SubmitJob",
     "SubmitJobCommand",
+    "TopologyLookup",
 ]

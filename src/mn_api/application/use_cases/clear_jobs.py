@@ -1,13 +1,43 @@
-"""ClearJobs: remove the runtime's finished jobs."""
+"""ClearJobs: remove the runtime's finished jobs, and what the gateway kept about them."""
 
 from __future__ import annotations
 
-from mn_api.application.ports import RuntimePort
+import logging
+from collections.abc import Mapping
+
+from mn_api.application.ports import RuntimePort, TopologyStore
+from mn_api.domain.errors import DomainError
+from mn_api.domain.status import is_terminal
+
+log = logging.getLogger("mn_api.jobs")
+
+# The most finished jobs whose records are forgotten at once; the rest expire with their TTL.
+FORGET_LIMIT = 1000
 
 
 class ClearJobs:
-    def __init__(self, runtime: RuntimePort) -> None:
+    def __init__(self, runtime: RuntimePort, topologies: TopologyStore) -> None:
         self._runtime = runtime
+        self._topologies = topologies
 
     async def __call__(self) -> int:
-        return await self._runtime.clear_jobs()
+        finished = await self._finished()
+        cleared = await self._runtime.clear_jobs()
+        for job_id in finished:
+            try:
+                await self._topologies.forget(job_id)
+            except DomainError:
+                log.warning("the topology of cleared job %s is left to expire", job_id)
+                break
+        return cleared
+
+    async def _finished(self) -> list[str]:
+        listing = (await self._runtime.list_jobs(FORGET_LIMIT, True)).value
+        jobs = listing.get("data") if isinstance(listing, Mapping) else None
+        return [
+            job["job_id"]
+            for job in jobs or ()
+            if isinstance(job, Mapping)
+            and isinstance(job.get("job_id"), str)
+            and is_terminal(str(job.get("status")))
+        ]

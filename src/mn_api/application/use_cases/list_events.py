@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
@@ -49,14 +50,52 @@ class EventPage:
                 record = await anext(records, None)
 
 
+class TailPage(EventPage):
+    """The last `tail` events (of one type, if asked), read to the end before the first goes
+    out, since only then is their position known; `offset` is the first one's position."""
+
+    def __init__(
+        self,
+        tail: int,
+        kind: str | None,
+        records: AsyncIterator[EventRecord],
+        first: EventRecord | None,
+    ) -> None:
+        super().__init__(0, None, kind, records, first)
+        self._tail = tail
+
+    async def __aiter__(self) -> AsyncIterator[JsonDocument]:
+        last: deque[JsonDocument] = deque(maxlen=self._tail)
+        matched = 0
+        async with aclosing(self._records) as records:
+            record = self._first
+            while record is not None:
+                if self._kind is None or record.type == self._kind:
+                    matched += 1
+                    last.append(record.document)
+                record = await anext(records, None)
+        self.offset = matched - len(last)
+        for document in last:
+            yield document
+
+
 class ListEvents:
     def __init__(self, runtime: RuntimePort) -> None:
         self._runtime = runtime
 
     async def __call__(
-        self, job_id: str, *, offset: int = 0, limit: int | None = None, type: str | None = None
+        self,
+        job_id: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        type: str | None = None,
+        tail: int | None = None,
     ) -> EventPage:
+        """A page from `offset`, or with `tail` the last `tail` events."""
         records = history(self._runtime, job_id)
         # Reading the first event now reports an unknown job before any answer starts.
         first = await anext(records, None)
+        if tail is not None:
+            return TailPage(tail, type, records, first)
         return EventPage(offset, limit, type, records, first)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 
 from mn_api.application.ports import RuntimePort
+from mn_api.application.use_cases._history import history
 from mn_api.domain.events import EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
 
@@ -33,14 +35,19 @@ class StreamEvents:
         after: int = -1,
         follow: bool = True,
         type: str | None = None,
+        tail: int | None = None,
     ) -> AsyncIterator[FeedItem] | None:
         """The feed, or None when the job has ended and nothing follows `after`.
 
-        Everything that can fail before the first event (an unknown job, a runtime that
-        does not answer) fails here, so that callers can still answer with an error.
+        With `tail` (and no `after`), the feed starts with the last `tail` events of the
+        history (of `type`, if given). Everything that can fail before the first event (an
+        unknown job, a runtime that does not answer) fails here, so that callers can still
+        answer with an error.
         """
         status = await self._status(job_id)
         ended = is_terminal(status)
+        if tail is not None and after < 0:
+            after = await self._start_of_tail(job_id, tail, type)
         stream = self._runtime.stream_events(
             job_id, follow=follow and not ended, after=after, heartbeat_seconds=self._heartbeat
         )
@@ -51,6 +58,15 @@ class StreamEvents:
                 await stream.aclose()
                 return None
         return self._feed(job_id, stream, first, type, follow=follow, ended=ended)
+
+    async def _start_of_tail(self, job_id: str, tail: int, kind: str | None) -> int:
+        """The position just before the last `tail` events of the history: positions are
+        the core's order, and no core tells a tailed stream's, so the history is counted."""
+        last: deque[int] = deque(maxlen=tail)
+        async for record in history(self._runtime, job_id):
+            if kind is None or record.type == kind:
+                last.append(record.index)
+        return last[0] - 1 if len(last) == tail else -1
 
     async def _status(self, job_id: str) -> str:
         details = (await self._runtime.get_job(job_id)).value

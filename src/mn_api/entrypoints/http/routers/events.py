@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
 from mn_api.config import Settings
-from mn_api.domain.errors import DomainError
+from mn_api.domain.errors import DomainError, RequestValidationError
 from mn_api.domain.events import EventRecord, Heartbeat
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
@@ -36,6 +36,9 @@ router = APIRouter(
 )
 
 NDJSON = "application/x-ndjson"
+TailQuery = Annotated[
+    int | None, Query(ge=1, le=10_000, description="Only the last N events of the history")
+]
 RETRY_MS = 3000
 NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -52,10 +55,25 @@ async def list_events(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
     type: Annotated[str | None, Query(max_length=128)] = None,
+    tail: TailQuery = None,
 ) -> Response:
     """Oldest first; `next_offset` is null on the last page. The answer is streamed as the
-    runtime sends the history, so any page (or the whole history) costs the same memory."""
-    page = await use_case(job_id, offset=offset, limit=limit, type=type)
+    runtime sends the history, so any page (or the whole history) costs the same memory.
+
+    `tail=N` gives the last N events instead, with `offset` their first one's position
+    (it cannot be combined with `offset` or `limit`)."""
+    if tail is not None and (offset or limit is not None):
+        raise RequestValidationError(
+            "tail cannot be combined with offset or limit",
+            [
+                {
+                    "loc": ["query", "tail"],
+                    "msg": "give tail, or offset and limit",
+                    "type": "value_error",
+                }
+            ],
+        )
+    page = await use_case(job_id, offset=offset, limit=limit, type=type, tail=tail)
 
     def tail() -> bytes:
         return b'],"offset":%d,"next_offset":%s}' % (page.offset, dumps(page.next_offset))
@@ -122,6 +140,7 @@ async def stream_events(
     telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
     follow: Annotated[bool, Query(description="false: send the history and close")] = True,
     type: Annotated[str | None, Query(max_length=128)] = None,
+    tail: TailQuery = None,
     last_event_id: Annotated[
         int | None, Query(ge=-1, description="Resume after this position (for EventSource)")
     ] = None,
@@ -129,8 +148,12 @@ async def stream_events(
         int | None, Header(alias="Last-Event-ID", ge=-1, description="Resume after this position")
     ] = None,
 ) -> Response:
+    """With `tail=N` the stream starts with the last N events of the history; a position
+    to resume after (`Last-Event-ID`, as EventSource sends on reconnecting) takes precedence."""
     after = last_event_id_header if last_event_id_header is not None else last_event_id
-    feed = await use_case(job_id, after=-1 if after is None else after, follow=follow, type=type)
+    feed = await use_case(
+        job_id, after=-1 if after is None else after, follow=follow, type=type, tail=tail
+    )
     if feed is None:
         return Response(status_code=204, headers=NO_CACHE)
     if NDJSON in request.headers.get("accept", ""):

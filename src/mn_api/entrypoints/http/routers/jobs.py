@@ -1,7 +1,7 @@
 """Jobs: submit, list, inspect, control and clear."""
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -46,7 +46,15 @@ JOB_LINKS = {
         "cancel_job",
     )
 }
-StatusFilter = Literal["pending", "queued", "running", "paused", "completed", "failed", "cancelled"]
+StatusFilter = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Only jobs in this status ("
+        + ", ".join(m.JOB_STATUSES)
+        + ", or any other a core reports)",
+    ),
+]
 
 
 @router.post(
@@ -108,7 +116,7 @@ async def list_jobs(
     use_case: Annotated[uc.ListJobs, provided("list_jobs")],
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     include_terminal: bool = True,
-    status: StatusFilter | None = None,
+    status: StatusFilter = None,
     graph_id: Annotated[str | None, Query(max_length=256)] = None,
 ) -> Response:
     """Newest first."""

@@ -12,6 +12,7 @@ from mn_api.domain.errors import DomainError
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.models import (
+    API_CONTRACT,
     HealthResponse,
     ReadyResponse,
     RuntimeMetrics,
@@ -34,7 +35,11 @@ router = APIRouter(
 async def health(settings: Annotated[Settings, provided("settings")]) -> Response:
     """Answers without calling the runtime."""
     return json_response(
-        {"status": "ok", "auth": "enabled" if settings.auth_enabled else "disabled"}
+        {
+            "status": "ok",
+            "auth": "enabled" if settings.auth_enabled else "disabled",
+            "api_contract": API_CONTRACT,
+        }
     )
 
 

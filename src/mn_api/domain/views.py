@@ -1,0 +1,101 @@
+"""What the gateway adds to a core's documents so that every client finds what it reads.
+
+Real cores name flags the Elixir way (`self?`, `running?`, `paused?`) and never give an
+agent its template `type` or its outbound edges; the Web UI and the older CLIs read `self`,
+`running`, `paused`, `type` and `metadata.outbound_edges`. Each is added beside the core's
+own field, never in its place, and only when the core left it out: what the core sent
+stays as it sent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mn_api.domain.graph import DEFAULT_TEMPLATE
+
+# Flags a client reads without the trailing question mark.
+_FLAG_ALIASES = {"running?": "running", "paused?": "paused"}
+
+
+def _with_flags(document: Mapping[str, Any]) -> dict[str, Any]:
+    view = dict(document)
+    for core_name, alias in _FLAG_ALIASES.items():
+        if alias not in view and isinstance(view.get(core_name), bool):
+            view[alias] = view[core_name]
+    return view
+
+
+def _declared(topology: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Each declared node's template type, and the nodes each one sends to."""
+    types: dict[str, str] = {}
+    targets: dict[str, list[str]] = {}
+    if topology is None:
+        return types, targets
+    for node in topology.get("nodes") or ():
+        if isinstance(node, Mapping) and isinstance(node.get("node_id"), str):
+            kind = node.get("type")
+            types[node["node_id"]] = kind if isinstance(kind, str) and kind else DEFAULT_TEMPLATE
+    for edge in topology.get("edges") or ():
+        if not isinstance(edge, Mapping):
+            continue
+        source, target = edge.get("from_node"), edge.get("to_node")
+        if isinstance(source, str) and isinstance(target, str):
+            sent_to = targets.setdefault(source, [])
+            if target not in sent_to:
+                sent_to.append(target)
+    return types, targets
+
+
+def _agent_view(
+    agent: Mapping[str, Any], types: Mapping[str, str], targets: Mapping[str, list[str]]
+) -> dict[str, Any]:
+    view = _with_flags(agent)
+    agent_id = view.get("agent_id")
+    if not isinstance(agent_id, str):
+        return view
+    if "type" not in view and agent_id in types:
+        view["type"] = types[agent_id]
+    if "metadata" not in view:
+        view["metadata"] = {
+            "paused": view.get("paused") is True,
+            "outbound_edges": list(targets.get(agent_id, ())),
+        }
+    return view
+
+
+def job_details_view(details: Any, topology: Mapping[str, Any] | None) -> Any:
+    """A job's details with the fields clients read beside the core's own.
+
+    `topology` is the job's declared nodes and edges, when the gateway knows them.
+    """
+    if not isinstance(details, Mapping):
+        return details
+    view = dict(details)
+    agents = view.get("agents")
+    if isinstance(agents, list):
+        types, targets = _declared(topology)
+        view["agents"] = [
+            _agent_view(agent, types, targets) if isinstance(agent, Mapping) else agent
+            for agent in agents
+        ]
+    return view
+
+
+def system_summary_view(summary: Any) -> Any:
+    """The cluster summary with `self` beside each node's `self?`."""
+    if not isinstance(summary, Mapping):
+        return summary
+    nodes = summary.get("nodes")
+    if not isinstance(nodes, list):
+        return summary
+    view = dict(summary)
+    view["nodes"] = [_node_view(node) if isinstance(node, Mapping) else node for node in nodes]
+    return view
+
+
+def _node_view(node: Mapping[str, Any]) -> dict[str, Any]:
+    view = dict(node)
+    if "self" not in view and isinstance(view.get("self?"), bool):
+        view["self"] = view["self?"]
+    return view
