@@ -396,11 +396,21 @@ def map_resolver(table: dict[str, list[list[str]]]):
     return MapResolver()
 
 
+def webhook_secret(seed: str) -> str:
+    """A Standard Webhooks secret (`whsec_<base64>`) made from a readable seed."""
+    import base64
+
+    return "whsec_" + base64.b64encode(seed.encode().ljust(24, b"_")).decode()
+
+
+WEBHOOK_SECRET = webhook_secret("receiver-shared-secret-0123456789")
+
+
 class WebhookReceiver:
-    """A webhook receiver on 127.0.0.1 that checks signatures as the README tells
-    receivers to, and answers `fail_first` failures (500) for each delivery id first.
-    A delivery counts as accepted before its answer leaves; `accept_delay` holds that
-    answer back, as a slow receiver or network would."""
+    """A webhook receiver on 127.0.0.1 that verifies each delivery with the published
+    `standardwebhooks` library, knowing only `secret`, and answers `fail_first` failures
+    (500) for each delivery id first. A delivery counts as accepted before its answer
+    leaves; `accept_delay` holds that answer back, as a slow receiver or network would."""
 
     def __init__(self, secret: str, *, fail_first: int = 0, status: int = 204) -> None:
         self.secret = secret
@@ -411,18 +421,14 @@ class WebhookReceiver:
         self.accepted: list[dict[str, Any]] = []
         self._server: Any = None
 
-    def verify(self, headers: Any, body: bytes, tolerance: float = 300) -> bool:
-        import hashlib
-        import hmac
-        import time
+    def verify(self, headers: Any, body: bytes) -> bool:
+        from standardwebhooks import Webhook, WebhookVerificationError
 
-        timestamp = headers.get("MN-Webhook-Timestamp", "")
-        if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > tolerance:
+        try:
+            Webhook(self.secret).verify(body, dict(headers.items()))
+        except WebhookVerificationError:
             return False
-        expected = hmac.new(
-            self.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256
-        ).hexdigest()
-        return hmac.compare_digest(headers.get("MN-Webhook-Signature", ""), f"v1={expected}")
+        return True
 
     def start(self) -> WebhookReceiver:
         import json
@@ -437,14 +443,12 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 record = {
                     "path": self.path,
-                    "headers": dict(self.headers.items()),
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": json.loads(body),
                     "verified": receiver.verify(self.headers, body),
                 }
-                ident = self.headers.get("MN-Webhook-Id")
-                tries = sum(
-                    1 for r in receiver.requests if r["headers"].get("MN-Webhook-Id") == ident
-                )
+                ident = self.headers.get("webhook-id")
+                tries = sum(1 for r in receiver.requests if r["headers"].get("webhook-id") == ident)
                 receiver.requests.append(record)
                 status = 500 if tries < receiver.fail_first else receiver.status
                 if status < 300 and record["verified"]:

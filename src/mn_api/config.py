@@ -7,11 +7,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mn_api.domain.errors import WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import SUBSCRIBABLE_EVENTS, UrlPolicy
+from mn_api.domain.webhooks import SUBSCRIBABLE_EVENTS, UrlPolicy, parse_secrets
 
 _RATE = re.compile(
     r"^\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?$", re.IGNORECASE
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     )
     webhook_urls_raw: str | None = Field(None, validation_alias="MN_API_WEBHOOK_URLS")
     webhook_events_raw: str | None = Field(None, validation_alias="MN_API_WEBHOOK_EVENTS")
-    webhook_secret: str | None = Field(None, validation_alias="MN_API_WEBHOOK_SECRET")
+    webhook_secret: SecretStr | None = Field(None, validation_alias="MN_API_WEBHOOK_SECRET")
     webhook_max_attempts: int = Field(
         8, validation_alias="MN_API_WEBHOOK_MAX_ATTEMPTS", ge=1, le=50
     )
@@ -159,13 +159,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _webhooks_complete(self) -> Settings:
+        try:
+            self.webhook_keys  # noqa: B018 - read once to check every secret
+        except ValueError as problem:
+            raise ValueError(f"MN_API_WEBHOOK_SECRET: {problem}") from None
         if not self.webhook_allowed_hosts:
             if self.webhook_urls:
                 raise ValueError("MN_API_WEBHOOK_URLS needs MN_API_WEBHOOK_ALLOWED_HOSTS")
             return self
-        if not self.webhook_secret or len(self.webhook_secret) < 16:
+        if not self.webhook_keys:
             raise ValueError(
-                "MN_API_WEBHOOK_SECRET (16 characters or more) is required once "
+                "MN_API_WEBHOOK_SECRET (one or more whsec_<base64> secrets) is required once "
                 "MN_API_WEBHOOK_ALLOWED_HOSTS allows any host"
             )
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds:
@@ -221,6 +225,13 @@ class Settings(BaseSettings):
     @property
     def webhook_insecure_hosts(self) -> tuple[str, ...]:
         return _split(self.webhook_insecure_hosts_raw)
+
+    @property
+    def webhook_keys(self) -> tuple[bytes, ...]:
+        """The signing keys, the newest first (checked when the settings are read)."""
+        if self.webhook_secret is None:
+            return ()
+        return parse_secrets(self.webhook_secret.get_secret_value())
 
     @property
     def webhook_policy(self) -> UrlPolicy:

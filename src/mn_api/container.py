@@ -69,7 +69,7 @@ def _state_file(settings: Settings) -> Path:
 def _webhook_config(settings: Settings) -> WebhookConfig:
     return WebhookConfig(
         policy=settings.webhook_policy,
-        secret=settings.webhook_secret or "",
+        secrets=settings.webhook_keys,
         global_urls=settings.webhook_urls,
         global_events=settings.webhook_events or DEFAULT_EVENTS,
         max_attempts=settings.webhook_max_attempts,
@@ -208,10 +208,11 @@ class Container(containers.DeclarativeContainer):
     )
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)
     list_jobs = providers.Factory(uc.ListJobs, runtime=runtime)
-    get_job = providers.Factory(uc.GetJob, runtime=runtime)
-    get_job_graph = providers.Factory(
-        uc.GetJobGraph, runtime=runtime, manifests=manifest_source, topologies=topology_store
+    topology_lookup = providers.Singleton(
+        uc.TopologyLookup, topologies=topology_store, manifests=manifest_source
     )
+    get_job = providers.Factory(uc.GetJob, runtime=runtime, topology=topology_lookup)
+    get_job_graph = providers.Factory(uc.GetJobGraph, runtime=runtime, topology=topology_lookup)
     list_events = providers.Factory(uc.ListEvents, runtime=runtime)
     list_dead_letters = providers.Factory(uc.ListDeadLetters, runtime=runtime)
     stream_events = providers.Factory(
@@ -223,7 +224,7 @@ class Container(containers.DeclarativeContainer):
     cancel_job = providers.Factory(uc.CancelJob, runtime=runtime)
     pause_job = providers.Factory(uc.PauseJob, runtime=runtime)
     resume_job = providers.Factory(uc.ResumeJob, runtime=runtime)
-    clear_jobs = providers.Factory(uc.ClearJobs, runtime=runtime)
+    clear_jobs = providers.Factory(uc.ClearJobs, runtime=runtime, topologies=topology_store)
     get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime)
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     check_readiness = providers.Factory(

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.support import (
+    WEBHOOK_SECRET,
     FakeCoreProcess,
     GatewayProcess,
     WebhookReceiver,
@@ -20,7 +21,7 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.slow
-SECRET = "receiver-shared-secret-0123456789"
+SECRET = WEBHOOK_SECRET
 WEBHOOK_ENV = {
     "MN_API_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     "MN_API_WEBHOOK_INSECURE_HOSTS": "127.0.0.1",
@@ -80,7 +81,7 @@ async def test_a_gateway_killed_between_attempts_is_taken_over_and_nothing_is_lo
     assert sorted(r["body"]["type"] for r in receiver.accepted) == ["job_completed", "job_running"]
     assert all(r["verified"] for r in receiver.requests)
     assert all(r["body"]["job_id"] == job_id for r in receiver.requests)
-    tries = Counter(r["headers"]["MN-Webhook-Id"] for r in receiver.requests)
+    tries = Counter(r["headers"]["webhook-id"] for r in receiver.requests)
     assert sorted(tries.values()) == [3, 3]
     assert [d["state"] for d in listing["deliveries"]] == ["delivered", "delivered"]
     for delivery in listing["deliveries"]:
@@ -132,7 +133,7 @@ async def test_replicas_sharing_redis_deliver_each_event_once(
     accepted = Counter((r["body"]["job_id"], r["body"]["type"]) for r in receiver.accepted)
     assert set(accepted.values()) == {1}
     assert {job for job, _ in accepted} == set(jobs)
-    tries = Counter(r["headers"]["MN-Webhook-Id"] for r in receiver.requests)
+    tries = Counter(r["headers"]["webhook-id"] for r in receiver.requests)
     assert set(tries.values()) == {2}
     for listing in listings:
         assert [d["state"] for d in listing["deliveries"]] == ["delivered", "delivered"]

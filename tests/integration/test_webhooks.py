@@ -12,6 +12,7 @@ import pytest
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from tests.support import (
+    WEBHOOK_SECRET,
     WebhookReceiver,
     asgi_client,
     eventually,
@@ -19,9 +20,10 @@ from tests.support import (
     map_resolver,
     pipeline_manifest,
     settled,
+    webhook_secret,
 )
 
-SECRET = "receiver-shared-secret-0123456789"
+SECRET = WEBHOOK_SECRET
 
 
 def webhook_settings(settings_factory: Any, **extra: Any) -> Any:
@@ -61,6 +63,28 @@ async def submit(client: httpx.AsyncClient, webhook: dict[str, Any], **manifest:
     return answer.json()["job_id"]
 
 
+async def test_a_rotation_is_accepted_by_receivers_of_the_old_and_of_the_new_secret(
+    settings_factory: Any,
+) -> None:
+    new = webhook_secret("the secret that replaces it")
+    knows_old = WebhookReceiver(SECRET).start()
+    knows_new = WebhookReceiver(new).start()
+    settings = webhook_settings(settings_factory, webhook_secret=f"{new} {SECRET}")
+    try:
+        async with asgi_client(
+            settings, InMemoryRuntime(step_seconds=0.002), lifespan=True
+        ) as client:
+            for receiver in (knows_old, knows_new):
+                await submit(client, {"url": receiver.url, "events": ["job_completed"]})
+            await eventually(lambda: knows_old.accepted and knows_new.accepted, within=60)
+    finally:
+        knows_old.stop()
+        knows_new.stop()
+    for receiver in (knows_old, knows_new):
+        assert [r["verified"] for r in receiver.requests] == [True]
+        assert len(receiver.requests[0]["headers"]["webhook-signature"].split(" ")) == 2
+
+
 async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures(
     client: httpx.AsyncClient, receiver: WebhookReceiver
 ) -> None:
@@ -76,14 +100,14 @@ async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures
     assert sorted(kinds) == ["dead_letter", "job_completed", "job_running"]
     assert all(r["verified"] for r in receiver.requests)
     # Two refusals, then the acceptance, for every delivery; all three tries share one id.
-    tries = Counter(r["headers"]["MN-Webhook-Id"] for r in receiver.requests)
+    tries = Counter(r["headers"]["webhook-id"] for r in receiver.requests)
     assert sorted(tries.values()) == [3, 3, 3]
     done = next(r["body"] for r in receiver.accepted if r["body"]["type"] == "job_completed")
     assert done["job_id"] == job_id
     assert done["status"] == "completed"
     assert done["event"]["type"] == "job_completed"
     assert done["id"] == next(
-        r["headers"]["MN-Webhook-Id"] for r in receiver.accepted if r["body"] == done
+        r["headers"]["webhook-id"] for r in receiver.accepted if r["body"] == done
     )
     assert done["occurred_at"] == done["event"]["timestamp"]
 
@@ -92,7 +116,8 @@ async def test_each_subscribed_event_is_delivered_once_signed_after_two_failures
     assert {d["state"] for d in listing["deliveries"]} == {"delivered"}
     for delivery in listing["deliveries"]:
         assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 204]
-        assert delivery["next_attempt_at"] is None
+        assert "next_attempt_at" not in delivery  # none is due: left out, never null
+        assert all("error" not in a for a in delivery["attempts"])
 
     metrics = (await client.get("/metrics")).text
     assert 'mn_api_webhook_deliveries_total{outcome="delivered"} 3.0' in metrics
@@ -179,7 +204,7 @@ async def test_redeliver_sends_the_same_delivery_again(
     job_id = await submit(client, {"url": receiver.url + "?token=abc"})
     await settled(client, f"/api/v1/jobs/{job_id}/webhooks", 1)
     first = receiver.accepted[0]
-    ident = first["headers"]["MN-Webhook-Id"]
+    ident = first["headers"]["webhook-id"]
 
     answer = await client.post(f"/api/v1/jobs/{job_id}/webhooks/{ident}/redeliver")
     assert answer.status_code == 200, answer.text
@@ -188,7 +213,7 @@ async def test_redeliver_sends_the_same_delivery_again(
     assert [a["manual"] for a in delivery["attempts"]] == [False, True]
     assert len(receiver.accepted) == 2
     again = receiver.accepted[1]
-    assert again["headers"]["MN-Webhook-Id"] == ident
+    assert again["headers"]["webhook-id"] == ident
     assert again["body"] == first["body"]
     assert again["path"] == "/hooks?token=abc"
     assert again["verified"]

@@ -4,6 +4,7 @@ import pytest
 from pydantic import ValidationError
 
 from mn_api.config import Settings, describe_error
+from tests.support import WEBHOOK_SECRET
 
 
 def test_defaults_match_the_seed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,12 +83,12 @@ def test_prod_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) 
         ({"MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com"}, "MN_API_WEBHOOK_SECRET"),
         (
             {"MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com", "MN_API_WEBHOOK_SECRET": "short"},
-            "16 characters",
+            "MN_API_WEBHOOK_SECRET: secret 1 does not start with whsec_",
         ),
         (
             {
                 "MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
-                "MN_API_WEBHOOK_SECRET": "x" * 32,
+                "MN_API_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "MN_API_WEBHOOK_URLS": "http://hooks.example.com/plain",
             },
             "MN_API_WEBHOOK_URLS: only https",
@@ -95,7 +96,7 @@ def test_prod_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) 
         (
             {
                 "MN_API_WEBHOOK_ALLOWED_HOSTS": "hooks.example.com",
-                "MN_API_WEBHOOK_SECRET": "x" * 32,
+                "MN_API_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "MN_API_WEBHOOK_EVENTS": "job_completed,job_exploded",
             },
             "unknown event: job_exploded",
@@ -114,7 +115,7 @@ def test_webhook_settings_that_cannot_work_stop_startup(
 
 def test_webhook_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MN_API_WEBHOOK_ALLOWED_HOSTS", "hooks.example.com, *.corp.example")
-    monkeypatch.setenv("MN_API_WEBHOOK_SECRET", "x" * 32)
+    monkeypatch.setenv("MN_API_WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("MN_API_WEBHOOK_URLS", "https://hooks.example.com/a,https://b.corp.example/")
     settings = Settings()
     assert settings.webhook_urls == ("https://hooks.example.com/a", "https://b.corp.example/")

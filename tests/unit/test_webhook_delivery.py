@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import time
@@ -19,10 +20,17 @@ from mn_api.adapters.webhooks.notifier import HttpxNotifier
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application.webhooks import DeliverySender, WebhookConfig, WebhookRequest, Webhooks
 from mn_api.domain.errors import WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import Delivery, DeliveryState, UrlPolicy
-from tests.support import EPOCH, FakeClock, WebhookReceiver, local_http_server, map_resolver
+from mn_api.domain.webhooks import Delivery, DeliveryState, UrlPolicy, parse_secrets
+from tests.support import (
+    EPOCH,
+    WEBHOOK_SECRET,
+    FakeClock,
+    WebhookReceiver,
+    local_http_server,
+    map_resolver,
+)
 
-SECRET = "0123456789abcdef-secret"
+SECRET = WEBHOOK_SECRET
 URL = "https://hooks.example.com/in"
 OWNER = "tester"
 
@@ -30,7 +38,7 @@ OWNER = "tester"
 def config(**extra: Any) -> WebhookConfig:
     values: dict[str, Any] = {
         "policy": UrlPolicy.of(["hooks.example.com", "*.example.test", "127.0.0.1"], ["127.0.0.1"]),
-        "secret": SECRET,
+        "secrets": parse_secrets(SECRET),
         "max_attempts": 3,
         "retry_base_seconds": 10,
     }
@@ -101,11 +109,13 @@ async def test_the_request_is_signed_over_the_exact_bytes_sent(
     sent = route.calls.last.request
     assert sent.content == delivery.body.encode()
     assert sent.headers["Content-Type"] == "application/json"
-    assert sent.headers["MN-Webhook-Id"] == delivery.id
-    timestamp = sent.headers["MN-Webhook-Timestamp"]
+    assert sent.headers["webhook-id"] == delivery.id
+    timestamp = sent.headers["webhook-timestamp"]
     assert timestamp == str(int(rig.clock()))
-    mac = hmac.new(SECRET.encode(), timestamp.encode() + b"." + sent.content, hashlib.sha256)
-    assert sent.headers["MN-Webhook-Signature"] == f"v1={mac.hexdigest()}"
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    content = f"{delivery.id}.{timestamp}.".encode() + sent.content
+    mac = base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+    assert sent.headers["webhook-signature"] == f"v1,{mac}"
     assert sent.headers["User-Agent"].startswith("MirrorNeuron-Webhooks")
 
     assert result.state is DeliveryState.DELIVERED

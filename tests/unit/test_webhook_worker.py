@@ -29,7 +29,9 @@ def loops_alive() -> list[str]:
 async def test_stop_ends_both_loops_even_when_a_wake_up_comes_at_the_same_moment(
     tmp_path: Path,
 ) -> None:
-    cfg = WebhookConfig(policy=UrlPolicy.of(["127.0.0.1"], []), secret="s" * 16, poll_seconds=30)
+    cfg = WebhookConfig(
+        policy=UrlPolicy.of(["127.0.0.1"], []), secrets=(b"s" * 32,), poll_seconds=30
+    )
     store = SqliteWebhookStore(tmp_path / "state.sqlite3")
     notifier = HttpxNotifier(
         cfg.policy, map_resolver({}), transport=httpx.MockTransport(lambda _: httpx.Response(204))

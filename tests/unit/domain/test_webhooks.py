@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -128,11 +129,14 @@ def test_ip_literals_are_checked_without_resolving() -> None:
     assert policy.check_url("https://[::1]:8443/x").url == "https://[::1]:8443/x"
 
 
-def test_the_signature_is_the_hmac_of_timestamp_dot_body() -> None:
+def test_the_signature_is_the_standard_webhooks_hmac_of_id_timestamp_body() -> None:
     body = '{"id":"whd_1"}'
-    expected = hmac.new(b"s3cret", b"1764000000." + body.encode(), hashlib.sha256).hexdigest()
-    assert signature("s3cret", 1764000000, body) == f"v1={expected}"
-    assert signature("other", 1764000000, body) != signature("s3cret", 1764000000, body)
+    key = b"k" * 32
+    mac = hmac.new(key, b"whd_1.1764000000." + body.encode(), hashlib.sha256).digest()
+    expected = "v1," + base64.b64encode(mac).decode()
+    assert signature([key], "whd_1", 1764000000, body) == expected
+    assert signature([b"o" * 32, key], "whd_1", 1764000000, body).split(" ")[1] == expected
+    assert signature([key], "whd_2", 1764000000, body) != expected
 
 
 def test_the_body_carries_the_event_exactly_as_the_runtime_wrote_it() -> None:

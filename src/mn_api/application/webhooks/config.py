@@ -10,7 +10,8 @@ from mn_api.domain.webhooks import DEFAULT_EVENTS, UrlPolicy
 @dataclass(frozen=True, slots=True)
 class WebhookConfig:
     policy: UrlPolicy
-    secret: str = ""
+    # Signing keys, the newest first; each signs every delivery while a rotation overlaps.
+    secrets: tuple[bytes, ...] = ()
     global_urls: tuple[str, ...] = ()
     global_events: tuple[str, ...] = DEFAULT_EVENTS
     max_attempts: int = 8

@@ -56,9 +56,11 @@ class DeliverySender:
         return {
             "Content-Type": "application/json",
             "User-Agent": self._user_agent,
-            "MN-Webhook-Id": delivery.id,
-            "MN-Webhook-Timestamp": str(timestamp),
-            "MN-Webhook-Signature": signature(self._config.secret, timestamp, delivery.body),
+            "webhook-id": delivery.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature(
+                self._config.secrets, delivery.id, timestamp, delivery.body
+            ),
         }
 
     async def attempt(self, delivery: Delivery, owner: str, *, manual: bool = False) -> Delivery:

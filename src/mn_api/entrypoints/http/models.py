@@ -29,6 +29,29 @@ _EXAMPLE_MANIFEST = {
 }
 
 
+API_CONTRACT = "mirrorneuron.rest.v1"
+# What a core answers to pause, resume and cancel; other words pass through as they come.
+CONTROL_STATUSES = (
+    "paused",
+    "resumed",
+    "running",
+    "cancelled",
+    "force cancelled",
+    "cancellation_pending",
+    "cancelling",
+)
+JOB_STATUSES = ("pending", "running", "paused", "cancelling", "completed", "failed", "cancelled")
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+def optional(description: str | None = None, **extra: Any) -> Any:
+    """A field that may be left out of an answer but is never `null` when present."""
+    return Field(None, description=description, json_schema_extra=_no_default, **extra)
+
+
 class Open(BaseModel):
     """A runtime document: the fields below are known, others pass through."""
 
@@ -151,7 +174,10 @@ class JobActionResponse(BaseModel):
         }
     )
 
-    status: str = Field(examples=["paused"])
+    status: str = Field(
+        examples=["paused"],
+        description="The core's word: " + ", ".join(CONTROL_STATUSES) + "; others pass through",
+    )
     job_id: str
 
 
@@ -162,10 +188,17 @@ class ClearJobsResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok", "auth": "enabled"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ok", "auth": "enabled", "api_contract": API_CONTRACT}]
+        }
+    )
 
     status: Literal["ok"] = "ok"
     auth: Literal["enabled", "disabled"]
+    api_contract: Literal["mirrorneuron.rest.v1"] = Field(
+        API_CONTRACT, description="The REST contract this gateway speaks"
+    )
 
 
 class ReadyResponse(BaseModel):
@@ -174,11 +207,13 @@ class ReadyResponse(BaseModel):
 
 class JobSummary(Open):
     job_id: str
-    graph_id: str | None = None
-    job_name: str | None = None
-    status: str
-    submitted_at: str | None = None
-    updated_at: str | None = None
+    graph_id: str = optional()
+    job_name: str = optional()
+    status: str = Field(
+        description="A job status: " + ", ".join(JOB_STATUSES) + "; others pass through"
+    )
+    submitted_at: str = optional()
+    updated_at: str = optional()
 
 
 class JobList(BaseModel):
@@ -207,39 +242,41 @@ class JobList(BaseModel):
 class Event(Open):
     timestamp: str
     type: str
-    agent_id: str | None = None
-    payload: dict[str, Any] = Field(default_factory=dict)
+    agent_id: str = optional("Only on events an agent emitted")
+    payload: dict[str, Any] = optional()
 
 
 class ManifestRef(Open):
-    graph_id: str | None = None
-    manifest_version: str | None = None
-    manifest_path: str | None = None
-    job_path: str | None = None
+    graph_id: str = optional()
+    manifest_version: str = optional()
+    manifest_path: str = optional()
+    job_path: str = optional()
 
 
 class JobInfo(JobSummary):
-    placement_policy: Any = None
-    recovery_policy: Any = None
-    root_agent_ids: list[str] = Field(default_factory=list)
-    result: Any = None
-    manifest_ref: ManifestRef | None = None
+    placement_policy: Any = optional()
+    recovery_policy: Any = optional()
+    root_agent_ids: list[str] = optional()
+    result: Any = optional("Left out until the job has one (and by cores that keep it small)")
+    manifest_ref: ManifestRef = optional()
 
 
 class AgentMetadata(Open):
-    paused: bool = False
-    outbound_edges: list[Any] = Field(default_factory=list)
+    paused: bool = optional()
+    outbound_edges: list[Any] = optional("The nodes this agent sends to")
 
 
 class Agent(Open):
     agent_id: str
-    agent_type: str | None = None
-    type: str | None = None
-    assigned_node: str | None = None
-    status: str | None = None
-    processed_messages: int = 0
-    mailbox_depth: int = 0
-    metadata: AgentMetadata | None = None
+    agent_type: str = optional()
+    type: str = optional("The template type, from the job's manifest when the gateway knows it")
+    assigned_node: str = optional()
+    status: str = optional()
+    running: bool = optional("The core's `running?`")
+    paused: bool = optional("The core's `paused?`")
+    processed_messages: int = optional()
+    mailbox_depth: int = optional()
+    metadata: AgentMetadata = optional()
 
 
 class JobDetails(Open):
@@ -283,9 +320,9 @@ class EventPageResponse(BaseModel):
 class DeadLetter(BaseModel):
     index: int
     event_index: int
-    agent_id: str | None
-    reason: str | None
-    timestamp: str | None
+    agent_id: str
+    reason: str = optional("Why the message was lost, when the core says")
+    timestamp: str
     message: Any
 
 
@@ -359,9 +396,7 @@ class GraphEdge(BaseModel):
     target: str
     message_type: str
     count: int
-    last_seen_at: str | None = Field(
-        None, description="the newest message's timestamp; left out until a message flowed"
-    )
+    last_seen_at: str = optional("the newest message's timestamp; left out until a message flowed")
     source_event: Literal["manifest", "events", "manifest+events", "agent_metadata"]
 
 
@@ -385,7 +420,7 @@ class AgentGraph(BaseModel):
                             "id": "router",
                             "label": "router",
                             "agent_type": "router",
-                            "type": None,
+                            "type": "map",
                             "status": "completed",
                             "assigned_node": "mn-memory@localhost",
                             "processed_messages": 1,
@@ -425,31 +460,32 @@ class AgentGraph(BaseModel):
     )
 
     job_id: str
-    graph_id: str | None
-    status: str | None
+    graph_id: str
+    status: str
     nodes: list[GraphNode]
     edges: list[GraphEdge]
     stats: GraphStats
 
 
 class ExecutorPool(Open):
-    capacity: int | None = None
-    available: int | None = None
-    in_use: int | None = None
-    queued: int | None = None
-    active: int | None = None
+    capacity: int = optional()
+    available: int = optional()
+    in_use: int = optional()
+    queued: int = optional()
+    active: int = optional()
 
 
 class ClusterNode(Open):
     name: str
-    connected_nodes: list[str] = Field(default_factory=list)
-    scheduler_hint: str | None = None
-    executor_pools: dict[str, ExecutorPool] = Field(default_factory=dict)
+    connected_nodes: list[str] = optional("Includes the node itself")
+    self_: bool = optional("The core's `self?`", alias="self")
+    scheduler_hint: str = optional()
+    executor_pools: dict[str, ExecutorPool] = optional()
 
 
 class SystemSummary(Open):
-    nodes: list[ClusterNode] = Field(default_factory=list)
-    jobs: list[JobSummary] = Field(default_factory=list)
+    nodes: list[ClusterNode] = optional()
+    jobs: list[JobSummary] = optional()
 
 
 class RuntimeMetrics(Open):
@@ -478,8 +514,8 @@ class BundleUploadResponse(BaseModel):
     manifest: dict[str, Any]
     files: int
     bytes: int
-    job_id: str | None = None
-    status: str | None = None
+    job_id: str = optional("When the upload also ran the bundle")
+    status: str = optional()
 
 
 class WebhookSubscriptionView(BaseModel):
@@ -495,21 +531,21 @@ class WebhookSubscriptionView(BaseModel):
 class WebhookAttemptView(BaseModel):
     at: str
     duration_ms: float
-    status_code: int | None = Field(None, description="The receiver's answer, when one came")
-    error: str | None = Field(None, description="Why no answer came (timeout, refused...)")
+    status_code: int = optional("The receiver's answer, when one came")
+    error: str = optional("Why no answer came (timeout, refused...)")
     manual: bool = Field(description="Sent by a redeliver request")
 
 
 class WebhookDeliveryView(BaseModel):
     id: str = Field(
-        examples=["whd_9f86d081884c7d659a2feaa0"], description="Also sent as MN-Webhook-Id"
+        examples=["whd_9f86d081884c7d659a2feaa0"], description="Also sent as webhook-id"
     )
     subscription_id: str
     event_type: str = Field(examples=["job_completed"])
     event_index: int = Field(description="The event's position in the job's history")
     state: Literal["pending", "delivered", "failed"]
     created_at: str
-    next_attempt_at: str | None = Field(None, description="When the next retry is due")
+    next_attempt_at: str = optional("When the next retry is due")
     attempts: list[WebhookAttemptView]
 
 
@@ -543,4 +579,4 @@ class Problem(BaseModel):
     status: int
     detail: str
     error: str = Field(examples=["job_not_found"])
-    request_id: str | None = None
+    request_id: str = optional()

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from mn_api.application import use_cases as uc
 from mn_api.domain.events import iso_timestamp
-from mn_api.domain.webhooks import Delivery, Subscription
+from mn_api.domain.webhooks import Attempt, Delivery, Subscription
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.deps import provided
@@ -29,7 +29,7 @@ router = APIRouter(
 )
 
 DeliveryId = Annotated[
-    str, Path(pattern=r"^whd_[0-9a-f]{24}$", description="The delivery's id (MN-Webhook-Id)")
+    str, Path(pattern=r"^whd_[0-9a-f]{24}$", description="The delivery's id (webhook-id)")
 ]
 
 
@@ -65,7 +65,7 @@ async def redeliver_webhook(
     delivery_id: DeliveryId,
     use_case: Annotated[uc.RedeliverWebhook, provided("redeliver_webhook")],
 ) -> Response:
-    """Sends the same body under the same `MN-Webhook-Id` once, now, and answers with the
+    """Sends the same body under the same `webhook-id` once, now, and answers with the
     delivery and its new attempt. A delivery that had succeeded stays delivered; one that
     was still being retried goes on being retried if this attempt fails."""
     return json_response(_delivery(await use_case(job_id, delivery_id)))
@@ -88,24 +88,28 @@ def _subscription(sub: Subscription) -> dict[str, Any]:
 
 
 def _delivery(delivery: Delivery) -> dict[str, Any]:
-    return {
+    view: dict[str, Any] = {
         "id": delivery.id,
         "subscription_id": delivery.subscription_id,
         "event_type": delivery.event_type,
         "event_index": delivery.event_index,
         "state": delivery.state.value,
         "created_at": iso_timestamp(delivery.created_at),
-        "next_attempt_at": None
-        if delivery.next_attempt_at is None
-        else iso_timestamp(delivery.next_attempt_at),
-        "attempts": [
-            {
-                "at": iso_timestamp(a.at),
-                "duration_ms": round(a.seconds * 1000, 1),
-                "status_code": a.status_code,
-                "error": a.error,
-                "manual": a.manual,
-            }
-            for a in delivery.attempts
-        ],
+        "attempts": [_attempt(a) for a in delivery.attempts],
     }
+    if delivery.next_attempt_at is not None:
+        view["next_attempt_at"] = iso_timestamp(delivery.next_attempt_at)
+    return view
+
+
+def _attempt(attempt: Attempt) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "at": iso_timestamp(attempt.at),
+        "duration_ms": round(attempt.seconds * 1000, 1),
+        "manual": attempt.manual,
+    }
+    if attempt.status_code is not None:
+        view["status_code"] = attempt.status_code
+    if attempt.error is not None:
+        view["error"] = attempt.error
+    return view
