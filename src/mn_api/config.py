@@ -53,6 +53,22 @@ class Settings(BaseSettings):
         5 * 1024 * 1024, validation_alias="MN_API_REQUEST_SIZE_LIMIT_BYTES", gt=0
     )
     cors_allow_origins_raw: str | None = Field(None, validation_alias="MN_API_CORS_ALLOW_ORIGINS")
+    # What one connection may cost before the app sees a request (entrypoints/server.py).
+    max_header_bytes: int = Field(
+        32 * 1024, validation_alias="MN_API_MAX_HEADER_BYTES", ge=1024, le=1024 * 1024
+    )
+    max_headers: int = Field(100, validation_alias="MN_API_MAX_HEADERS", ge=8, le=10_000)
+    header_timeout_seconds: float = Field(
+        10.0, validation_alias="MN_API_HEADER_TIMEOUT_SECONDS", gt=0, le=600
+    )
+    body_idle_timeout_seconds: float = Field(
+        30.0, validation_alias="MN_API_BODY_IDLE_TIMEOUT_SECONDS", gt=0, le=3600
+    )
+    keep_alive_seconds: float = Field(
+        5.0, validation_alias="MN_API_KEEP_ALIVE_SECONDS", gt=0, le=3600
+    )
+    # 0: as many as the descriptor limit safely allows.
+    max_connections: int = Field(0, validation_alias="MN_API_MAX_CONNECTIONS", ge=0)
 
     log_path: str = Field("~/.mn/logs/api.log", validation_alias="MN_API_LOG_PATH")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
@@ -70,6 +86,16 @@ class Settings(BaseSettings):
         100 * 1024 * 1024, validation_alias="MN_API_BUNDLE_MAX_BYTES", gt=0
     )
     bundle_ttl_seconds: float = Field(3600, validation_alias="MN_API_BUNDLE_TTL_SECONDS", gt=0)
+    # The most bytes all kept bundles may hold together (0: no quota).
+    bundle_quota_bytes: int = Field(
+        1024 * 1024 * 1024, validation_alias="MN_API_BUNDLE_QUOTA_BYTES", ge=0
+    )
+    bundle_submissions_at_once: int = Field(
+        4, validation_alias="MN_API_BUNDLE_SUBMISSIONS_AT_ONCE", ge=1, le=256
+    )
+    purge_interval_seconds: float = Field(
+        60, validation_alias="MN_API_PURGE_INTERVAL_SECONDS", gt=0, le=86400
+    )
     sse_heartbeat_seconds: float = Field(15, validation_alias="MN_API_SSE_HEARTBEAT_SECONDS", gt=0)
     idempotency_ttl_seconds: float = Field(
         86400, validation_alias="MN_API_IDEMPOTENCY_TTL_SECONDS", gt=0

@@ -26,6 +26,7 @@ from mn_api.adapters.webhooks.redis import RedisWebhookStore
 from mn_api.adapters.webhooks.resolver import SystemResolver
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application import use_cases as uc
+from mn_api.application.housekeeping import Housekeeping
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.ports import RateLimiter
 from mn_api.application.webhooks import (
@@ -58,7 +59,12 @@ def _rate_limiter(settings: Settings) -> RateLimiter:
 
 
 def _limits(settings: Settings) -> Limits:
-    return Limits(max_files=settings.bundle_max_files, max_bytes=settings.bundle_max_bytes)
+    # A bundle is sent in one message: it must fit what one submission may carry.
+    return Limits(
+        max_files=settings.bundle_max_files,
+        max_bytes=settings.bundle_max_bytes,
+        message_bytes=settings.request_size_limit_bytes,
+    )
 
 
 def _state_file(settings: Settings) -> Path:
@@ -112,6 +118,7 @@ class Container(containers.DeclarativeContainer):
             root=providers.Callable(lambda s: s.bundle_dir, settings),
             limits=providers.Callable(_limits, settings),
             ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
+            quota_bytes=providers.Callable(lambda s: s.bundle_quota_bytes or None, settings),
         ),
         redis=providers.Singleton(
             RedisBundleStore,
@@ -119,6 +126,7 @@ class Container(containers.DeclarativeContainer):
             scratch=providers.Callable(lambda s: s.bundle_dir, settings),
             limits=providers.Callable(_limits, settings),
             ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
+            quota_bytes=providers.Callable(lambda s: s.bundle_quota_bytes or None, settings),
         ),
     )
     idempotency_store = providers.Selector(
@@ -145,6 +153,14 @@ class Container(containers.DeclarativeContainer):
             client=redis,
             ttl_seconds=providers.Callable(lambda s: s.topology_ttl_seconds, settings),
         ),
+    )
+    housekeeping = providers.Singleton(
+        Housekeeping,
+        idempotency=idempotency_store,
+        bundles=bundle_store,
+        topologies=topology_store,
+        idempotency_ttl_seconds=providers.Callable(lambda s: s.idempotency_ttl_seconds, settings),
+        interval_seconds=providers.Callable(lambda s: s.purge_interval_seconds, settings),
     )
     rate_limiter = providers.Singleton(_rate_limiter, settings)
     manifest_source = providers.Singleton(FileManifestSource)
@@ -199,12 +215,13 @@ class Container(containers.DeclarativeContainer):
         owner=owner,
     )
 
-    submit_job = providers.Factory(
+    submit_job = providers.Singleton(
         uc.SubmitJob,
         runtime=runtime,
         bundles=bundle_store,
         webhooks=webhooks,
         topologies=topology_store,
+        bundle_submissions=providers.Callable(lambda s: s.bundle_submissions_at_once, settings),
     )
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)
     list_jobs = providers.Factory(uc.ListJobs, runtime=runtime)

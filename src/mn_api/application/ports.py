@@ -30,6 +30,9 @@ class ReplayAck:
 class RuntimePort(ABC):
     """The MirrorNeuron runtime, as the core's gRPC services expose it."""
 
+    # The most bytes one submission (manifest and payloads) may carry; None: no limit.
+    message_limit_bytes: int | None = None
+
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Acquire what the runtime needs inside the running event loop."""
 
@@ -112,6 +115,10 @@ class BundleStore(ABC):
     async def load(self, bundle_id: str) -> BundleContents:
         """The manifest and payloads of a stored bundle; BundleNotFoundError when gone."""
 
+    @abstractmethod
+    async def purge(self) -> int:
+        """Remove what has expired or was abandoned; how many bundles went."""
+
 
 class TopologyStore(ABC):
     """The declared nodes and edges of each job the gateway submitted: no real core returns
@@ -127,6 +134,10 @@ class TopologyStore(ABC):
 
     @abstractmethod
     async def forget(self, job_id: str) -> None: ...
+
+    @abstractmethod
+    async def purge(self) -> int:
+        """Remove expired topologies; how many went (stores that expire keys: 0)."""
 
 
 class ManifestSource(ABC):
@@ -173,26 +184,41 @@ class Claim:
 
     `won` is True when this request now owns the key; otherwise `answer` holds the stored
     answer (the same request was answered before), or is None while the first request is
-    still in flight. `fingerprint` is the first request's, to tell a reuse from a retry.
+    still in flight, or `unknown` says the first request may have reached the runtime but
+    its answer was lost (or its process went away while holding it). `fingerprint` is the
+    first request's, to tell a reuse from a retry.
     """
 
     won: bool
     fingerprint: str
     answer: StoredAnswer | None = None
+    unknown: bool = False
 
 
 class IdempotencyStore(ABC):
     """Remembers answers by Idempotency-Key; every claim is atomic across processes."""
 
     @abstractmethod
-    async def claim(self, key: str, fingerprint: str, lease_seconds: float) -> Claim:
-        """Take `key` for a request unless another holds or answered it."""
+    async def claim(
+        self, key: str, fingerprint: str, lease_seconds: float, ttl_seconds: float
+    ) -> Claim:
+        """Take `key` for a request unless another holds or answered it. A claim left
+        unanswered past `lease_seconds` becomes "outcome unknown" (kept `ttl_seconds`)."""
 
     @abstractmethod
     async def complete(
         self, key: str, fingerprint: str, answer: StoredAnswer, ttl_seconds: float
     ) -> None:
         """Store the answer for `key` (claimed with `fingerprint`), kept `ttl_seconds`."""
+
+    @abstractmethod
+    async def mark_unknown(self, key: str, fingerprint: str, ttl_seconds: float) -> None:
+        """Record that the request may have reached the runtime and its answer was lost."""
+
+    @abstractmethod
+    async def purge(self, ttl_seconds: float) -> int:
+        """Remove expired records, and turn claims whose lease ran out into outcomes
+        unknown (kept `ttl_seconds`); how many went (stores that expire keys: 0)."""
 
     @abstractmethod
     async def release(self, key: str) -> None:

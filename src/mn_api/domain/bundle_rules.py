@@ -7,7 +7,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mn_api.domain.errors import BundleRejectedError
+from mn_api.domain.errors import BundleRejectedError, DomainError, TooLargeForRuntimeError
 from mn_api.domain.payload_paths import payload_path_problem
 
 MANIFEST_NAME = "manifest.json"
@@ -20,6 +20,29 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class Limits:
     max_files: int
     max_bytes: int
+    # What one message to the runtime can carry; a bundle must fit in it to be submitted.
+    message_bytes: int | None = None
+
+    @property
+    def budget(self) -> int:
+        """The most bytes a bundle may expand to."""
+        return (
+            self.max_bytes
+            if self.message_bytes is None
+            else min(self.max_bytes, self.message_bytes)
+        )
+
+    def too_large(self) -> DomainError:
+        """The refusal of a bundle that expands beyond `budget`."""
+        if self.message_bytes is not None and self.message_bytes < self.max_bytes:
+            return TooLargeForRuntimeError(
+                f"the bundle expands to more than the {self.message_bytes} bytes one "
+                "submission to the runtime can carry",
+                self.message_bytes,
+            )
+        return BundleRejectedError(
+            "bundle_too_large", f"bundle expands to more than {self.max_bytes} bytes"
+        )
 
 
 def member_problem(name: str, external_attr: int) -> BundleRejectedError | None:
@@ -79,15 +102,13 @@ def payload_key(name: str, prefix: str) -> str | None:
 class ByteBudget:
     """Counts bytes actually written while extracting: headers can lie about sizes."""
 
-    __slots__ = ("limit", "used")
+    __slots__ = ("limits", "used")
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
         self.used = 0
 
     def spend(self, n: int) -> None:
         self.used += n
-        if self.used > self.limit:
-            raise BundleRejectedError(
-                "bundle_too_large", f"bundle expands to more than {self.limit} bytes"
-            )
+        if self.used > self.limits.budget:
+            raise self.limits.too_large()

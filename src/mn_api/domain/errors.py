@@ -8,6 +8,10 @@ from collections.abc import Sequence
 class DomainError(Exception):
     """Base of every error the gateway reports on purpose."""
 
+    # Whether the runtime may have acted on the request this error answers (the answer
+    # was lost, not refused): such a request must never be run again under the same key.
+    may_have_run = False
+
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
@@ -40,12 +44,31 @@ class AlreadyExistsError(DomainError):
     """The runtime already holds what the request would create (e.g. a replayed dead letter)."""
 
 
-class ManifestInvalidError(DomainError):
-    """The runtime refused the manifest; `errors` lists every problem found."""
+# An answer lists this many problems at most, each cut to a readable length, with the
+# total beside them: a manifest of a million bad nodes still gets a small answer.
+MAX_LISTED_PROBLEMS = 100
+MAX_PROBLEM_CHARS = 500
 
-    def __init__(self, errors: Sequence[str]) -> None:
-        super().__init__("; ".join(errors) or "the manifest is invalid")
-        self.errors = list(errors)
+
+class ManifestInvalidError(DomainError):
+    """The runtime refused the manifest; `errors` lists its first problems, `total` counts
+    them all."""
+
+    def __init__(self, errors: Sequence[str], total: int | None = None) -> None:
+        listed = [_cut(problem) for problem in errors[:MAX_LISTED_PROBLEMS]]
+        self.total = max(total if total is not None else len(errors), len(listed))
+        if not listed:
+            detail = "the manifest is invalid"
+        elif self.total == 1:
+            detail = listed[0]
+        else:
+            detail = f"the manifest has {self.total} problems, the first: {listed[0]}"
+        super().__init__(detail)
+        self.errors = listed
+
+
+def _cut(problem: str) -> str:
+    return problem if len(problem) <= MAX_PROBLEM_CHARS else problem[: MAX_PROBLEM_CHARS - 1] + "…"
 
 
 class RequirementsNotMetError(DomainError):
@@ -79,16 +102,40 @@ class BundleRejectedError(DomainError):
         self.code = code
 
 
+class TooLargeForRuntimeError(DomainError):
+    """The request, once built, would exceed what one message to the runtime can carry: no
+    retry can help, so nothing is stored or sent."""
+
+    def __init__(self, detail: str, limit_bytes: int) -> None:
+        super().__init__(detail)
+        self.limit_bytes = limit_bytes
+
+
+class InsufficientStorageError(DomainError):
+    """The bundle store is full: its quota, or the disk under it."""
+
+
+class BundleStoreUnavailableError(DomainError):
+    """The bundle store cannot be written (a read-only or missing folder)."""
+
+
 class RuntimeOverloadedError(DomainError):
     """The runtime is shedding load (memory or queue pressure)."""
 
 
 class RuntimeUnavailableError(DomainError):
-    """The runtime cannot be reached right now."""
+    """The runtime cannot be reached right now; `may_have_run` when the connection was lost
+    after the request went out, rather than never made."""
+
+    def __init__(self, detail: str, *, may_have_run: bool = False) -> None:
+        super().__init__(detail)
+        self.may_have_run = may_have_run
 
 
 class RuntimeTimeoutError(DomainError):
-    """The runtime did not answer within the deadline."""
+    """The runtime did not answer within the deadline (it may still have acted)."""
+
+    may_have_run = True
 
 
 class NotSupportedError(DomainError):
@@ -100,11 +147,18 @@ class RuntimeAuthError(DomainError):
 
 
 class RuntimeFailureError(DomainError):
-    """The runtime failed in a way that has no better name."""
+    """The runtime failed in a way that has no better name (perhaps half way)."""
+
+    may_have_run = True
 
 
 class SharedStateUnavailableError(DomainError):
     """The store the gateway's replicas share (Redis, or the local disk) cannot be used."""
+
+
+class IdempotencyOutcomeUnknownError(DomainError):
+    """The first request with this key may have reached the runtime, but its answer was
+    lost: running it again could do the work twice."""
 
 
 class IdempotencyKeyReusedError(DomainError):

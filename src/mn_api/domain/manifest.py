@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from mn_api.domain.errors import MAX_LISTED_PROBLEMS
 
 AGENT_TYPES = ("router", "executor", "aggregator", "sensor", "module")
 # Older names cores still accept, and the agent type each stands for.
@@ -86,11 +88,41 @@ def _entrypoints(raw: Mapping[str, Any]) -> list[Any] | None:
     return roots or None
 
 
+class Problems:
+    """The problems found: the first `MAX_LISTED_PROBLEMS` kept, every one counted, so that
+    judging a manifest of a million bad nodes costs no more memory than a small one."""
+
+    __slots__ = ("listed", "total")
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.total = 0
+
+    def append(self, problem: str) -> None:
+        self.total += 1
+        if len(self.listed) < MAX_LISTED_PROBLEMS:
+            self.listed.append(problem)
+
+    def extend(self, problems: Iterable[str]) -> None:
+        for problem in problems:
+            self.append(problem)
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+
 def validate_manifest(raw: Any) -> list[str]:
-    """Every problem with `raw` as the runtime reports them; empty when it is acceptable."""
+    """The problems with `raw` as the runtime reports them (the first ones of many); empty
+    when it is acceptable."""
+    return check_manifest(raw).listed
+
+
+def check_manifest(raw: Any) -> Problems:
+    """Every problem with `raw`, counted; the first ones kept."""
+    errors = Problems()
     if not isinstance(raw, Mapping):
-        return ["manifest must be a JSON object"]
-    errors: list[str] = []
+        errors.append("manifest must be a JSON object")
+        return errors
     version = raw.get("manifest_version")
     if not isinstance(version, str | int | float) or isinstance(version, bool) or version == "":
         errors.append("manifest_version is required")

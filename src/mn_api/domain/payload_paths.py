@@ -9,7 +9,11 @@ from mn_api.domain.errors import UnsafePayloadPathError
 MAX_SEGMENT_BYTES = 255
 MAX_PATH_BYTES = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls, DEL, and the marks that reorder how text is shown (bidirectional
+# overrides and isolates), which make a name read differently from what it is.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def payload_path_problem(path: str) -> str | None:
@@ -18,6 +22,10 @@ def payload_path_problem(path: str) -> str | None:
         return "path is empty"
     if _CONTROL.search(path):
         return "path holds a NUL or control character"
+    if _SURROGATE.search(path):
+        return "path holds a lone surrogate (it is not valid UTF-8)"
+    if _BIDI.search(path):
+        return "path holds a bidirectional override"
     if "\\" in path:
         return "path holds a backslash"
     if path.startswith("/"):

@@ -69,6 +69,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import uvicorn
 
+    from mn_api.entrypoints.server import raise_descriptor_limit
+
+    raise_descriptor_limit()
+
     # Uvicorn shuts down gracefully on these, then raises the signal again once its own
     # handlers are gone; ending with status 0 here tells supervisors the stop was clean.
     for stop in (signal.SIGTERM, signal.SIGINT):
@@ -86,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=10,
+            http="mn_api.entrypoints.server:GuardedProtocol",
+            timeout_keep_alive=settings.keep_alive_seconds,
         )
     finally:
         if core is not None:

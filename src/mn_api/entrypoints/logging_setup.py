@@ -6,6 +6,7 @@ import atexit
 import logging
 import logging.handlers
 import queue
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -21,6 +22,32 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# A URL's query string often holds a receiver's token: no log line keeps it, whichever
+# library wrote the line (the HTTP client logs every request it sends).
+_URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]+)\?[^\s#\"'<>]*")
+
+
+def redact_urls(text: str) -> str:
+    return _URL_QUERY.sub(r"\1?redacted", text) if "?" in text else text
+
+
+class SecretFilter(logging.Filter):
+    """Writes each record's message out with URL query strings removed, and keeps only
+    the name of an exception (a stack holds paths and values)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "?" in message:
+            record.msg, record.args = redact_urls(message), None
+        if record.exc_info:
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()} ({type(error).__name__})", None
+            record.exc_info = None
+            record.exc_text = None
+        record.stack_info = None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -32,8 +59,6 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(entry).decode()
 
 
@@ -80,6 +105,7 @@ def configure_logging(settings: Settings) -> None:
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     front = logging.handlers.QueueHandler(records)
     front.addFilter(RequestIdFilter())  # runs in the request's context, where the id is
+    front.addFilter(SecretFilter())
     root.addHandler(front)
     root.setLevel(settings.log_level)
     global _listener

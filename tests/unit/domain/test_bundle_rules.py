@@ -77,7 +77,7 @@ def test_payload_keys_are_relative_to_the_payloads_folder() -> None:
 
 
 def test_byte_budget_counts_what_was_written() -> None:
-    budget = ByteBudget(10)
+    budget = ByteBudget(Limits(max_files=10, max_bytes=10))
     budget.spend(6)
     budget.spend(4)
     with pytest.raises(BundleRejectedError) as raised:

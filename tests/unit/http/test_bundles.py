@@ -32,8 +32,11 @@ async def _upload(client: httpx.AsyncClient, archive: bytes, **params: str) -> h
 
 
 def _stored(settings: Settings) -> list[Path]:
+    """Bundles and staging folders: what uploads leave (the state file lives there too)."""
     root = settings.bundle_dir
-    return sorted(root.iterdir()) if root.exists() else []
+    if not root.exists():
+        return []
+    return sorted(p for p in root.iterdir() if not p.name.startswith("state.sqlite3"))
 
 
 async def test_upload_stores_a_bundle_and_answers_an_opaque_id(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,13 +47,11 @@ def unpack(archive: BinaryIO, target: Path, limits: Limits) -> Unpacked:
         check_members(((i.filename, i.external_attr) for i in infos), limits)
         if any(i.flag_bits & 0x1 for i in infos):
             raise BundleRejectedError("bundle_encrypted", "encrypted bundles are not supported")
-        if sum(i.file_size for i in infos) > limits.max_bytes:
-            raise BundleRejectedError(
-                "bundle_too_large", f"bundle expands to more than {limits.max_bytes} bytes"
-            )
+        if sum(i.file_size for i in infos) > limits.budget:
+            raise limits.too_large()
         prefix = manifest_prefix(i.filename for i in infos)
         target.mkdir(parents=True, mode=0o700)
-        budget = ByteBudget(limits.max_bytes)
+        budget = ByteBudget(limits)
         files = 0
         for info in infos:
             if info.is_dir():
@@ -69,20 +68,36 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: B
     # The member rules already exclude escapes; this guards against a rule gap.
     if not path.resolve().is_relative_to(target.resolve()):
         raise BundleRejectedError("bundle_path_traversal", "bundle holds a '..' path")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with zf.open(info) as src, open(path, "xb") as dst:
             while chunk := src.read(_CHUNK):
                 budget.spend(len(chunk))
                 dst.write(chunk)
     except FileExistsError as err:
+        if path.is_dir() or not path.parent.is_dir():
+            raise _colliding() from err
         raise BundleRejectedError(
             "bundle_duplicate_member", "bundle holds the same file twice"
         ) from err
+    except (NotADirectoryError, IsADirectoryError) as err:
+        raise _colliding() from err
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise BundleRejectedError(
+                "bundle_invalid_path", "bundle holds a name too long for the file system"
+            ) from err
+        raise
     except (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError) as err:
         raise BundleRejectedError(
             "bundle_corrupt", "bundle is damaged or uses an unsupported compression"
         ) from err
+
+
+def _colliding() -> BundleRejectedError:
+    return BundleRejectedError(
+        "bundle_invalid_path", "bundle holds a file and a folder of the same name"
+    )
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

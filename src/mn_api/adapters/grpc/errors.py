@@ -91,7 +91,7 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
     """The domain error for a failed call; the gRPC error stays as its cause."""
     code = err.code()
     details = err.details() or code.name.lower()
-    log.warning("core call %s failed: %s %s", rpc, code.name, details)
+    log.warning("core call %s failed: %s %.300s", rpc, code.name, details)
     meaning = refusal_meaning(details) if rpc in CONTROL_RPCS and code in REFUSAL_CODES else None
     match code:
         case _ if meaning == "transition":
@@ -117,7 +117,11 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
         case grpc.StatusCode.RESOURCE_EXHAUSTED:
             error = e.RuntimeOverloadedError(details)
         case grpc.StatusCode.UNAVAILABLE:
-            error = e.RuntimeUnavailableError("the runtime cannot be reached")
+            # Only a connection never made proves the request never went out.
+            error = e.RuntimeUnavailableError(
+                "the runtime cannot be reached",
+                may_have_run="failed to connect" not in details.lower(),
+            )
         case grpc.StatusCode.DEADLINE_EXCEEDED | grpc.StatusCode.CANCELLED:
             error = e.RuntimeTimeoutError("the runtime did not answer in time")
         case grpc.StatusCode.UNIMPLEMENTED:

@@ -25,7 +25,7 @@ from mn_api.adapters.grpc.protos import (
 from mn_api.application.context import request_id
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort, Telemetry
 from mn_api.domain.documents import JsonDocument
-from mn_api.domain.errors import InvalidTransitionError, JobNotFoundError
+from mn_api.domain.errors import InvalidTransitionError, JobNotFoundError, RequestValidationError
 from mn_api.domain.events import HEARTBEAT_TYPES, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
 
@@ -40,6 +40,8 @@ OBSERVABILITY_SERVICE = "mirrorneuron.observability.v1.ObservabilityService"
 RECEIVE_LIMIT = 64 * 1024 * 1024
 # Room for the manifest and the map framing around payloads that fill the body limit.
 SEND_OVERHEAD = 1024 * 1024
+# Protobuf framing of a SubmitJob request: the tags and lengths around each field.
+SUBMIT_FRAMING_BYTES = 64 * 1024
 
 # Reads are retried on UNAVAILABLE with backoff; SubmitJob and other writes never are.
 _SERVICE_CONFIG = json.dumps(
@@ -157,6 +159,8 @@ class GrpcRuntime(RuntimePort):
         )
         self._credentials = credentials
         self._max_send = max_send_bytes
+        # What is left for the manifest and payloads once the message's framing is counted.
+        self.message_limit_bytes = max_send_bytes - SUBMIT_FRAMING_BYTES
         self._poll = legacy_poll_seconds
         self._telemetry = telemetry
         self._channel: grpc.aio.Channel | None = None
@@ -260,7 +264,13 @@ class GrpcRuntime(RuntimePort):
 
     async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
         self._connect()
-        request = job_pb2.SubmitJobRequest(manifest_json=manifest_json, payloads=payloads)
+        try:
+            request = job_pb2.SubmitJobRequest(manifest_json=manifest_json, payloads=payloads)
+        except (ValueError, TypeError) as err:  # text protobuf cannot encode (not UTF-8)
+            raise RequestValidationError(
+                "the manifest or a payload name cannot be sent to the runtime",
+                [{"loc": ["body"], "msg": "must be valid UTF-8 text", "type": "value_error"}],
+            ) from err
         response = await self._unary("SubmitJob", self._jobs.SubmitJob, request)
         return JobAck(response.job_id, response.status)
 

@@ -29,7 +29,7 @@ from mn_api.domain.errors import (
     RequirementsNotMetError,
 )
 from mn_api.domain.events import EventRecord, Heartbeat, iso_timestamp
-from mn_api.domain.manifest import Manifest, parse_manifest, validate_manifest
+from mn_api.domain.manifest import Manifest, check_manifest, parse_manifest
 from mn_api.domain.status import (
     NOT_PAUSED,
     NOT_RUNNING,
@@ -48,6 +48,8 @@ MESSAGE_CLASS = "event"
 # 1.2.31 gives up on a message after this many failed durable deliveries.
 DURABLE_ATTEMPTS = 10
 JOB_ROOT = "/var/lib/mirrorneuron/jobs"
+# Manifests longer than this are judged off the event loop.
+LARGE_MANIFEST_CHARS = 256 * 1024
 
 
 def _loads(raw: bytes) -> Any:
@@ -530,14 +532,11 @@ class InMemoryRuntime(RuntimePort):
         return job
 
     async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
-        try:
-            raw = orjson.loads(manifest_json)
-        except orjson.JSONDecodeError as err:
-            raise ManifestInvalidError([_parser_message(manifest_json, err)]) from err
-        errors = validate_manifest(raw)
-        if errors:
-            raise ManifestInvalidError(errors)
-        manifest = parse_manifest(raw)
+        if len(manifest_json) > LARGE_MANIFEST_CHARS:
+            # Judged on a thread, so that the loop keeps serving while a huge one is read.
+            manifest = await asyncio.to_thread(_judge, manifest_json)
+        else:
+            manifest = _judge(manifest_json)
         if self.release.checks_requirements:
             self._check_requirements(manifest)
         job = self._new_job(manifest, payloads)
@@ -917,6 +916,18 @@ class InMemoryRuntime(RuntimePort):
 def _type_of(raw: bytes) -> str:
     kind = orjson.loads(raw).get("type")
     return kind if isinstance(kind, str) else ""
+
+
+def _judge(manifest_json: str) -> Manifest:
+    """The manifest the text holds, or the core's refusal of it."""
+    try:
+        raw = orjson.loads(manifest_json)
+    except orjson.JSONDecodeError as err:
+        raise ManifestInvalidError([_parser_message(manifest_json, err)]) from err
+    problems = check_manifest(raw)
+    if problems:
+        raise ManifestInvalidError(problems.listed, problems.total)
+    return parse_manifest(raw)
 
 
 def _simulate(config: Mapping[str, Any]) -> Mapping[str, Any]:

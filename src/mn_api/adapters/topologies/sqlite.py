@@ -59,3 +59,9 @@ class SqliteTopologyStore(TopologyStore):
         await self._db.run(
             lambda db: db.execute("DELETE FROM topologies WHERE job_id = ?", (job_id,))
         )
+
+    async def purge(self) -> int:
+        now = self._clock()
+        return await self._db.run(
+            lambda db: db.execute("DELETE FROM topologies WHERE expires_at <= ?", (now,)).rowcount
+        )

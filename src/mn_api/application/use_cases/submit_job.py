@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from contextlib import suppress
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 
 from mn_api.application.ports import BundleStore, JobAck, RuntimePort, TopologyStore
 from mn_api.application.webhooks import WebhookRequest, Webhooks
-from mn_api.domain.errors import DomainError, RequestValidationError
+from mn_api.domain.errors import DomainError, RequestValidationError, TooLargeForRuntimeError
 from mn_api.domain.payload_paths import check_payload_path
 
 log = logging.getLogger("mn_api.jobs")
@@ -32,19 +33,29 @@ class SubmitJob:
         bundles: BundleStore,
         webhooks: Webhooks,
         topologies: TopologyStore,
+        bundle_submissions: int = 4,
     ) -> None:
         self._runtime = runtime
         self._bundles = bundles
         self._webhooks = webhooks
         self._topologies = topologies
+        # A bundle is read whole to be sent: this many at once bound the memory it takes.
+        self._bundle_slots = asyncio.Semaphore(bundle_submissions)
 
     async def __call__(self, command: SubmitJobCommand) -> JobAck:
-        payloads = dict(command.payloads)
-        manifest_json = command.manifest_json
-        if command.bundle_id is not None:
+        if command.bundle_id is None:
+            return await self._submit(command, dict(command.payloads), command.manifest_json)
+        async with self._bundle_slots:
             bundle = await self._bundles.load(command.bundle_id)
-            payloads = {**bundle.payloads, **payloads}
-            manifest_json = manifest_json or bundle.manifest_json
+            payloads = bundle.payloads
+            payloads.update(command.payloads)  # one copy of the bundle, not two
+            manifest_json = command.manifest_json or bundle.manifest_json
+            del bundle
+            return await self._submit(command, payloads, manifest_json)
+
+    async def _submit(
+        self, command: SubmitJobCommand, payloads: dict[str, bytes], manifest_json: str | None
+    ) -> JobAck:
         if manifest_json is None:
             raise RequestValidationError(
                 "give a manifest (manifest_json or manifest) or a bundle_id",
@@ -53,6 +64,7 @@ class SubmitJob:
         _require_object(manifest_json)
         for key in payloads:
             check_payload_path(key)
+        self._check_size(manifest_json, payloads)
         planned = await self._webhooks.plan(command.webhook)
         ack = await self._runtime.submit_job(manifest_json, payloads)
         try:
@@ -70,6 +82,22 @@ class SubmitJob:
                     await self._runtime.cancel_job(ack.job_id)
                 raise
         return ack
+
+    def _check_size(self, manifest_json: str, payloads: Mapping[str, bytes]) -> None:
+        """Refuse, before anything is sent, what one message to the runtime cannot carry."""
+        limit = self._runtime.message_limit_bytes
+        if limit is None:
+            return
+        size = len(manifest_json.encode("utf-8", "surrogatepass"))
+        size += sum(
+            len(key.encode("utf-8", "surrogatepass")) + len(data) for key, data in payloads.items()
+        )
+        if size > limit:
+            raise TooLargeForRuntimeError(
+                f"the manifest and payloads hold {size} bytes; one submission to the runtime "
+                f"carries at most {limit}",
+                limit,
+            )
 
 
 def _require_object(manifest_json: str) -> None:

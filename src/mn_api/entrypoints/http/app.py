@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 from mn_api import __version__
 from mn_api.container import Container
 from mn_api.entrypoints.http import problems
-from mn_api.entrypoints.http.auth import Authenticator
+from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
 from mn_api.entrypoints.http.deps import resolve
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.openapi import install_openapi
@@ -42,6 +42,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         runtime = container.runtime()
         await runtime.start()
+        housekeeping = container.housekeeping()
+        housekeeping.start()
         worker = container.webhook_worker() if container.webhook_config().enabled else None
         if worker is not None:
             container.webhooks().on_subscribed(worker.wake)
@@ -53,6 +55,8 @@ def create_app(container: Container | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await housekeeping.stop()
+            await container.idempotency().close()
             if worker is not None:
                 await worker.stop()
                 await container.notifier().close()
@@ -74,8 +78,11 @@ def create_app(container: Container | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.container = container
-    app.state.authenticator = Authenticator(settings.api_tokens, settings.read_tokens)
-    app.state.rate_limiter = container.rate_limiter() if settings.rate_limit else None
+    gatekeeper = Gatekeeper(
+        Authenticator(settings.api_tokens, settings.read_tokens),
+        container.rate_limiter() if settings.rate_limit else None,
+    )
+    app.state.gatekeeper = gatekeeper
     app.state.provided = resolve(container)
     problems.install(app)
 
@@ -112,6 +119,16 @@ def create_app(container: Container | None = None) -> FastAPI:
         GatewayMiddleware,
         limit_bytes=settings.request_size_limit_bytes,
         telemetry=container.telemetry(),
+        gatekeeper=gatekeeper,
+        public_paths=frozenset(
+            {
+                *(route.path for route in system.public.routes),  # type: ignore[attr-defined]
+                "/docs",
+                "/redoc",
+                app.openapi_url or "/openapi.json",
+            }
+        ),
+        public_prefixes=(f"{_ASSETS}/",),
     )
     return app
 

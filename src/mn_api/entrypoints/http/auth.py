@@ -54,30 +54,60 @@ class Authenticator:
         return None
 
 
+# Where the middleware leaves the caller it admitted, for the routes that need it.
+CALLER_KEY = "mn_api.caller"
+
+
+class Gatekeeper:
+    """Admits a request from its headers alone, before any body is read: the rate limit
+    (by caller, or by address for an unknown token), then the token, then write rights."""
+
+    def __init__(self, authenticator: Authenticator, limiter: RateLimiter | None) -> None:
+        self.authenticator = authenticator
+        self.limiter = limiter
+
+    async def admit(self, method: str, authorization: str | None, client: str) -> Caller:
+        """The caller, or raises the problem to answer (401, 403, 429)."""
+        token = _bearer_token(authorization)
+        caller = self.authenticator.identify(token, client)
+        if self.limiter is not None:
+            # Callers with a bad token are limited by address, which also slows guessing.
+            wait = await self.limiter.hit(caller.id if caller else f"addr:{client}")
+            if wait is not None:
+                raise RateLimitedError(wait)
+        if caller is None:
+            raise HttpProblem(
+                401,
+                "unauthorized",
+                "a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if not caller.can_write and method not in READ_METHODS:
+            raise HttpProblem(403, "forbidden", "this token may only read")
+        return caller
+
+
+def _bearer_token(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
 async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    authenticator: Authenticator = request.app.state.authenticator
+    """The caller the middleware admitted (the dependency documents the bearer scheme)."""
+    caller = request.scope.get(CALLER_KEY)
+    if isinstance(caller, Caller):
+        return caller
+    gatekeeper: Gatekeeper = request.app.state.gatekeeper
+    authorization = f"Bearer {credentials.credentials}" if credentials is not None else None
     client = request.client.host if request.client else "unknown"
-    token = credentials.credentials if credentials is not None else None
-    caller = authenticator.identify(token, client)
-    limiter: RateLimiter | None = request.app.state.rate_limiter
-    if limiter is not None:
-        # Callers with a bad token are limited by address, which also slows guessing.
-        wait = await limiter.hit(caller.id if caller else f"addr:{client}")
-        if wait is not None:
-            raise RateLimitedError(wait)
-    if caller is None:
-        raise HttpProblem(
-            401,
-            "unauthorized",
-            "a valid bearer token is required",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    if not caller.can_write and request.method not in READ_METHODS:
-        raise HttpProblem(403, "forbidden", "this token may only read")
-    return caller
+    return await gatekeeper.admit(request.method, authorization, client)
 
 
 AuthDep = Annotated[Caller, Depends(authenticate)]

@@ -1,7 +1,9 @@
-"""GatewayMiddleware: request ids, the body size limit and one access-log line per request.
+"""GatewayMiddleware: request ids, admission, the body size limit, HEAD, and one access-log
+line per request.
 
-Written as plain ASGI so that it costs little on every request and can refuse a body
-while it streams in, before any route reads it.
+Written as plain ASGI so that it costs little on every request and can refuse a request
+from its headers (no token, over the rate limit, a body too large) before anything reads
+its body, and a body while it streams in.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application.context import request_id
-from mn_api.entrypoints.http.problems import HttpProblem, problem_body
+from mn_api.domain.errors import DomainError
+from mn_api.entrypoints.http.auth import CALLER_KEY, Gatekeeper
+from mn_api.entrypoints.http.problems import HttpProblem, domain_problem, http_problem, problem_body
 from mn_api.entrypoints.http.responses import PROBLEM_JSON, dumps
 
 Scope = MutableMapping[str, Any]
@@ -25,6 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 access_log = logging.getLogger("mn_api.access")
+log = logging.getLogger("mn_api.http")
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
 
@@ -39,10 +44,30 @@ class RequestTooLargeError(HttpProblem):
 
 
 class GatewayMiddleware:
-    def __init__(self, app: ASGIApp, *, limit_bytes: int, telemetry: PrometheusTelemetry) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit_bytes: int,
+        telemetry: PrometheusTelemetry,
+        gatekeeper: Gatekeeper | None = None,
+        public_paths: frozenset[str] = frozenset(),
+        public_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.limit = limit_bytes
         self.telemetry = telemetry
+        self.gatekeeper = gatekeeper
+        self.public_paths = public_paths
+        self.public_prefixes = public_prefixes
+
+    def _is_public(self, method: str, path: str) -> bool:
+        # Preflights carry no credentials; the CORS layer answers them.
+        return (
+            method == "OPTIONS"
+            or path in self.public_paths
+            or path.startswith(self.public_prefixes)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,22 +76,32 @@ class GatewayMiddleware:
         started = time.perf_counter()
         rid_bytes = b""
         length: bytes | None = None
+        authorization: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _SAFE_ID.match(value):
                 rid_bytes = value
             elif name == b"content-length":
                 length = value
+            elif name == b"authorization":
+                authorization = value
         # Request ids need to be unique, not secret: no system call for randomness here.
         rid = rid_bytes.decode() if rid_bytes else f"{getrandbits(128):032x}"
         rid_header = (b"x-request-id", rid.encode())
         token = request_id.set(rid)
         status = 500
+        started_response = False
+        method = scope["method"]
         self.telemetry.in_flight.inc()
+        if method == "HEAD":
+            # Every GET route answers HEAD: the same status and headers, and no body.
+            scope = {**scope, "method": "GET"}
+            receive, send = _head_only(receive, send)
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
             await send(message)
 
@@ -75,7 +110,39 @@ class GatewayMiddleware:
             if refusal is not None:
                 await _send_problem(send_with_id, *refusal)
                 return
+            if self.gatekeeper is not None and not self._is_public(method, scope["path"]):
+                client = scope.get("client")
+                try:
+                    scope[CALLER_KEY] = await self.gatekeeper.admit(
+                        method,
+                        authorization.decode("latin-1") if authorization else None,
+                        client[0] if client else "unknown",
+                    )
+                except (DomainError, HttpProblem) as refused:
+                    answer = (
+                        domain_problem(refused)
+                        if isinstance(refused, DomainError)
+                        else http_problem(refused)
+                    )
+                    if length is not None and length != b"0":
+                        # The body was never read: the connection cannot carry another request.
+                        answer.headers["connection"] = "close"
+                    await answer(scope, receive, send_with_id)
+                    return
             await self.app(scope, self._limited(receive), send_with_id)
+        except Exception as error:
+            # One line, without the stack (which may hold paths and values); the caller gets
+            # a problem with its request id, on a connection that stays usable.
+            log.error("unhandled %s in %s %s", type(error).__name__, method, scope["path"])
+            if not started_response:
+                await _send_problem(
+                    send_with_id,
+                    500,
+                    problem_body(
+                        500, "internal_error", "the gateway could not complete the request"
+                    ),
+                    keep_alive=True,
+                )
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -116,17 +183,37 @@ class GatewayMiddleware:
         return receive_limited
 
 
-async def _send_problem(send: Send, status: int, body: dict[str, Any]) -> None:
+async def _send_problem(
+    send: Send, status: int, body: dict[str, Any], *, keep_alive: bool = False
+) -> None:
     payload = dumps(body)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if not keep_alive:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _head_only(receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """Pass on the response's start, end it there, and tell the route the client has gone
+    (so a stream stops at once)."""
+    done = False
+
+    async def send_head(message: Message) -> None:
+        nonlocal done
+        if done:
+            return
+        if message["type"] == "http.response.start":
+            await send(message)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            done = True
+
+    async def receive_head() -> Message:
+        if done:
+            return {"type": "http.disconnect"}
+        return await receive()
+
+    return receive_head, send_head

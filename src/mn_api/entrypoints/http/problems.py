@@ -45,6 +45,15 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.RequestValidationError, ProblemKind(422, "validation_error", "Validation error")),
     (e.UnsafePayloadPathError, ProblemKind(422, "unsafe_payload_path", "Unsafe payload path")),
     (e.BundleRejectedError, ProblemKind(400, "bundle_rejected", "Bundle rejected")),
+    (e.TooLargeForRuntimeError, ProblemKind(413, "request_too_large", "Request too large")),
+    (
+        e.InsufficientStorageError,
+        ProblemKind(507, "insufficient_storage", "Insufficient storage"),
+    ),
+    (
+        e.BundleStoreUnavailableError,
+        ProblemKind(503, "bundle_store_unavailable", "Bundle store unavailable"),
+    ),
     (e.RuntimeOverloadedError, ProblemKind(503, "resource_overloaded", "Runtime overloaded")),
     (e.RuntimeUnavailableError, ProblemKind(503, "runtime_unavailable", "Runtime unavailable")),
     (e.RuntimeTimeoutError, ProblemKind(504, "runtime_timeout", "Runtime timeout")),
@@ -58,6 +67,10 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (
         e.IdempotencyKeyReusedError,
         ProblemKind(422, "idempotency_key_reused", "Idempotency-Key reused"),
+    ),
+    (
+        e.IdempotencyOutcomeUnknownError,
+        ProblemKind(409, "idempotency_outcome_unknown", "Outcome unknown"),
     ),
     (
         e.IdempotencyInFlightError,
@@ -128,14 +141,21 @@ def domain_problem(error: e.DomainError) -> Response:
     code = kind.code
     if isinstance(error, e.ManifestInvalidError):
         extra["errors"] = error.errors
+        extra["error_count"] = error.total
     elif isinstance(error, e.RequestValidationError):
         extra["errors"] = error.fields
     elif isinstance(error, e.BundleRejectedError):
         code = error.code
     elif isinstance(error, e.UnsafePayloadPathError):
         extra["reason"] = error.reason
+    elif isinstance(error, e.TooLargeForRuntimeError):
+        extra["limit_bytes"] = error.limit_bytes
     elif isinstance(
-        error, e.RuntimeUnavailableError | e.RuntimeOverloadedError | e.SharedStateUnavailableError
+        error,
+        e.RuntimeUnavailableError
+        | e.RuntimeOverloadedError
+        | e.SharedStateUnavailableError
+        | e.BundleStoreUnavailableError,
     ):
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     elif isinstance(error, e.RateLimitedError):
@@ -181,6 +201,10 @@ _HTTP_CODES = {
 
 async def _on_http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    return http_problem(exc)
+
+
+def http_problem(exc: HTTPException) -> Response:
     code = getattr(exc, "code", None) or _HTTP_CODES.get(exc.status_code, "http_error")
     extra = getattr(exc, "extra", None) or {}
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase

@@ -14,6 +14,7 @@ from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
+from mn_api.entrypoints.http.json_body import StrictJsonRoute
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
@@ -29,6 +30,7 @@ router = APIRouter(
     tags=["jobs"],
     dependencies=[Depends(authenticate)],
     responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    route_class=StrictJsonRoute,
 )
 
 NOT_FOUND = problems(404, 422)
