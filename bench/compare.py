@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,17 @@ HERE = Path(__file__).resolve().parent
 PEER_REQUIREMENTS = ["mirrorneuron-api==1.1.0", "mirrorneuron-python-sdk==1.1.0"]
 CONNECTIONS = 64
 MB = 1024 * 1024
+# What the bare forwarder answers (it has no agent graph: that one is compared with our
+# own listing of the same history).
+FLOOR_ROUTES = frozenset(
+    {
+        "GET /health",
+        "GET /jobs/{id}",
+        "GET /jobs?limit=20",
+        "GET /jobs/{id}/events (1,000 events)",
+        "POST /jobs",
+    }
+)
 POST_MANIFEST = {
     "manifest_version": "1",
     "graph_id": "bench",
@@ -49,6 +61,14 @@ class Run:
     p99_ms: float
     non2xx: int
     peak_rss_mb: float
+    # The server's CPU time (user + system, from /proc) per request answered, in µs.
+    cpu_us: float = 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time so far (its threads included), from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -101,9 +121,11 @@ def wrk_run(wrk: str, url: str, seconds: int, pid: int, env: dict[str, str] | No
         url,
     ]
     with PeakRss(pid) as watch:
+        cpu_before = cpu_seconds(pid)
         result = subprocess.run(
             command, capture_output=True, text=True, check=True, env={**os.environ, **(env or {})}
         )
+        cpu = cpu_seconds(pid) - cpu_before
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     return Run(
         figures["requests"] / figures["seconds"],
@@ -111,6 +133,7 @@ def wrk_run(wrk: str, url: str, seconds: int, pid: int, env: dict[str, str] | No
         figures["p99_ms"],
         figures["non2xx"] + figures["socket_errors"],
         watch.peak / MB,
+        cpu * 1e6 / max(figures["requests"], 1),
     )
 
 
@@ -163,12 +186,16 @@ def main() -> None:
     parser.add_argument("--seed-jobs", type=int, default=50)
     parser.add_argument("--history", type=int, default=100_000)
     parser.add_argument("--keep-peer", action="store_true", help="keep the peer's venv")
+    parser.add_argument(
+        "--without-peer", action="store_true", help="only this gateway and the floor (faster)"
+    )
+    parser.add_argument("--only", default="", help="run only routes whose name holds this")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     args = parser.parse_args()
 
     wrk = ensure_wrk()
     peer_dir = Path(tempfile.gettempdir()) / "mn-api-bench-peer"
-    peer_bin = install_peer(peer_dir)
+    contestants = ["ours", "floor"] if args.without_peer else ["ours", "floor", "peer"]
     work = Path(tempfile.mkdtemp(prefix="mn-api-bench-"))
     processes: list[subprocess.Popen] = []
     try:
@@ -192,7 +219,10 @@ def main() -> None:
         processes.append(core)
         target = f"127.0.0.1:{core_port}"
         servers = {}
-        for who, command in (("ours", [str(BIN / "mn-api")]), ("peer", [str(peer_bin)])):
+        commands = {"ours": [str(BIN / "mn-api")]}
+        if not args.without_peer:
+            commands["peer"] = [str(install_peer(peer_dir))]
+        for who, command in commands.items():
             port = free_port()
             env = {
                 "MN_GRPC_TARGET": target,
@@ -206,6 +236,25 @@ def main() -> None:
             process = start(command, env=env)
             processes.append(process)
             servers[who] = (f"http://127.0.0.1:{port}", process)
+        floor_port = free_port()
+        floor = start(
+            [
+                str(BIN / "uvicorn"),
+                "bench.forwarder:app",
+                "--port",
+                str(floor_port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env={"PYTHONPATH": str(HERE.parent), "MN_GRPC_TARGET": target},
+        )
+        processes.append(floor)
+        servers["floor"] = (f"http://127.0.0.1:{floor_port}", floor)
         minimal_port = free_port()
         minimal = start(
             [
@@ -251,8 +300,9 @@ def main() -> None:
         ceiling_http = wrk_run(wrk, f"http://127.0.0.1:{minimal_port}/", args.duration, minimal.pid)
         ceiling_core = _core_ceiling(target, job, args.duration, "getjob")
         ceiling_stream = _core_ceiling(target, job, args.duration, "stream")
+        routes = [r for r in routes if args.only in r[0]]
         history = {}
-        for who in ("ours", "peer"):
+        for who in [c for c in contestants if c != "floor"]:
             base, process = servers[who]
             settle(base)
             idle = rss_bytes(process.pid) / MB
@@ -263,13 +313,18 @@ def main() -> None:
         for name, path, env in routes:
             row = Row(name)
             for _ in range(args.rounds):
-                for who in ("ours", "peer"):  # A B A B
+                for who in contestants:  # A B C A B C
+                    if who == "floor" and name not in FLOOR_ROUTES:
+                        continue
                     base, process = servers[who]
                     settle(base)
                     row.runs.setdefault(who, []).append(
                         wrk_run(wrk, base + path, args.duration, process.pid, env)
                     )
-            print(f"{name}: ours {row.best('ours')}, peer {row.best('peer')}", flush=True)
+            print(
+                f"{name}: " + ", ".join(f"{who} {row.best(who)}" for who in contestants),
+                flush=True,
+            )
             rows.append(row)
         ceiling_submit = _core_ceiling(target, job, args.duration, "submit")
         report = _report(
@@ -308,6 +363,26 @@ def _core_ceiling(target: str, job: str, seconds: int, rpc: str) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _cell(run: Run | None, show: Callable[[Run], str]) -> str:
+    return show(run) if run is not None else "-"
+
+
+def _cpu(run: Run) -> str:
+    return f"{run.cpu_us:,.0f}"
+
+
+def _rate(run: Run) -> str:
+    return f"{run.requests_per_second:,.0f}"
+
+
+def _latency(run: Run) -> str:
+    return f"{run.p50_ms:.1f} / {run.p99_ms:.1f}"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
 def _report(
     rows: list[Row],
     ceiling_http: Run,
@@ -317,72 +392,102 @@ def _report(
     history: dict,
     args: argparse.Namespace,
 ) -> str:
+    peer = not args.without_peer
     lines = [
-        "# Benchmark: this gateway against mirrorneuron-api 1.1.0",
+        "# Benchmark: this gateway, the bare forwarder"
+        + (" and mirrorneuron-api 1.1.0" if peer else ""),
         "",
         f"Machine: {machine()}.",
         f"Command: `make bench` (`python -m bench.compare --duration {args.duration} "
-        f"--rounds {args.rounds}`). Both gateways run one worker in front of the same "
-        f"mn-fake-core, driven by wrk with {CONNECTIONS} connections, alternating A B A B; "
-        "each cell is the better of the rounds (by requests/s).",
+        f"--rounds {args.rounds}`). Every server runs one worker in front of the same "
+        f"mn-fake-core, driven by wrk with {CONNECTIONS} connections, in turn; each cell is "
+        "the better of the rounds (by requests/s). The floor is `bench/forwarder.py`: a bare "
+        "ASGI app on uvicorn + uvloop + httptools that forwards each request over one "
+        "grpc.aio channel and hands the core's bytes back. CPU is the server's user + system "
+        "time from /proc over the run, divided by the requests it answered.",
         "",
-        "| route | ours req/s | peer req/s | ours/peer | ours p50 / p99 (ms) | "
-        "peer p50 / p99 (ms) | non-2xx ours / peer | peak RSS ours / peer (MB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "## CPU per request",
+        "",
+        "| route | ours µs | floor µs | ours/floor | target |" + (" peer µs |" if peer else ""),
+        "|---|---|---|---|---|" + ("---|" if peer else ""),
     ]
+    listing = next((r for r in rows if r.name.startswith("GET /jobs/{id}/events")), None)
     for row in rows:
-        ours, peer = row.best("ours"), row.best("peer")
-        assert ours is not None and peer is not None
-        ratio = (
-            ours.requests_per_second / peer.requests_per_second
-            if peer.requests_per_second
-            else float("inf")
-        )
-        lines.append(
-            f"| {row.name} | {ours.requests_per_second:,.0f} | {peer.requests_per_second:,.0f} "
-            f"| {ratio:.1f}x | {ours.p50_ms:.1f} / {ours.p99_ms:.1f} | "
-            f"{peer.p50_ms:.1f} / {peer.p99_ms:.1f} | {ours.non2xx} / {peer.non2xx} | "
-            f"{ours.peak_rss_mb:.0f} / {peer.peak_rss_mb:.0f} |"
-        )
-    job_row = _best(next(r for r in rows if r.name == "GET /jobs/{id}"))
+        ours, floor, other = row.best("ours"), row.best("floor"), row.best("peer")
+        assert ours is not None
+        if row.name.startswith("GET /jobs/{id}/agent-graph") and listing is not None:
+            base = listing.best("ours")
+            ratio = _ratio(ours.cpu_us, base.cpu_us) + " of our listing" if base else "-"
+            target = "1.5x our listing"
+        else:
+            ratio = _ratio(ours.cpu_us, floor.cpu_us) if floor else "-"
+            target = {"GET /health": "-"}.get(row.name, "1.5x")
+            if "events" in row.name:
+                target = "1.2x"
+        line = f"| {row.name} | {ours.cpu_us:,.0f} | {_cell(floor, _cpu)} | {ratio} | {target} |"
+        if peer:
+            line += f" {_cell(other, _cpu)} |"
+        lines.append(line)
     lines += [
         "",
-        "Ceilings measured in the same run:",
+        "## Throughput and latency",
         "",
-        f"- HTTP stack (bare ASGI app, uvicorn + uvloop + httptools, one worker): "
-        f"{ceiling_http.requests_per_second:,.0f} req/s; GET /jobs/{{id}} reaches "
-        f"{job_row.requests_per_second / ceiling_http.requests_per_second:.0%} of it.",
-        f"- Core, GetJob from a tight grpc.aio client ({CONNECTIONS} concurrent calls): "
-        f"{ceiling_core['calls_per_second']:,.0f} calls/s; GET /jobs/{{id}} reaches "
-        f"{job_row.requests_per_second / ceiling_core['calls_per_second']:.0%} of it.",
+        "| route | ours req/s | floor req/s | ours p50 / p99 (ms) | non-2xx | peak RSS (MB) |"
+        + (" peer req/s | ours/peer | peer p50 / p99 (ms) |" if peer else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|" if peer else ""),
+    ]
+    for row in rows:
+        ours, floor, other = row.best("ours"), row.best("floor"), row.best("peer")
+        assert ours is not None
+        line = (
+            f"| {row.name} | {ours.requests_per_second:,.0f} | {_cell(floor, _rate)} | "
+            f"{_latency(ours)} | {ours.non2xx} | {ours.peak_rss_mb:.0f} |"
+        )
+        if peer:
+            versus = _ratio(ours.requests_per_second, other.requests_per_second) if other else "-"
+            line += f" {_cell(other, _rate)} | {versus} | {_cell(other, _latency)} |"
+        lines.append(line)
+    job_rows = [r for r in rows if r.name == "GET /jobs/{id}"]
+    lines += ["", "Ceilings measured in the same run:", ""]
+    if job_rows:
+        job_row = _best(job_rows[0])
+        lines += [
+            f"- HTTP stack (bare ASGI app, uvicorn + uvloop + httptools, one worker): "
+            f"{ceiling_http.requests_per_second:,.0f} req/s; GET /jobs/{{id}} reaches "
+            f"{job_row.requests_per_second / ceiling_http.requests_per_second:.0%} of it.",
+            f"- Core, GetJob from a tight grpc.aio client ({CONNECTIONS} concurrent calls): "
+            f"{ceiling_core['calls_per_second']:,.0f} calls/s; GET /jobs/{{id}} reaches "
+            f"{job_row.requests_per_second / ceiling_core['calls_per_second']:.0%} of it.",
+        ]
+    streamed = [r for r in rows if "1,000 events" in r.name]
+    lines.append(
         f"- Core, StreamEvents of the 1,000-event history: "
         f"{ceiling_stream['calls_per_second']:,.1f} full reads/s "
-        f"({ceiling_stream['events_per_second']:,.0f} events/s); "
-        + "; ".join(
-            f"{row.name.split(' (')[0]} reaches "
+        f"({ceiling_stream['events_per_second']:,.0f} events/s)"
+        + "".join(
+            f"; {row.name.split(' (')[0]} reaches "
             f"{_best(row).requests_per_second / ceiling_stream['calls_per_second']:.0%} of it"
-            for row in rows
-            if "1,000 events" in row.name
+            for row in streamed
         )
-        + ".",
-    ]
-    post = _best(next(r for r in rows if r.name == "POST /jobs"))
-    lines.append(
-        f"- Core, SubmitJob from a tight grpc.aio client: {ceiling_submit['calls_per_second']:,.0f}"
-        f" calls/s; POST /jobs reaches "
-        f"{post.requests_per_second / ceiling_submit['calls_per_second']:.0%} of it."
+        + "."
     )
-    (o_s, o_g, o_b, o_idle), (p_s, p_g, p_b, p_idle) = history["ours"], history["peer"]
+    posts = [r for r in rows if r.name == "POST /jobs"]
+    if posts:
+        lines.append(
+            f"- Core, SubmitJob from a tight grpc.aio client: "
+            f"{ceiling_submit['calls_per_second']:,.0f} calls/s; POST /jobs reaches "
+            f"{_best(posts[0]).requests_per_second / ceiling_submit['calls_per_second']:.0%} of it."
+        )
     lines += [
         "",
         f"Reading a {args.history:,}-event history in one GET /jobs/{{id}}/events:",
         "",
         "| | time (s) | peak RSS growth (MB) | RSS before (MB) | answer (MB) |",
         "|---|---|---|---|---|",
-        f"| ours | {o_s:.2f} | {o_g:.1f} | {o_idle:.0f} | {o_b / MB:.1f} |",
-        f"| peer | {p_s:.2f} | {p_g:.1f} | {p_idle:.0f} | {p_b / MB:.1f} |",
-        "",
     ]
+    for who, (seconds, growth, size, idle) in history.items():
+        lines.append(f"| {who} | {seconds:.2f} | {growth:.1f} | {idle:.0f} | {size / MB:.1f} |")
+    lines.append("")
     return "\n".join(lines)
 
 

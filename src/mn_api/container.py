@@ -19,6 +19,7 @@ from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.ratelimit import LimitsRateLimiter, Unlimited
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
+from mn_api.adapters.topologies.batched import BatchedTopologyStore
 from mn_api.adapters.topologies.redis import RedisTopologyStore
 from mn_api.adapters.topologies.sqlite import SqliteTopologyStore
 from mn_api.adapters.webhooks.notifier import HttpxNotifier
@@ -141,7 +142,7 @@ class Container(containers.DeclarativeContainer):
         store=idempotency_store,
         ttl_seconds=providers.Callable(lambda s: s.idempotency_ttl_seconds, settings),
     )
-    topology_store = providers.Selector(
+    kept_topologies = providers.Selector(
         shared_state,
         local=providers.Singleton(
             SqliteTopologyStore,
@@ -154,6 +155,8 @@ class Container(containers.DeclarativeContainer):
             ttl_seconds=providers.Callable(lambda s: s.topology_ttl_seconds, settings),
         ),
     )
+    # Written behind each answer, many at once: a submission does not wait for its own.
+    topology_store = providers.Singleton(BatchedTopologyStore, inner=kept_topologies)
     housekeeping = providers.Singleton(
         Housekeeping,
         idempotency=idempotency_store,

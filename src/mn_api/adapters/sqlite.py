@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -12,6 +13,23 @@ from typing import TypeVar
 from mn_api.domain.errors import SharedStateUnavailableError
 
 T = TypeVar("T")
+
+
+def _setup(db: sqlite3.Connection, schema: str) -> None:
+    """WAL and the schema. Switching to WAL takes a lock that SQLite's busy timeout does not
+    wait for, so connections opened at the same moment (the first ones of a new file)
+    take turns."""
+    for attempt in range(50):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
 
 
 class SqliteDatabase:
@@ -29,9 +47,7 @@ class SqliteDatabase:
         if db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             db = sqlite3.connect(self._path, timeout=10, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(self._schema)
+            _setup(db, self._schema)
             self._local.db = db
         return db
 

@@ -129,6 +129,10 @@ class TopologyStore(ABC):
         """Keep the topology of the manifest the runtime accepted for `job_id`."""
 
     @abstractmethod
+    async def save_many(self, topologies: Sequence[tuple[str, bytes]]) -> None:
+        """Keep several topologies at once, each as its JSON text, by job id."""
+
+    @abstractmethod
     async def load(self, job_id: str) -> Mapping[str, Any] | None:
         """`{"nodes": [...], "edges": [...], "entrypoints": [...]}`, or None when unknown."""
 

@@ -15,15 +15,7 @@ from typing import Any
 from mn_api.domain.graph import DEFAULT_TEMPLATE
 
 # Flags a client reads without the trailing question mark.
-_FLAG_ALIASES = {"running?": "running", "paused?": "paused"}
-
-
-def _with_flags(document: Mapping[str, Any]) -> dict[str, Any]:
-    view = dict(document)
-    for core_name, alias in _FLAG_ALIASES.items():
-        if alias not in view and isinstance(view.get(core_name), bool):
-            view[alias] = view[core_name]
-    return view
+_FLAG_ALIASES = (("running?", "running"), ("paused?", "paused"))
 
 
 def _declared(topology: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -47,39 +39,40 @@ def _declared(topology: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[
     return types, targets
 
 
-def _agent_view(
-    agent: Mapping[str, Any], types: Mapping[str, str], targets: Mapping[str, list[str]]
-) -> dict[str, Any]:
-    view = _with_flags(agent)
-    agent_id = view.get("agent_id")
+def _fill_agent(
+    agent: dict[str, Any], types: Mapping[str, str], targets: Mapping[str, list[str]]
+) -> None:
+    for core_name, alias in _FLAG_ALIASES:
+        flag = agent.get(core_name)
+        if flag is True or flag is False:
+            agent.setdefault(alias, flag)
+    agent_id = agent.get("agent_id")
     if not isinstance(agent_id, str):
-        return view
-    if "type" not in view and agent_id in types:
-        view["type"] = types[agent_id]
-    if "metadata" not in view:
-        view["metadata"] = {
-            "paused": view.get("paused") is True,
+        return
+    if "type" not in agent and agent_id in types:
+        agent["type"] = types[agent_id]
+    if "metadata" not in agent:
+        agent["metadata"] = {
+            "paused": agent.get("paused") is True,
             "outbound_edges": list(targets.get(agent_id, ())),
         }
-    return view
 
 
 def job_details_view(details: Any, topology: Mapping[str, Any] | None) -> Any:
-    """A job's details with the fields clients read beside the core's own.
+    """A job's details with the fields clients read beside the core's own, filled in place
+    (the caller owns `details`: a document parsed for this request).
 
     `topology` is the job's declared nodes and edges, when the gateway knows them.
     """
-    if not isinstance(details, Mapping):
+    if not isinstance(details, dict):
         return details
-    view = dict(details)
-    agents = view.get("agents")
-    if isinstance(agents, list):
+    agents = details.get("agents")
+    if isinstance(agents, list) and agents:
         types, targets = _declared(topology)
-        view["agents"] = [
-            _agent_view(agent, types, targets) if isinstance(agent, Mapping) else agent
-            for agent in agents
-        ]
-    return view
+        for agent in agents:
+            if isinstance(agent, dict):
+                _fill_agent(agent, types, targets)
+    return details
 
 
 def system_summary_view(summary: Any) -> Any:

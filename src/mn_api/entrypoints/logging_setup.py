@@ -8,19 +8,15 @@ import logging.handlers
 import queue
 import re
 import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
 
 import orjson
 
 from mn_api.application.context import request_id
 from mn_api.config import Settings
-
-
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id.get() or "-"
-        return True
-
 
 # A URL's query string often holds a receiver's token: no log line keeps it, whichever
 # library wrote the line (the HTTP client logs every request it sends).
@@ -31,20 +27,24 @@ def redact_urls(text: str) -> str:
     return _URL_QUERY.sub(r"\1?redacted", text) if "?" in text else text
 
 
+def _without_secrets(record: logging.LogRecord) -> None:
+    """Writes the record's message out with URL query strings removed, and keeps only the
+    name of an exception (a stack holds paths and values)."""
+    message = record.getMessage()
+    if "?" in message:
+        message = redact_urls(message)
+    if record.exc_info:
+        message = f"{message} ({type(record.exc_info[1]).__name__})"
+        record.exc_info = None
+        record.exc_text = None
+    record.msg, record.args, record.stack_info = message, None, None
+
+
 class SecretFilter(logging.Filter):
-    """Writes each record's message out with URL query strings removed, and keeps only
-    the name of an exception (a stack holds paths and values)."""
+    """`_without_secrets` as a filter, for handlers other than the gateway's own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "?" in message:
-            record.msg, record.args = redact_urls(message), None
-        if record.exc_info:
-            error = record.exc_info[1]
-            record.msg, record.args = f"{record.getMessage()} ({type(error).__name__})", None
-            record.exc_info = None
-            record.exc_text = None
-        record.stack_info = None
+        _without_secrets(record)
         return True
 
 
@@ -62,6 +62,115 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class _RotatingFile(logging.handlers.RotatingFileHandler):
+    """The standard rotating file, counting what it wrote instead of asking the file system
+    (and formatting each record twice) for every line."""
+
+    def __init__(self, filename: Path, max_bytes: int, backup_count: int) -> None:
+        super().__init__(filename, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        self._size = filename.stat().st_size if filename.exists() else 0
+
+    def write_line(self, line: str) -> None:
+        if self.maxBytes > 0 and self._size + len(line) >= self.maxBytes:
+            self.doRollover()
+            self._size = 0
+        if self.stream is None:
+            self.stream = self._open()
+        self.stream.write(line)
+        self._size += len(line)
+
+
+class _Tee(logging.Handler):
+    """Formats each record once and writes the line to stderr and to the rotating file,
+    without a flush per line (the listener flushes once the queue is drained)."""
+
+    def __init__(self, console: TextIO, file: _RotatingFile | None) -> None:
+        super().__init__()
+        self._console = console
+        self._file = file
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + "\n"
+            self._console.write(line)
+            if self._file is not None:
+                self._file.write_line(line)
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self._console.flush()
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        super().close()
+
+
+class _Enqueue(logging.Handler):
+    """The only handler requests touch: it tags the record with its request id, takes
+    secrets out of its text and hands it to the writer thread's queue. No lock and no
+    copy: nothing else reads the record."""
+
+    def __init__(self, records: queue.SimpleQueue[logging.LogRecord]) -> None:
+        super().__init__()
+        self._records = records
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        record.request_id = request_id.get() or "-"
+        _without_secrets(record)
+        self._records.put_nowait(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+
+class _SecondsFormatter(logging.Formatter):
+    """The standard text format, with the date and time worked out once a second."""
+
+    def __init__(self, fmt: str) -> None:
+        super().__init__(fmt)
+        self._second = -1
+        self._text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime(self.default_time_format, self.converter(record.created))
+        return f"{self._text},{int(record.msecs):03d}"
+
+
+# After the first record of a burst, the writer waits this long for the others, so that
+# it wakes (and takes the interpreter from the requests) a few times a second, not once a
+# record.
+GATHER_SECONDS = 0.05
+
+
+class _DrainingListener(logging.handlers.QueueListener):
+    """Handles every record waiting, then flushes once: a burst costs one write call."""
+
+    def _monitor(self) -> None:
+        records = self.queue
+        while True:
+            record = self.dequeue(True)
+            if record is not self._sentinel:
+                time.sleep(GATHER_SECONDS)
+            while record is not self._sentinel:
+                self.handle(record)
+                try:
+                    record = records.get_nowait()
+                except queue.Empty:
+                    break
+            for handler in self.handlers:
+                handler.flush()
+            if record is self._sentinel:
+                return
+
+
 _listener: logging.handlers.QueueListener | None = None
 
 
@@ -73,44 +182,51 @@ def _stop_listener() -> None:
         listener.stop()
 
 
+def _console() -> TextIO:
+    """stderr with its own buffer, so that lines go out once a burst is written rather than
+    one system call each (sys.stderr flushes every line); sys.stderr itself when it has no
+    descriptor (captured, or embedded)."""
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stderr
+    return open(descriptor, "w", buffering=1 << 16, closefd=False)
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 def configure_logging(settings: Settings) -> None:
     """Install the gateway's handlers on the root logger (once per process)."""
     formatter: logging.Formatter = (
-        JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter() if settings.log_format == "json" else _SecondsFormatter(TEXT_FORMAT)
     )
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    file: _RotatingFile | None = None
     try:
         settings.log_file.parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(
-            logging.handlers.RotatingFileHandler(
-                settings.log_file,
-                maxBytes=settings.log_max_bytes,
-                backupCount=settings.log_backup_count,
-                encoding="utf-8",
-            )
-        )
+        file = _RotatingFile(settings.log_file, settings.log_max_bytes, settings.log_backup_count)
         file_note = None
     except OSError as err:
         file_note = f"log file not writable ({err.strerror}); logging to stderr only"
+    writer = _Tee(_console(), file)
+    writer.setFormatter(formatter)
+    # No record needs the caller's frame, thread or process: not looking them up makes
+    # each log call (one per request, at least) cheaper.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    for handler in handlers:
-        handler.setFormatter(formatter)
     # Requests only hand their records to a queue; a thread formats and writes them, so
     # a slow disk or a log rotation never holds up the event loop.
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    front = logging.handlers.QueueHandler(records)
-    front.addFilter(RequestIdFilter())  # runs in the request's context, where the id is
-    front.addFilter(SecretFilter())
-    root.addHandler(front)
+    root.addHandler(_Enqueue(records))
     root.setLevel(settings.log_level)
     global _listener
     _stop_listener()
-    _listener = logging.handlers.QueueListener(records, *handlers)
+    _listener = _DrainingListener(records, writer)
     _listener.start()
     atexit.register(_stop_listener)
     # Uvicorn's own access log would repeat ours without the request id.

@@ -9,7 +9,7 @@ import pytest
 
 from mn_api.config import Settings
 from mn_api.entrypoints import logging_setup
-from mn_api.entrypoints.logging_setup import JsonFormatter, RequestIdFilter, configure_logging
+from mn_api.entrypoints.logging_setup import JsonFormatter, configure_logging
 from tests.support import asgi_client, pipeline_manifest
 
 API = "/api/v1"
@@ -29,8 +29,6 @@ async def test_one_access_line_per_request_with_route_template(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mn_api.access")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RequestIdFilter())
     await client.get(f"{API}/jobs/some-job/events", headers={"X-Request-ID": "rid-7"})
     lines = [r for r in caplog.records if r.name == "mn_api.access"]
     assert len(lines) == 1

@@ -74,10 +74,12 @@ def _loads(raw: bytes) -> Any:
 def _is_heartbeat(raw: bytes) -> bool:
     """Cores keep a quiet stream open with `stream_heartbeat` messages (1.2.5+); others
     send `{"type": "heartbeat"}` or nothing at all. None of these is a job event."""
+    if len(raw) > 512:
+        return False  # heartbeats are short: a long message is an event (the common case)
     stripped = raw.strip()
     if not stripped or stripped == b"{}":
         return True
-    if len(raw) > 512 or (b"heartbeat" not in raw and b'""' not in raw):
+    if b"heartbeat" not in raw and b'""' not in raw:
         return False
     try:
         value = orjson.loads(raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -35,6 +36,8 @@ class PrometheusTelemetry(Telemetry):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._core_children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.requests = Counter(
             "mn_api_http_requests",
             "HTTP requests answered, by method, route template and status",
@@ -87,12 +90,26 @@ class PrometheusTelemetry(Telemetry):
         )
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, route, str(status)).inc()
-        self.request_seconds.labels(method, route).observe(seconds)
+        # The labelled children are looked up once per label set, not once per request.
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(method, route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def core_call(self, rpc: str, code: str, seconds: float) -> None:
-        self.core_calls.labels(rpc, code).inc()
-        self.core_seconds.labels(rpc).observe(seconds)
+        key = (rpc, code)
+        children = self._core_children.get(key)
+        if children is None:
+            children = (self.core_calls.labels(rpc, code), self.core_seconds.labels(rpc))
+            self._core_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def stream_opened(self) -> None:
         self.open_streams.inc()

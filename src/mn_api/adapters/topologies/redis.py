@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -22,9 +22,14 @@ class RedisTopologyStore(TopologyStore):
         self._ttl_ms = int(ttl_seconds * 1000)
 
     async def save(self, job_id: str, manifest_json: str) -> None:
-        blob = orjson.dumps(topology_of(orjson.loads(manifest_json)))
+        await self.save_many([(job_id, orjson.dumps(topology_of(orjson.loads(manifest_json))))])
+
+    async def save_many(self, topologies: Sequence[tuple[str, bytes]]) -> None:
         try:
-            await self._redis.set(_PREFIX + job_id, blob, px=self._ttl_ms)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id, blob in topologies:
+                    pipe.set(_PREFIX + job_id, blob, px=self._ttl_ms)
+                await pipe.execute()
         except RedisError as err:
             raise SharedStateUnavailableError("the topology store cannot be used") from err
 

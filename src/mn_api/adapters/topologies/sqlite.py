@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,14 @@ from mn_api.adapters.sqlite import SqliteDatabase
 from mn_api.application.ports import TopologyStore
 from mn_api.domain.graph import topology_of
 
+# One B-tree, keyed by job id: a submission writes one row, and nothing else is indexed
+# (the purge reads the whole table once a minute, off the loop).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS topologies (
     job_id TEXT PRIMARY KEY,
     topology BLOB NOT NULL,
     expires_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS topologies_expiry ON topologies (expires_at);
+) WITHOUT ROWID;
 """
 
 
@@ -33,17 +33,17 @@ class SqliteTopologyStore(TopologyStore):
         self._clock = clock
 
     async def save(self, job_id: str, manifest_json: str) -> None:
-        blob = orjson.dumps(topology_of(orjson.loads(manifest_json)))
-        now = self._clock()
+        await self.save_many([(job_id, orjson.dumps(topology_of(orjson.loads(manifest_json))))])
 
-        def work(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM topologies WHERE expires_at <= ?", (now,))
-            db.execute(
+    async def save_many(self, topologies: Sequence[tuple[str, bytes]]) -> None:
+        expires = self._clock() + self._ttl
+        rows = [(job_id, blob, expires) for job_id, blob in topologies]
+        await self._db.transaction(
+            lambda db: db.executemany(
                 "INSERT OR REPLACE INTO topologies (job_id, topology, expires_at) VALUES (?, ?, ?)",
-                (job_id, blob, now + self._ttl),
+                rows,
             )
-
-        await self._db.run(work)
+        )
 
     async def load(self, job_id: str) -> Mapping[str, Any] | None:
         now = self._clock()

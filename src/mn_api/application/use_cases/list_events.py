@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from mn_api.application.ports import RuntimePort
-from mn_api.application.use_cases._history import history
 from mn_api.domain.documents import JsonDocument
-from mn_api.domain.events import EventRecord
+from mn_api.domain.events import EventRecord, Heartbeat
 
 
 class EventPage:
-    """The events of one page, passed on one at a time as the runtime sends them.
+    """The events of one page, passed on one at a time as the runtime sends them (its
+    heartbeats skipped here, without a layer of their own: this is the listing's hot loop).
 
     `next_offset` is known once the page has been read to its end: the offset of the
     next page, or None when this page is the last.
@@ -24,8 +24,8 @@ class EventPage:
         offset: int,
         limit: int | None,
         kind: str | None,
-        records: AsyncIterator[EventRecord],
-        first: EventRecord | None,
+        records: AsyncIterator[EventRecord | Heartbeat],
+        first: EventRecord | Heartbeat | None,
     ) -> None:
         self.offset = offset
         self.next_offset: int | None = None
@@ -39,7 +39,9 @@ class EventPage:
         async with aclosing(self._records) as records:
             record = self._first
             while record is not None:
-                if self._kind is None or record.type == self._kind:
+                if type(record) is EventRecord and (
+                    self._kind is None or record.type == self._kind
+                ):
                     matched += 1
                     if matched > self.offset:
                         if self._limit is not None and sent >= self._limit:
@@ -58,8 +60,8 @@ class TailPage(EventPage):
         self,
         tail: int,
         kind: str | None,
-        records: AsyncIterator[EventRecord],
-        first: EventRecord | None,
+        records: AsyncIterator[EventRecord | Heartbeat],
+        first: EventRecord | Heartbeat | None,
     ) -> None:
         super().__init__(0, None, kind, records, first)
         self._tail = tail
@@ -70,13 +72,22 @@ class TailPage(EventPage):
         async with aclosing(self._records) as records:
             record = self._first
             while record is not None:
-                if self._kind is None or record.type == self._kind:
+                if type(record) is EventRecord and (
+                    self._kind is None or record.type == self._kind
+                ):
                     matched += 1
                     last.append(record.document)
                 record = await anext(records, None)
         self.offset = matched - len(last)
         for document in last:
             yield document
+
+
+async def _first_record(items: AsyncIterator[EventRecord | Heartbeat]) -> EventRecord | None:
+    async for item in items:
+        if type(item) is EventRecord:
+            return item
+    return None
 
 
 class ListEvents:
@@ -93,9 +104,12 @@ class ListEvents:
         tail: int | None = None,
     ) -> EventPage:
         """A page from `offset`, or with `tail` the last `tail` events."""
-        records = history(self._runtime, job_id)
-        # Reading the first event now reports an unknown job before any answer starts.
-        first = await anext(records, None)
+        records = self._runtime.stream_events(job_id, follow=False)
+        # Reading the first event now reports an unknown job before any answer starts: a
+        # core may answer one with an empty stream, so then the job is looked up.
+        first = await _first_record(records)
+        if first is None:
+            await self._runtime.get_job(job_id)
         if tail is not None:
             return TailPage(tail, type, records, first)
         return EventPage(offset, limit, type, records, first)

@@ -77,6 +77,7 @@ class GatewayMiddleware:
         rid_bytes = b""
         length: bytes | None = None
         authorization: bytes | None = None
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _SAFE_ID.match(value):
                 rid_bytes = value
@@ -84,6 +85,8 @@ class GatewayMiddleware:
                 length = value
             elif name == b"authorization":
                 authorization = value
+            elif name == b"transfer-encoding":
+                chunked = True
         # Request ids need to be unique, not secret: no system call for randomness here.
         rid = rid_bytes.decode() if rid_bytes else f"{getrandbits(128):032x}"
         rid_header = (b"x-request-id", rid.encode())
@@ -129,7 +132,9 @@ class GatewayMiddleware:
                         answer.headers["connection"] = "close"
                     await answer(scope, receive, send_with_id)
                     return
-            await self.app(scope, self._limited(receive), send_with_id)
+            # Without Content-Length or Transfer-Encoding a request has no body to limit.
+            limited = self._limited(receive) if length is not None or chunked else receive
+            await self.app(scope, limited, send_with_id)
         except Exception as error:
             # One line, without the stack (which may hold paths and values); the caller gets
             # a problem with its request id, on a connection that stays usable.
@@ -147,8 +152,8 @@ class GatewayMiddleware:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.telemetry.in_flight.dec()
-            self.telemetry.request(scope["method"], route, status, seconds)
-            access_log.info("%s %s %d %.1fms", scope["method"], route, status, seconds * 1000)
+            self.telemetry.request(method, route, status, seconds)
+            access_log.info("%s %s %d %.1fms", method, route, status, seconds * 1000)
             request_id.reset(token)
 
     def _check_length(self, length: bytes | None) -> tuple[int, dict[str, Any]] | None:

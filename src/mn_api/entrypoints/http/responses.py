@@ -51,7 +51,7 @@ async def json_document_stream(
     separator = b""
     async for item in items:
         buffer += separator
-        buffer += dumps(item)
+        buffer += item.raw if type(item) is JsonDocument else dumps(item)
         separator = b","
         if len(buffer) >= flush_bytes:
             yield bytes(buffer)

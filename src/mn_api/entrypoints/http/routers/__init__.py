@@ -27,9 +27,8 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
 RUNTIME_ERRORS = (500, 501, 502, 503, 504)
 AUTH_ERRORS = (401, 403)
 
-JobId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$", description="The job's id")
-]
+JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$"
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job's id")]
 IdempotencyKey = Annotated[
     str | None,
     Header(

@@ -11,7 +11,7 @@ from mn_api.application import use_cases as uc
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases._control import JobControl
 from mn_api.entrypoints.http import models as m
-from mn_api.entrypoints.http.auth import AuthDep, authenticate
+from mn_api.entrypoints.http.auth import AuthDep, Caller, authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.json_body import StrictJsonRoute
@@ -82,6 +82,26 @@ async def submit_job(
     With a `webhook`, the URL is checked before the job is submitted (422
     `webhook_url_not_allowed`), and the chosen events are then delivered to it, signed.
     """
+    return await submit(
+        body,
+        await request.body(),
+        caller=caller,
+        use_case=use_case,
+        idempotency=idempotency,
+        idempotency_key=idempotency_key,
+    )
+
+
+async def submit(
+    body: m.SubmitJobRequest,
+    raw_body: bytes,
+    *,
+    caller: Caller,
+    use_case: uc.SubmitJob,
+    idempotency: Idempotency,
+    idempotency_key: str | None,
+) -> Response:
+    """POST /jobs, once its body is valid (shared with the hot path)."""
     manifest_json = body.manifest_json
     if body.manifest is not None:
         manifest_json = orjson.dumps(body.manifest).decode()
@@ -101,7 +121,7 @@ async def submit_job(
         )
 
     async def fingerprint() -> str:
-        return hashlib.sha256(await request.body()).hexdigest()
+        return hashlib.sha256(raw_body).hexdigest()
 
     return await answer_once(
         idempotency=idempotency,

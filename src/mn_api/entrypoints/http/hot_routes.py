@@ -1,0 +1,221 @@
+"""The routes most requests take, answered without the framework's per-request machinery.
+
+GET /jobs/{id}, GET /jobs and POST /jobs are served here when the request is plain: a job
+id the route's pattern accepts, query values in their simple spelling, a JSON body that
+validates. Each calls the same use case and builds the same answer as its FastAPI route;
+the FastAPI route stays in the route table and the OpenAPI document, and every request
+that is not plain (a value to refuse, an unusual spelling, a repeated parameter) goes on to
+it, so validation errors are the framework's own. What the gateway does around every
+request (request ids, admission, limits, metrics, logs) happens before this, in
+GatewayMiddleware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from mn_api.domain.errors import DomainError
+from mn_api.entrypoints.http import models as m
+from mn_api.entrypoints.http.auth import CALLER_KEY, Caller
+from mn_api.entrypoints.http.json_body import LARGE_BODY_BYTES, strict_loads
+from mn_api.entrypoints.http.problems import HttpProblem, domain_problem, http_problem
+from mn_api.entrypoints.http.responses import dumps
+from mn_api.entrypoints.http.routers import API_PREFIX, JOB_ID_PATTERN
+from mn_api.entrypoints.http.routers.jobs import submit
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+JOBS = f"{API_PREFIX}/jobs"
+_JOB_ID = re.compile(JOB_ID_PATTERN.removeprefix("^").removesuffix("$"))
+_JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
+_BOOLS = {"true": True, "false": False}
+
+
+async def send_json(send: Send, status: int, body: bytes, extra: list[Any] | None = None) -> None:
+    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json")]
+    if extra:
+        headers += extra
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp, provided: dict[str, Any], routes: dict[str, Any]) -> None:
+        self.app = app
+        self._get_job = provided["get_job"]
+        self._list_jobs = provided["list_jobs"]
+        self._submit_job = provided["submit_job"]
+        self._idempotency = provided["idempotency"]
+        # The framework's route objects, so that metrics and logs name the same template.
+        self._routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path.startswith(JOBS):
+            method = scope["method"]
+            rest = path[len(JOBS) :]
+            if rest == "":
+                if method == "GET" and await self._list(scope, receive, send):
+                    return
+                if method == "POST":
+                    await self._submit(scope, receive, send)
+                    return
+            elif method == "GET" and rest[0] == "/" and _JOB_ID.fullmatch(rest, 1):
+                await self._job(scope, receive, send, rest[1:])
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, work: Any) -> None:
+        try:
+            await work
+        except DomainError as error:
+            await domain_problem(error)(scope, receive, send)
+        except HttpProblem as problem:
+            await http_problem(problem)(scope, receive, send)
+
+    async def _job(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> None:
+        scope["route"] = self._routes["get_job"]
+
+        async def work() -> None:
+            await send_json(send, 200, dumps(await self._get_job(job_id)))
+
+        await self._answer(scope, receive, send, work())
+
+    async def _list(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        query = _plain_query(scope["query_string"])
+        if query is None:
+            return False
+        limit, include_terminal = 20, True
+        status = graph_id = None
+        for name, value in query.items():
+            if name == "limit":
+                if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 1000):
+                    return False
+                limit = int(value)
+            elif name == "include_terminal":
+                if value not in _BOOLS:
+                    return False
+                include_terminal = _BOOLS[value]
+            elif name == "status":
+                if len(value) > 64:
+                    return False
+                status = value
+            elif name == "graph_id":
+                if len(value) > 256:
+                    return False
+                graph_id = value
+        scope["route"] = self._routes["list_jobs"]
+
+        async def work() -> None:
+            listing = await self._list_jobs(
+                limit=limit, include_terminal=include_terminal, status=status, graph_id=graph_id
+            )
+            await send_json(send, 200, dumps(listing))
+
+        await self._answer(scope, receive, send, work())
+        return True
+
+    async def _submit(self, scope: Scope, receive: Receive, send: Send) -> None:
+        caller = scope.get(CALLER_KEY)
+        content_type = key = None
+        plain = isinstance(caller, Caller)
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                plain = plain and content_type is None
+                content_type = value
+            elif name == b"idempotency-key":
+                plain = plain and key is None
+                key = value
+        try:
+            raw = await _read_body(receive)
+        except HttpProblem as problem:
+            scope["route"] = self._routes["submit_job"]
+            await http_problem(problem)(scope, receive, send)
+            return
+        body = (
+            await _validated(raw)
+            if plain
+            and raw
+            and content_type is not None
+            and _JSON_TYPE.match(content_type.decode("latin-1"))
+            else None
+        )
+        if body is None:
+            # The framework reads the same bytes again and gives its own answer.
+            await self.app(scope, _replay(raw, receive), send)
+            return
+        scope["route"] = self._routes["submit_job"]
+        assert isinstance(caller, Caller)
+
+        async def work() -> None:
+            response: Response = await submit(
+                body,
+                raw,
+                caller=caller,
+                use_case=self._submit_job,
+                idempotency=self._idempotency,
+                idempotency_key=key.decode("latin-1") if key is not None else None,
+            )
+            await response(scope, receive, send)
+
+        await self._answer(scope, receive, send, work())
+
+
+def _plain_query(query_string: bytes) -> dict[str, str] | None:
+    """The query's values by name, or None when a name repeats or it cannot be read."""
+    if not query_string:
+        return {}
+    try:
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    except ValueError:
+        return None
+    query = dict(pairs)
+    return query if len(query) == len(pairs) else None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _validated(raw: bytes) -> m.SubmitJobRequest | None:
+    """The body as the route's model, or None when the framework must judge it."""
+    try:
+        if len(raw) > LARGE_BODY_BYTES:
+            data = await asyncio.to_thread(strict_loads, raw)
+        else:
+            data = strict_loads(raw)
+        return m.SubmitJobRequest.model_validate(data)
+    except (json.JSONDecodeError, ValidationError, UnicodeDecodeError):
+        return None
+
+
+def _replay(raw: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def again() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        return await receive()
+
+    return again
