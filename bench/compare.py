@@ -237,41 +237,11 @@ def main() -> None:
             processes.append(process)
             servers[who] = (f"http://127.0.0.1:{port}", process)
         floor_port = free_port()
-        floor = start(
-            [
-                str(BIN / "uvicorn"),
-                "bench.forwarder:app",
-                "--port",
-                str(floor_port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env={"PYTHONPATH": str(HERE.parent), "MN_GRPC_TARGET": target},
-        )
+        floor = _bare_app("bench.forwarder:app", floor_port, MN_GRPC_TARGET=target)
         processes.append(floor)
         servers["floor"] = (f"http://127.0.0.1:{floor_port}", floor)
         minimal_port = free_port()
-        minimal = start(
-            [
-                str(BIN / "uvicorn"),
-                "bench.minimal_app:app",
-                "--port",
-                str(minimal_port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env={"PYTHONPATH": str(HERE.parent)},
-        )
+        minimal = _bare_app("bench.minimal_app:app", minimal_port)
         processes.append(minimal)
         for base, _ in servers.values():
             wait_http(f"{base}/api/v1/health")
@@ -338,6 +308,26 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         if not args.keep_peer:
             shutil.rmtree(peer_dir, ignore_errors=True)
+
+
+def _bare_app(app: str, port: int, **env: str) -> subprocess.Popen:
+    """A bare ASGI app on the same server stack as the gateways (uvicorn, uvloop, httptools)."""
+    return start(
+        [
+            str(BIN / "uvicorn"),
+            app,
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        env={"PYTHONPATH": str(HERE.parent), **env},
+    )
 
 
 def _core_ceiling(target: str, job: str, seconds: int, rpc: str) -> dict:
