@@ -132,3 +132,32 @@ async def test_tls_and_mutual_tls(settings_factory: Callable, tmp_path: Path, mu
         )
         async with gateway(plain) as client:
             assert (await client.get(f"{API}/ready")).status_code == 503
+
+
+async def test_a_core_listing_thousands_of_problems_is_still_a_manifest_refusal() -> None:
+    """A core writes every problem into the status message, which gRPC carries as metadata:
+    3,000 of them (about 330 KB) must read as 422 with the count, not as an overload."""
+    from mn_api.adapters.grpc.protos import job_pb2_grpc
+    from mn_api.adapters.grpc.runtime import GrpcRuntime
+    from mn_api.domain.errors import ManifestInvalidError
+    from mn_api.entrypoints.fake_core import elixir_list
+
+    problems = [f"nodes[{i}].agent_type must be one of router, executor" for i in range(3000)]
+
+    class Refusing(job_pb2_grpc.JobServiceServicer):
+        async def SubmitJob(self, request: object, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, elixir_list(problems))
+
+    server = grpc.aio.server(options=[("grpc.max_metadata_size", 4 << 20)])
+    job_pb2_grpc.add_JobServiceServicer_to_server(Refusing(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
+    try:
+        with pytest.raises(ManifestInvalidError) as refused:
+            await runtime.submit_job("{}", {})
+    finally:
+        await runtime.close()
+        await server.stop(None)
+    assert refused.value.total == 3000
+    assert refused.value.errors == problems[:100]

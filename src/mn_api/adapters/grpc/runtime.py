@@ -38,6 +38,7 @@ JOB_SERVICE = "mirrorneuron.job.v1.JobService"
 CLUSTER_SERVICE = "mirrorneuron.cluster.v1.ClusterService"
 OBSERVABILITY_SERVICE = "mirrorneuron.observability.v1.ObservabilityService"
 RECEIVE_LIMIT = 64 * 1024 * 1024
+METADATA_LIMIT = 1024 * 1024
 # Room for the manifest and the map framing around payloads that fill the body limit.
 SEND_OVERHEAD = 1024 * 1024
 # Protobuf framing of a SubmitJob request: the tags and lengths around each field.
@@ -218,6 +219,10 @@ class GrpcRuntime(RuntimePort):
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
             ("grpc.keepalive_time_ms", 30_000),
+            # A core lists every manifest problem in the status message, which travels as
+            # metadata: room for long lists (the answer lists the first 100 of them).
+            ("grpc.max_metadata_size", METADATA_LIMIT),
+            ("grpc.absolute_max_metadata_size", METADATA_LIMIT),
         ]
         if self._credentials is not None:
             channel = grpc.aio.secure_channel(self._target, self._credentials, options=options)
