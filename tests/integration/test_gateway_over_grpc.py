@@ -161,3 +161,40 @@ async def test_a_core_listing_thousands_of_problems_is_still_a_manifest_refusal(
         await server.stop(None)
     assert refused.value.total == 3000
     assert refused.value.errors == problems[:100]
+
+
+async def test_event_types_the_gateway_does_not_know_pass_through_untouched() -> None:
+    """Newer cores write types (workflow_step_*, backpressure_rejected, ...) and fields the
+    gateway has never heard of: each event reaches the client byte for byte."""
+    from mn_api.adapters.grpc.protos import observability_pb2, observability_pb2_grpc
+    from mn_api.adapters.grpc.runtime import GrpcRuntime
+    from mn_api.domain.events import EventRecord
+
+    events = [
+        b'{"type":"job_pending","timestamp":"2026-12-01T09:00:00.000Z","job_id":"j-1"}',
+        b'{"type":"workflow_step_started","timestamp":"2026-12-01T09:00:00.001Z",'
+        b'"job_id":"j-1","step":{"n":1.50,"k":[true,null]},"version":1}',
+        b'{"type":"backpressure_rejected","timestamp":"2026-12-01T09:00:00.002Z",'
+        b'"job_id":"j-1","agent_id":"w","payload":{"queue":"mailbox"}}',
+    ]
+
+    class History(observability_pb2_grpc.ObservabilityServiceServicer):
+        async def StreamEvents(self, request: object, context: object) -> object:
+            for raw in events:
+                yield observability_pb2.EventResponse(event_json=raw.decode(), version=1)
+
+    server = grpc.aio.server()
+    observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(History(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
+    try:
+        passed = [
+            item.document.raw
+            async for item in runtime.stream_events("j-1", follow=False)
+            if isinstance(item, EventRecord)
+        ]
+    finally:
+        await runtime.close()
+        await server.stop(None)
+    assert passed == events
