@@ -127,9 +127,9 @@ class GatewayMiddleware:
                         if isinstance(refused, DomainError)
                         else http_problem(refused)
                     )
-                    if length is not None and length != b"0":
-                        # The body was never read: the connection cannot carry another request.
-                        answer.headers["connection"] = "close"
+                    # The body is never read by anyone: the server drops what still comes of it
+                    # (the connection's body limits apply), so the client reads the refusal
+                    # instead of a reset.
                     await answer(scope, receive, send_with_id)
                     return
             # Without Content-Length or Transfer-Encoding a request has no body to limit.
