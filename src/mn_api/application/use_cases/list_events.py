@@ -34,22 +34,28 @@ class EventPage:
         self._records = records
         self._first = first
 
-    async def __aiter__(self) -> AsyncIterator[JsonDocument]:
-        matched = sent = 0
+    async def _matching(self) -> AsyncIterator[JsonDocument]:
+        """Every event of the history that the page's type filter keeps, in order."""
         async with aclosing(self._records) as records:
             record = self._first
             while record is not None:
                 if type(record) is EventRecord and (
                     self._kind is None or record.type == self._kind
                 ):
-                    matched += 1
-                    if matched > self.offset:
-                        if self._limit is not None and sent >= self._limit:
-                            self.next_offset = self.offset + sent
-                            return
-                        sent += 1
-                        yield record.document
+                    yield record.document
                 record = await anext(records, None)
+
+    async def __aiter__(self) -> AsyncIterator[JsonDocument]:
+        matched = sent = 0
+        async with aclosing(self._matching()) as documents:
+            async for document in documents:
+                matched += 1
+                if matched > self.offset:
+                    if self._limit is not None and sent >= self._limit:
+                        self.next_offset = self.offset + sent
+                        return
+                    sent += 1
+                    yield document
 
 
 class TailPage(EventPage):
@@ -69,15 +75,10 @@ class TailPage(EventPage):
     async def __aiter__(self) -> AsyncIterator[JsonDocument]:
         last: deque[JsonDocument] = deque(maxlen=self._tail)
         matched = 0
-        async with aclosing(self._records) as records:
-            record = self._first
-            while record is not None:
-                if type(record) is EventRecord and (
-                    self._kind is None or record.type == self._kind
-                ):
-                    matched += 1
-                    last.append(record.document)
-                record = await anext(records, None)
+        async with aclosing(self._matching()) as documents:
+            async for document in documents:
+                matched += 1
+                last.append(document)
         self.offset = matched - len(last)
         for document in last:
             yield document
