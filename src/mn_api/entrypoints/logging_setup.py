@@ -27,7 +27,7 @@ def redact_urls(text: str) -> str:
     return _URL_QUERY.sub(r"\1?redacted", text) if "?" in text else text
 
 
-def _without_secrets(record: logging.LogRecord) -> None:
+def without_secrets(record: logging.LogRecord) -> None:
     """Writes the record's message out with URL query strings removed, and keeps only the
     name of an exception (a stack holds paths and values)."""
     message = record.getMessage()
@@ -38,14 +38,6 @@ def _without_secrets(record: logging.LogRecord) -> None:
         record.exc_info = None
         record.exc_text = None
     record.msg, record.args, record.stack_info = message, None, None
-
-
-class SecretFilter(logging.Filter):
-    """`_without_secrets` as a filter, for handlers other than the gateway's own."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        _without_secrets(record)
-        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -120,7 +112,7 @@ class _Enqueue(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
         record.request_id = request_id.get() or "-"
-        _without_secrets(record)
+        without_secrets(record)
         self._records.put_nowait(record)
         return True
 
