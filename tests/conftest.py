@@ -19,19 +19,49 @@ from mn_api.config import Settings
 from mn_api.container import Container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
-from tests.support import CORE_ADMIN_TOKEN, CORE_TOKEN, FakeClock, RedisServer
+from tests.support import (
+    CORE_ADMIN_TOKEN,
+    CORE_TOKEN,
+    FakeClock,
+    RedisClusterServers,
+    RedisSentinelGroup,
+    RedisServer,
+)
+
+
+def needs_redis_server() -> None:
+    if not RedisServer.available():
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed; `make test` installs it")
+        pytest.skip("redis-server is not installed (make test installs it)")
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One private Redis for the session; `make test` installs redis-server when missing."""
-    if not RedisServer.available():
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; `make test` installs it")
-        pytest.skip("redis-server is not installed (make test installs it)")
+    needs_redis_server()
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """A three-primary Redis Cluster for the session."""
+    needs_redis_server()
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisSentinelGroup]:
+    """A primary, its replica and three sentinels for the session (never failed over:
+    the failover test starts its own)."""
+    needs_redis_server()
+    group = RedisSentinelGroup(tmp_path_factory.mktemp("redis-sentinel")).start()
+    yield group
+    group.stop()
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +22,36 @@ _RATE = re.compile(
 
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where the shared state lives: one server (`url`), a cluster (seed `nodes`), or the
+    primary that the sentinels in `nodes` name `master`."""
+
+    mode: Literal["server", "cluster", "sentinel"]
+    url: str | None = None
+    nodes: tuple[tuple[str, int], ...] = ()
+    master: str | None = None
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+def _nodes(value: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port` (IPv6 hosts in brackets) as pairs; ValueError names the bad one."""
+    nodes = []
+    for part in _split(value):
+        host, sep, port = part.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{part!r} is not host:port")
+        nodes.append((host, int(port)))
+    if not nodes:
+        raise ValueError("names no host:port")
+    return tuple(nodes)
 
 
 class Settings(BaseSettings):
@@ -105,7 +137,13 @@ class Settings(BaseSettings):
         7 * 86400, validation_alias="MN_API_TOPOLOGY_TTL_SECONDS", gt=0
     )
     rate_limit: str | None = Field(None, validation_alias="MN_API_RATE_LIMIT")
+    # One server (redis://, rediss://, unix://) or a cluster (redis+cluster://h1:p1,h2:p2).
     redis_url: str | None = Field(None, validation_alias="MN_REDIS_URL")
+    # A primary found through Sentinel: the sentinels (h1:p1,h2:p2,...) and the master's name.
+    redis_sentinels_raw: str | None = Field(None, validation_alias="MN_REDIS_SENTINELS")
+    redis_sentinel_master: str | None = Field(None, validation_alias="MN_REDIS_SENTINEL_MASTER")
+    # The primary's password when it is found through Sentinel (URLs carry their own).
+    redis_password: SecretStr | None = Field(None, validation_alias="MN_REDIS_PASSWORD")
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
     # The core release the in-memory runtime behaves like (mn-fake-core's --release).
     fake_core_release: Literal["1.1", "1.2.5", "1.2.31"] = Field(
@@ -173,9 +211,28 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        value = value.strip()
+        if value.startswith(CLUSTER_SCHEME):
+            _nodes(value[len(CLUSTER_SCHEME) :].rpartition("@")[2].rstrip("/"))
+        elif not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss://, unix:// or redis+cluster://")
+        return value
+
+    @field_validator("redis_sentinels_raw")
+    @classmethod
+    def _sentinels_parse(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        _nodes(value)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Settings:
+        if self.redis_sentinels_raw and self.redis_url:
+            raise ValueError("set MN_REDIS_URL or MN_REDIS_SENTINELS, not both")
+        if bool(self.redis_sentinels_raw) != bool(self.redis_sentinel_master):
+            raise ValueError("MN_REDIS_SENTINELS and MN_REDIS_SENTINEL_MASTER go together")
+        return self
 
     @model_validator(mode="after")
     def _prod_needs_token(self) -> Settings:
@@ -274,6 +331,31 @@ class Settings(BaseSettings):
     @property
     def grpc_target(self) -> str:
         return self.grpc_target_raw or self.core_grpc_target or f"{self.core_host}:50051"
+
+    @property
+    def redis(self) -> RedisTarget | None:
+        """Where the shared state lives, or None when each process keeps its own."""
+        if self.redis_sentinels_raw and self.redis_sentinel_master:
+            password = self.redis_password
+            return RedisTarget(
+                "sentinel",
+                nodes=_nodes(self.redis_sentinels_raw),
+                master=self.redis_sentinel_master,
+                password=password.get_secret_value() if password else None,
+            )
+        if self.redis_url and self.redis_url.startswith(CLUSTER_SCHEME):
+            credentials, _, hosts = self.redis_url[len(CLUSTER_SCHEME) :].rpartition("@")
+            username, _, password = credentials.partition(":")
+            return RedisTarget(
+                "cluster",
+                nodes=_nodes(hosts.rstrip("/")),
+                url=self.redis_url,
+                username=unquote(username) or None,
+                password=unquote(password) or None,
+            )
+        if self.redis_url:
+            return RedisTarget("server", url=self.redis_url)
+        return None
 
     @property
     def log_file(self) -> Path:

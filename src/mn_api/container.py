@@ -8,7 +8,6 @@ import socket
 from pathlib import Path
 
 from dependency_injector import containers, providers
-from redis.asyncio import Redis
 
 from mn_api import __version__
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
@@ -18,6 +17,7 @@ from mn_api.adapters.idempotency.sqlite import SqliteIdempotencyStore
 from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.ratelimit import LimitsRateLimiter, Unlimited
+from mn_api.adapters.redis_client import RedisClient, connect, replicas_to_wait_for
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.adapters.topologies.batched import BatchedTopologyStore
 from mn_api.adapters.topologies.redis import RedisTopologyStore
@@ -48,15 +48,19 @@ def _grpc_runtime(settings: Settings, telemetry: PrometheusTelemetry) -> object:
     return GrpcRuntime.from_settings(settings, telemetry)
 
 
-def _redis(settings: Settings) -> Redis:
-    # Short timeouts: a Redis that went away must give a prompt 503, never a hang.
-    return Redis.from_url(str(settings.redis_url), socket_timeout=2, socket_connect_timeout=2)
+def _redis(settings: Settings) -> RedisClient:
+    assert settings.redis is not None  # only built when shared state is in Redis
+    return connect(settings.redis)
+
+
+def _replicas(settings: Settings) -> int:
+    return replicas_to_wait_for(settings.redis) if settings.redis else 0
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter:
     if not settings.rate_limit:
         return Unlimited()
-    return LimitsRateLimiter(settings.rate_limit, settings.redis_url)
+    return LimitsRateLimiter(settings.rate_limit, settings.redis)
 
 
 def _limits(settings: Settings) -> Limits:
@@ -110,7 +114,7 @@ class Container(containers.DeclarativeContainer):
 
     # Uploaded bundles and idempotency keys: on local disk, or in Redis when several
     # replicas must share them.
-    shared_state = providers.Callable(lambda s: "redis" if s.redis_url else "local", settings)
+    shared_state = providers.Callable(lambda s: "redis" if s.redis else "local", settings)
     redis = providers.Singleton(_redis, settings)
     bundle_store = providers.Selector(
         shared_state,
@@ -135,7 +139,11 @@ class Container(containers.DeclarativeContainer):
         local=providers.Singleton(
             SqliteIdempotencyStore, path=providers.Callable(_state_file, settings)
         ),
-        redis=providers.Singleton(RedisIdempotencyStore, client=redis),
+        redis=providers.Singleton(
+            RedisIdempotencyStore,
+            client=redis,
+            replicas=providers.Callable(_replicas, settings),
+        ),
     )
     idempotency = providers.Singleton(
         Idempotency,

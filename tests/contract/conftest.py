@@ -9,14 +9,20 @@ from dataclasses import dataclass, replace
 
 import orjson
 import pytest
-from redis.asyncio import Redis
 
 from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.adapters.redis_client import RedisClient, close, connect
 from mn_api.application.ports import RuntimePort
+from mn_api.config import Settings
 from mn_api.domain.status import is_terminal
 from mn_api.entrypoints.fake_core import FakeCore
-from tests.support import CORE_ADMIN_TOKEN, CORE_TOKEN
+from tests.support import (
+    CORE_ADMIN_TOKEN,
+    CORE_TOKEN,
+    RedisClusterServers,
+    RedisSentinelGroup,
+)
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,65 @@ CAPABILITIES = {
 }
 
 
+# Every Redis deployment the shared stores support, each emptied for the test using it:
+# `redis_settings(request, kind)` names it as the gateway's settings would, and
+# `redis_client(request, kind)` is a client built as the gateway builds its own.
+REDIS_KINDS = ["redis-server", "redis-cluster", "redis-sentinel"]
+
+
+def redis_settings(request: pytest.FixtureRequest, kind: str) -> Settings:
+    return request.getfixturevalue(kind.replace("-", "_") + "_settings")
+
+
+def redis_client(request: pytest.FixtureRequest, kind: str) -> RedisClient:
+    return request.getfixturevalue(kind.replace("-", "_") + "_client")
+
+
 @pytest.fixture
-async def redis_client(redis_url: str) -> AsyncIterator[Redis]:
-    """A client of the session's Redis (emptied for each test) for the store contracts."""
-    client = Redis.from_url(redis_url)
+def redis_server_settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url)
+
+
+@pytest.fixture
+def redis_cluster_settings(redis_cluster: RedisClusterServers) -> Settings:
+    redis_cluster.flush()
+    return Settings(redis_url=redis_cluster.url)
+
+
+@pytest.fixture
+def redis_sentinel_settings(redis_sentinels: RedisSentinelGroup) -> Settings:
+    redis_sentinels.flush()
+    return Settings(
+        redis_sentinels_raw=redis_sentinels.sentinels,
+        redis_sentinel_master=redis_sentinels.master,
+    )
+
+
+async def _client_of(settings: Settings) -> AsyncIterator[RedisClient]:
+    assert settings.redis is not None
+    client = connect(settings.redis)
     yield client
-    await client.aclose()
+    await close(client)
+
+
+@pytest.fixture
+async def redis_server_client(redis_server_settings: Settings) -> AsyncIterator[RedisClient]:
+    async for client in _client_of(redis_server_settings):
+        yield client
+
+
+@pytest.fixture
+async def redis_cluster_client(redis_cluster_settings: Settings) -> AsyncIterator[RedisClient]:
+    async for client in _client_of(redis_cluster_settings):
+        yield client
+
+
+@pytest.fixture
+async def redis_sentinel_client(
+    redis_sentinel_settings: Settings,
+) -> AsyncIterator[RedisClient]:
+    async for client in _client_of(redis_sentinel_settings):
+        yield client
 
 
 # memory-<release> runs the runtime in process; grpc-<release> reaches it through

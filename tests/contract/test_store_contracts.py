@@ -15,25 +15,28 @@ from mn_api.adapters.idempotency.sqlite import SqliteIdempotencyStore
 from mn_api.application.ports import BundleStore, IdempotencyStore, StoredAnswer
 from mn_api.domain.bundle_rules import Limits
 from mn_api.domain.errors import BundleNotFoundError, BundleRejectedError
+from tests.contract.conftest import REDIS_KINDS, redis_client
 from tests.support import make_zip
 
 LIMITS = Limits(max_files=50, max_bytes=1 << 20)
 MANIFEST = b'{"graph_id": "g", "nodes": []}'
 
 
-@pytest.fixture(params=["disk", "redis"])
+@pytest.fixture(params=["disk", *REDIS_KINDS])
 def bundles(request: pytest.FixtureRequest, tmp_path: Path) -> BundleStore:
     if request.param == "disk":
         return FilesystemBundleStore(tmp_path / "bundles", LIMITS, ttl_seconds=60)
-    client = request.getfixturevalue("redis_client")
+    client = redis_client(request, request.param)
     return RedisBundleStore(client, tmp_path / "bundles", LIMITS, ttl_seconds=60)
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", *REDIS_KINDS])
 def keys(request: pytest.FixtureRequest, tmp_path: Path) -> IdempotencyStore:
     if request.param == "sqlite":
         return SqliteIdempotencyStore(tmp_path / "keys.sqlite3")
-    return RedisIdempotencyStore(request.getfixturevalue("redis_client"))
+    client = redis_client(request, request.param)
+    replicas = 1 if request.param == "redis-sentinel" else 0
+    return RedisIdempotencyStore(client, replicas=replicas)
 
 
 async def test_a_saved_bundle_loads_back_whole(bundles: BundleStore, tmp_path: Path) -> None:

@@ -20,17 +20,18 @@ from mn_api.domain.webhooks import (
     Watch,
     delivery_id,
 )
+from tests.contract.conftest import REDIS_KINDS, redis_client
 from tests.support import EPOCH
 
 NOW = EPOCH
 LEASE = 30.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", *REDIS_KINDS])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> WebhookStore:
     if request.param == "sqlite":
         return SqliteWebhookStore(tmp_path / "state.sqlite3")
-    return RedisWebhookStore(request.getfixturevalue("redis_client"))
+    return RedisWebhookStore(redis_client(request, request.param))
 
 
 def subscription(job_id: str, n: int = 1) -> Subscription:

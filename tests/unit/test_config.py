@@ -138,3 +138,56 @@ def test_the_memory_runtime_follows_the_chosen_core_release(
     with pytest.raises(ValidationError) as raised:
         Settings()
     assert "MN_FAKE_CORE_RELEASE" in describe_error(raised.value)
+
+
+def test_shared_state_is_one_server_a_cluster_or_a_primary_behind_sentinels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().redis is None
+    monkeypatch.setenv("MN_REDIS_URL", "redis://cache:6380/2")
+    server = Settings().redis
+    assert server is not None and (server.mode, server.url) == ("server", "redis://cache:6380/2")
+
+    monkeypatch.setenv("MN_REDIS_URL", "redis+cluster://app:s%40cret@h1:7000,[::1]:7001/")
+    cluster = Settings().redis
+    assert cluster is not None and cluster.mode == "cluster"
+    assert cluster.nodes == (("h1", 7000), ("::1", 7001))
+    assert (cluster.username, cluster.password) == ("app", "s@cret")
+    assert "s@cret" not in repr(cluster)
+
+    monkeypatch.delenv("MN_REDIS_URL")
+    monkeypatch.setenv("MN_REDIS_SENTINELS", "s1:26379, s2:26380")
+    monkeypatch.setenv("MN_REDIS_SENTINEL_MASTER", "primary")
+    monkeypatch.setenv("MN_REDIS_PASSWORD", "pw")
+    sentinel = Settings().redis
+    assert sentinel is not None and sentinel.mode == "sentinel"
+    assert sentinel.nodes == (("s1", 26379), ("s2", 26380))
+    assert (sentinel.master, sentinel.password) == ("primary", "pw")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"MN_REDIS_URL": "http://cache"}, "MN_REDIS_URL: must start with"),
+        ({"MN_REDIS_URL": "redis+cluster://h1:7000,h2"}, "'h2' is not host:port"),
+        ({"MN_REDIS_URL": "redis+cluster://"}, "names no host:port"),
+        ({"MN_REDIS_SENTINELS": "s1:99999", "MN_REDIS_SENTINEL_MASTER": "m"}, "not host:port"),
+        ({"MN_REDIS_SENTINELS": "s1:26379"}, "go together"),
+        (
+            {
+                "MN_REDIS_URL": "redis://cache",
+                "MN_REDIS_SENTINELS": "s1:26379",
+                "MN_REDIS_SENTINEL_MASTER": "m",
+            },
+            "not both",
+        ),
+    ],
+)
+def test_shared_state_settings_that_cannot_work_stop_startup(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    assert message in describe_error(err.value)

@@ -6,28 +6,31 @@ import math
 import time
 
 from limits import parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from limits.storage import storage_from_string
 
+from mn_api.adapters.redis_client import limits_uri
 from mn_api.application.ports import RateLimiter
+from mn_api.config import RedisTarget
 from mn_api.domain.errors import SharedStateUnavailableError
 
 
 class LimitsRateLimiter(RateLimiter):
     """A moving window per caller; with Redis, one window shared by every replica."""
 
-    def __init__(self, rate: str, redis_url: str | None = None) -> None:
+    def __init__(self, rate: str, redis: RedisTarget | None = None) -> None:
         self._item = parse(rate)
         storage: Storage
-        if redis_url:
-            storage = RedisStorage(
-                f"async+{redis_url}",
+        if redis is not None:
+            uri, options = limits_uri(redis)
+            storage = storage_from_string(  # type: ignore[assignment]
+                uri,
                 implementation="redispy",
                 wrap_exceptions=True,
-                socket_timeout=2,
-                socket_connect_timeout=2,
                 key_prefix="mn-api:rate",
+                **options,
             )
         else:
             storage = MemoryStorage()

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from mn_api.adapters.bundles.archive import Unpacked, read_contents, unpack
@@ -20,6 +19,7 @@ from mn_api.adapters.bundles.filesystem import (
     remove_abandoned_staging,
     storage_error,
 )
+from mn_api.adapters.redis_client import RedisClient
 from mn_api.application.ports import BundleContents, BundleStore, StoredBundle
 from mn_api.domain.bundle_rules import Limits
 from mn_api.domain.errors import (
@@ -55,7 +55,7 @@ class RedisBundleStore(BundleStore):
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         scratch: Path,
         limits: Limits,
         ttl_seconds: float,

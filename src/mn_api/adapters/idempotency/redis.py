@@ -7,13 +7,16 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from mn_api.adapters.redis_client import RedisClient
 from mn_api.application.ports import Claim, IdempotencyStore, StoredAnswer
 from mn_api.domain.errors import SharedStateUnavailableError
 
 _PREFIX = "mn-api:idem:"
+# How long an answer waits for replicas to hold it: a replica that is down must not stall
+# every answer; the record is kept on the primary either way.
+_REPLICA_WAIT_MS = 250
 # Delete the key only while it is still an unanswered claim.
 _RELEASE = """
 local value = redis.call('GET', KEYS[1])
@@ -27,11 +30,15 @@ return 0
 class RedisIdempotencyStore(IdempotencyStore):
     """A claim is one `SET NX`: atomic whichever replica sends it. Every record lives for
     the time to live; a claim also carries the end of its lease, after which nobody holds
-    it and its outcome is unknown."""
+    it and its outcome is unknown. With `replicas`, an answer is kept only once that many
+    replicas hold it too (or a short wait ran out), so that a failover keeps it."""
 
-    def __init__(self, client: Redis, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, client: RedisClient, clock: Callable[[], float] = time.time, replicas: int = 0
+    ) -> None:
         self._redis = client
         self._clock = clock
+        self._replicas = replicas
 
     async def claim(
         self, key: str, fingerprint: str, lease_seconds: float, ttl_seconds: float
@@ -80,7 +87,13 @@ class RedisIdempotencyStore(IdempotencyStore):
 
     async def _keep(self, key: str, record: dict[str, Any], ttl_seconds: float) -> None:
         try:
-            await self._redis.set(_PREFIX + key, orjson.dumps(record), px=_ms(ttl_seconds))
+            if not self._replicas:
+                await self._redis.set(_PREFIX + key, orjson.dumps(record), px=_ms(ttl_seconds))
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(_PREFIX + key, orjson.dumps(record), px=_ms(ttl_seconds))
+                pipe.wait(self._replicas, _REPLICA_WAIT_MS)
+                await pipe.execute()
         except RedisError as err:
             raise _unavailable(err) from err
 

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from mn_api.adapters.redis_client import RedisClient
 from mn_api.application.ports import TopologyStore
 from mn_api.domain.errors import SharedStateUnavailableError
 from mn_api.domain.graph import topology_of
@@ -17,7 +17,7 @@ _PREFIX = "mn-api:topology:"
 
 
 class RedisTopologyStore(TopologyStore):
-    def __init__(self, client: Redis, ttl_seconds: float) -> None:
+    def __init__(self, client: RedisClient, ttl_seconds: float) -> None:
         self._redis = client
         self._ttl_ms = int(ttl_seconds * 1000)
 

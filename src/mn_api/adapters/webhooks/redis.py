@@ -1,24 +1,28 @@
 """RedisWebhookStore: webhook state in Redis, shared by every replica of the gateway.
 
-Layout (under `mn-api:wh:`): `subs:<job>` list of subscriptions, `watch:<job>` hash
+Layout (under `mn-api:{wh}:`): `subs:<job>` list of subscriptions, `watch:<job>` hash
 (cursor, status, owner), `watches` sorted set of jobs by the time they are free to claim
 (due time, or end of the current lease), `finished` sorted set of jobs whose watch ended,
 `d:<id>` each delivery's document, `due` sorted set of pending deliveries by the same
 rule as `watches`, `owners` hash and `held` sorted set of the holder and lease end of
 each held delivery, and `job:<job>` sorted set of a job's deliveries by event position.
-Every claim is one Lua script, hence atomic.
+
+Every claim is one Lua script, hence atomic. A script is handed every key it touches in
+KEYS: a claim first reads which jobs or deliveries are due, then the script takes those
+still due. The hash tag `{wh}` keeps every key in one slot of a Redis Cluster, because
+each claim touches a shared set and the keys of the jobs it claims together.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from mn_api.adapters.redis_client import RedisClient
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import (
     SharedStateUnavailableError,
@@ -28,24 +32,29 @@ from mn_api.domain.errors import (
 from mn_api.domain.webhooks import Delivery, DeliveryState, Subscription, Watch
 
 T = TypeVar("T")
-PREFIX = "mn-api:wh:"
+PREFIX = "mn-api:{wh}:"
 WATCHES = PREFIX + "watches"
 FINISHED = PREFIX + "finished"
 DUE = PREFIX + "due"
 OWNERS = PREFIX + "owners"
 HELD = PREFIX + "held"
+# A bound on the read-then-claim rounds of one claim, against claimers racing forever.
+_CLAIM_ROUNDS = 8
 
+# KEYS: watches, then watch:<job> of each job in ARGV[4..]; ARGV: now, lease end, owner.
 _CLAIM_WATCHES = """
-local jobs = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-for _, job in ipairs(jobs) do
-  redis.call('ZADD', KEYS[1], ARGV[2], job)
-  local key = ARGV[5] .. 'watch:' .. job
-  redis.call('HSET', key, 'owner', ARGV[4])
-  local v = redis.call('HMGET', key, 'cursor', 'status')
-  table.insert(out, job)
-  table.insert(out, v[1] or '-1')
-  table.insert(out, v[2] or '')
+for i = 2, #KEYS do
+  local job = ARGV[i + 2]
+  local free_at = redis.call('ZSCORE', KEYS[1], job)
+  if free_at and tonumber(free_at) <= tonumber(ARGV[1]) then
+    redis.call('ZADD', KEYS[1], ARGV[2], job)
+    redis.call('HSET', KEYS[i], 'owner', ARGV[3])
+    local v = redis.call('HMGET', KEYS[i], 'cursor', 'status')
+    table.insert(out, job)
+    table.insert(out, v[1] or '-1')
+    table.insert(out, v[2] or '')
+  end
 end
 return out
 """
@@ -67,27 +76,35 @@ else
 end
 return 1
 """
+# KEYS: due, then d:<id> and job:<job> of each delivery; ARGV: id, position, due time and
+# document of each.
 _ADD_DELIVERIES = """
-for i = 2, #ARGV, 5 do
-  if redis.call('SET', ARGV[1] .. 'd:' .. ARGV[i], ARGV[i + 4], 'NX') then
-    redis.call('ZADD', KEYS[1], ARGV[i + 3], ARGV[i])
-    redis.call('ZADD', ARGV[1] .. 'job:' .. ARGV[i + 1], ARGV[i + 2], ARGV[i])
+for i = 2, #KEYS, 2 do
+  local a = (i - 2) * 2 + 1
+  if redis.call('SET', KEYS[i], ARGV[a + 3], 'NX') then
+    redis.call('ZADD', KEYS[1], ARGV[a + 2], ARGV[a])
+    redis.call('ZADD', KEYS[i + 1], ARGV[a + 1], ARGV[a])
   end
 end
 return 1
 """
+# KEYS: due, owners, held, then d:<id> of each delivery in ARGV[4..]; ARGV: now, lease
+# end, owner.
 _CLAIM_DELIVERIES = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
-for _, id in ipairs(ids) do
-  local doc = redis.call('GET', ARGV[5] .. 'd:' .. id)
-  if doc then
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
-    redis.call('HSET', KEYS[2], id, ARGV[4])
-    redis.call('ZADD', KEYS[3], ARGV[2], id)
-    table.insert(out, doc)
-  else
-    redis.call('ZREM', KEYS[1], id)
+for i = 4, #KEYS do
+  local id = ARGV[i]
+  local due_at = redis.call('ZSCORE', KEYS[1], id)
+  if due_at and tonumber(due_at) <= tonumber(ARGV[1]) then
+    local doc = redis.call('GET', KEYS[i])
+    if doc then
+      redis.call('ZADD', KEYS[1], ARGV[2], id)
+      redis.call('HSET', KEYS[2], id, ARGV[3])
+      redis.call('ZADD', KEYS[3], ARGV[2], id)
+      table.insert(out, doc)
+    else
+      redis.call('ZREM', KEYS[1], id)
+    end
   end
 end
 return out
@@ -146,7 +163,7 @@ def _delivery_key(delivery_id: str) -> str:
 
 
 class RedisWebhookStore(WebhookStore):
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._redis = client
         self._scripts = {
             name: client.register_script(source)
@@ -189,13 +206,40 @@ class RedisWebhookStore(WebhookStore):
     async def claim_watches(
         self, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Watch]:
-        flat = await self._script(
-            "claim_watches", [WATCHES], [now, lease_until, limit, owner, PREFIX]
-        )
-        return [
-            Watch(flat[i].decode(), int(flat[i + 1]), flat[i + 2].decode() or None)
-            for i in range(0, len(flat), 3)
-        ]
+        async def take(jobs: list[str]) -> list[Watch]:
+            flat = await self._script(
+                "claim_watches",
+                [WATCHES, *(_watch_key(j) for j in jobs)],
+                [now, lease_until, owner, *jobs],
+            )
+            return [
+                Watch(flat[i].decode(), int(flat[i + 1]), flat[i + 2].decode() or None)
+                for i in range(0, len(flat), 3)
+            ]
+
+        return await self._claim_due(WATCHES, now, limit, take)
+
+    async def _claim_due(
+        self,
+        key: str,
+        now: float,
+        limit: int,
+        take: Callable[[list[str]], Awaitable[list[T]]],
+    ) -> list[T]:
+        """Read what is free to claim in `key`, let `take` claim those still free when its
+        script runs, and read again for what other claimers took meanwhile: each round
+        claims something or finds it gone from the free ones, so the loop ends."""
+        claimed: list[T] = []
+        for _ in range(_CLAIM_ROUNDS):
+            free = await self._call(
+                self._redis.zrangebyscore(key, "-inf", now, start=0, num=limit - len(claimed))
+            )
+            if not free:
+                break
+            claimed += await take([member.decode() for member in free])
+            if len(claimed) >= limit:
+                break
+        return claimed
 
     async def advance_watch(self, watch: Watch, owner: str, lease_until: float) -> bool:
         held = await self._script(
@@ -213,19 +257,27 @@ class RedisWebhookStore(WebhookStore):
         )
 
     async def add_deliveries(self, deliveries: Sequence[Delivery]) -> None:
-        args: list[Any] = [PREFIX]
+        if not deliveries:
+            return
+        keys: list[str] = [DUE]
+        args: list[Any] = []
         for d in deliveries:
-            due = d.next_attempt_at or d.created_at
-            args += [d.id, d.job_id, d.event_index, due, _dump(d.as_dict())]
-        await self._script("add_deliveries", [DUE], args)
+            keys += [_delivery_key(d.id), _job_key(d.job_id)]
+            args += [d.id, d.event_index, d.next_attempt_at or d.created_at, _dump(d.as_dict())]
+        await self._script("add_deliveries", keys, args)
 
     async def claim_deliveries(
         self, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Delivery]:
-        docs = await self._script(
-            "claim_deliveries", [DUE, OWNERS, HELD], [now, lease_until, limit, owner, PREFIX]
-        )
-        return [Delivery.from_dict(orjson.loads(doc)) for doc in docs]
+        async def take(ids: list[str]) -> list[Delivery]:
+            docs = await self._script(
+                "claim_deliveries",
+                [DUE, OWNERS, HELD, *(_delivery_key(i) for i in ids)],
+                [now, lease_until, owner, *ids],
+            )
+            return [Delivery.from_dict(orjson.loads(doc)) for doc in docs]
+
+        return await self._claim_due(DUE, now, limit, take)
 
     async def claim_delivery(
         self, job_id: str, delivery_id: str, owner: str, now: float, lease_until: float

@@ -16,6 +16,7 @@ from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 
 from mn_api import __version__
+from mn_api.adapters.redis_client import close as close_redis
 from mn_api.container import Container
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
@@ -85,8 +86,8 @@ def create_app(container: Container | None = None) -> FastAPI:
                 await worker.stop()
                 await container.notifier().close()
             await runtime.close()
-            if settings.redis_url:
-                await container.redis().aclose()
+            if settings.redis is not None:
+                await close_redis(container.redis())
             container.telemetry().process_ended()
 
     app = GatewayApp(

@@ -1,0 +1,79 @@
+"""The one Redis client every shared store uses, for a server, a cluster or Sentinel.
+
+Keys that one script or transaction touches share a hash tag (`{...}`), and scripts
+receive every key they touch in KEYS, so each store works the same on a cluster.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+from redis.asyncio.sentinel import Sentinel
+
+from mn_api.config import RedisTarget
+
+# What every store is typed against: the commands both clients share.
+RedisClient = Redis | RedisCluster
+
+# Short timeouts: a Redis that went away must give a prompt 503, never a hang.
+_TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, which learns the cluster's slots before its first command
+    is prepared. Commands racing the first use otherwise reach nodes half set up, and some
+    fail on a connection with no socket (redis-py 8.1)."""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()  # returns at once once the slots are known
+        return await super().execute_command(*args, **kwargs)
+
+
+def connect(target: RedisTarget) -> RedisClient:
+    if target.mode == "cluster":
+        return _Cluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],
+            username=target.username,
+            password=target.password,
+            **_TIMEOUTS,
+        )
+    if target.mode == "sentinel":
+        sentinel = Sentinel(list(target.nodes), sentinel_kwargs=dict(_TIMEOUTS), **_TIMEOUTS)
+        return sentinel.master_for(str(target.master), password=target.password, **_TIMEOUTS)
+    return Redis.from_url(str(target.url), **_TIMEOUTS)
+
+
+async def close(client: RedisClient) -> None:
+    """Close the client and, for Sentinel, its connections to the sentinels."""
+    await client.aclose()
+    pool = getattr(client, "connection_pool", None)
+    for sentinel in getattr(getattr(pool, "sentinel_manager", None), "sentinels", ()):
+        await sentinel.aclose()
+
+
+def replicas_to_wait_for(target: RedisTarget) -> int:
+    """How many replicas must hold an answer before the caller gets it: one behind
+    Sentinel, so that what a failover promotes still has every acknowledged record."""
+    return 1 if target.mode == "sentinel" else 0
+
+
+def limits_uri(target: RedisTarget) -> tuple[str, dict[str, object]]:
+    """The same place as a `limits` storage URI, with the options it needs beside it."""
+    if target.mode == "sentinel":
+        hosts = ",".join(f"{_host(h)}:{p}" for h, p in target.nodes)
+        options: dict[str, object] = {
+            "use_replicas": False,
+            "sentinel_kwargs": dict(_TIMEOUTS),
+            **_TIMEOUTS,
+        }
+        if target.password:
+            options["password"] = target.password
+        return f"async+redis+sentinel://{hosts}/{quote(str(target.master))}", options
+    return f"async+{target.url}", dict(_TIMEOUTS)
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
