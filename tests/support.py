@@ -390,8 +390,8 @@ class RedisSentinelGroup:
         answer = self.sentinel_servers[0].command(
             "SENTINEL", "get-master-addr-by-name", self.master
         )
-        lines = answer.split(b"\r\n")
-        return int(lines[3]) if len(lines) > 3 and lines[3].isdigit() else None
+        lines = answer.split(b"\r\n")  # *2, $len, host, $len, port
+        return int(lines[4]) if len(lines) > 4 and lines[4].isdigit() else None
 
     def flush(self) -> None:
         self.primary.command("FLUSHALL")

@@ -132,6 +132,7 @@ class Container(containers.DeclarativeContainer):
             limits=providers.Callable(_limits, settings),
             ttl_seconds=providers.Callable(lambda s: s.bundle_ttl_seconds, settings),
             quota_bytes=providers.Callable(lambda s: s.bundle_quota_bytes or None, settings),
+            replicas=providers.Callable(_replicas, settings),
         ),
     )
     idempotency_store = providers.Selector(
@@ -183,7 +184,9 @@ class Container(containers.DeclarativeContainer):
         local=providers.Singleton(
             SqliteWebhookStore, path=providers.Callable(_state_file, settings)
         ),
-        redis=providers.Singleton(RedisWebhookStore, client=redis),
+        redis=providers.Singleton(
+            RedisWebhookStore, client=redis, replicas=providers.Callable(_replicas, settings)
+        ),
     )
     resolver = providers.Singleton(SystemResolver)
     notifier = providers.Singleton(

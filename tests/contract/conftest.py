@@ -80,6 +80,11 @@ def redis_client(request: pytest.FixtureRequest, kind: str) -> RedisClient:
     return request.getfixturevalue(kind.replace("-", "_") + "_client")
 
 
+def replicas_of(kind: str) -> int:
+    """What the gateway waits for on each acknowledged write: the replica behind Sentinel."""
+    return 1 if kind == "redis-sentinel" else 0
+
+
 @pytest.fixture
 def redis_server_settings(redis_url: str) -> Settings:
     return Settings(redis_url=redis_url)

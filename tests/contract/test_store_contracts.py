@@ -15,7 +15,7 @@ from mn_api.adapters.idempotency.sqlite import SqliteIdempotencyStore
 from mn_api.application.ports import BundleStore, IdempotencyStore, StoredAnswer
 from mn_api.domain.bundle_rules import Limits
 from mn_api.domain.errors import BundleNotFoundError, BundleRejectedError
-from tests.contract.conftest import REDIS_KINDS, redis_client
+from tests.contract.conftest import REDIS_KINDS, redis_client, replicas_of
 from tests.support import make_zip
 
 LIMITS = Limits(max_files=50, max_bytes=1 << 20)
@@ -27,7 +27,9 @@ def bundles(request: pytest.FixtureRequest, tmp_path: Path) -> BundleStore:
     if request.param == "disk":
         return FilesystemBundleStore(tmp_path / "bundles", LIMITS, ttl_seconds=60)
     client = redis_client(request, request.param)
-    return RedisBundleStore(client, tmp_path / "bundles", LIMITS, ttl_seconds=60)
+    return RedisBundleStore(
+        client, tmp_path / "bundles", LIMITS, ttl_seconds=60, replicas=replicas_of(request.param)
+    )
 
 
 @pytest.fixture(params=["sqlite", *REDIS_KINDS])
@@ -35,8 +37,7 @@ def keys(request: pytest.FixtureRequest, tmp_path: Path) -> IdempotencyStore:
     if request.param == "sqlite":
         return SqliteIdempotencyStore(tmp_path / "keys.sqlite3")
     client = redis_client(request, request.param)
-    replicas = 1 if request.param == "redis-sentinel" else 0
-    return RedisIdempotencyStore(client, replicas=replicas)
+    return RedisIdempotencyStore(client, replicas=replicas_of(request.param))
 
 
 async def test_a_saved_bundle_loads_back_whole(bundles: BundleStore, tmp_path: Path) -> None:

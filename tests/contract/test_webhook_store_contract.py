@@ -20,7 +20,7 @@ from mn_api.domain.webhooks import (
     Watch,
     delivery_id,
 )
-from tests.contract.conftest import REDIS_KINDS, redis_client
+from tests.contract.conftest import REDIS_KINDS, redis_client, replicas_of
 from tests.support import EPOCH
 
 NOW = EPOCH
@@ -31,7 +31,8 @@ LEASE = 30.0
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> WebhookStore:
     if request.param == "sqlite":
         return SqliteWebhookStore(tmp_path / "state.sqlite3")
-    return RedisWebhookStore(redis_client(request, request.param))
+    client = redis_client(request, request.param)
+    return RedisWebhookStore(client, replicas=replicas_of(request.param))
 
 
 def subscription(job_id: str, n: int = 1) -> Subscription:

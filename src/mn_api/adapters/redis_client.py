@@ -55,9 +55,21 @@ async def close(client: RedisClient) -> None:
 
 
 def replicas_to_wait_for(target: RedisTarget) -> int:
-    """How many replicas must hold an answer before the caller gets it: one behind
-    Sentinel, so that what a failover promotes still has every acknowledged record."""
+    """How many replicas must hold a write before the caller is told it was kept: one
+    behind Sentinel, so that the replica a failover promotes has every acknowledged one."""
     return 1 if target.mode == "sentinel" else 0
+
+
+# How long a write waits for replicas: a replica that is down must not stall every answer,
+# and the write is kept on the primary either way.
+REPLICA_WAIT_MS = 250
+
+
+def then_wait(pipe: Any, replicas: int) -> None:
+    """Queue a WAIT for `replicas` after the writes queued on `pipe`. WAIT counts the
+    writes of its own connection, so it must travel in the same pipeline."""
+    if replicas:
+        pipe.wait(replicas, REPLICA_WAIT_MS)
 
 
 def limits_uri(target: RedisTarget) -> tuple[str, dict[str, object]]:

@@ -19,7 +19,7 @@ from mn_api.adapters.bundles.filesystem import (
     remove_abandoned_staging,
     storage_error,
 )
-from mn_api.adapters.redis_client import RedisClient
+from mn_api.adapters.redis_client import RedisClient, then_wait
 from mn_api.application.ports import BundleContents, BundleStore, StoredBundle
 from mn_api.domain.bundle_rules import Limits
 from mn_api.domain.errors import (
@@ -48,6 +48,20 @@ return 1
 """
 
 
+# The bundle's hash and its expiry in one step: never a bundle that outlives its time.
+_KEEP = """
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+def _flat(fields: dict[bytes, bytes]) -> list[bytes]:
+    return [part for pair in fields.items() for part in pair]
+
+
 class RedisBundleStore(BundleStore):
     """Each bundle is one Redis hash (manifest text plus a field per payload) with the
     bundle time to live. Archives are checked and unpacked in a private scratch folder
@@ -60,8 +74,11 @@ class RedisBundleStore(BundleStore):
         limits: Limits,
         ttl_seconds: float,
         quota_bytes: int | None = None,
+        replicas: int = 0,
     ) -> None:
         self._redis = client
+        self._keep = client.register_script(_KEEP)
+        self._replicas = replicas
         self._scratch = Path(scratch)
         self._limits = limits
         self._ttl = ttl_seconds
@@ -92,10 +109,14 @@ class RedisBundleStore(BundleStore):
                         f"the bundle store's quota of {self._quota} bytes is used up; "
                         "bundles are removed when they expire"
                     )
-            async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(key, mapping=fields)
-                pipe.expire(key, max(int(self._ttl), 1))
-                await pipe.execute()
+            args = [max(int(self._ttl * 1000), 1), *_flat(fields)]
+            if not self._replicas:
+                await self._keep(keys=[key], args=args)
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    await self._keep(keys=[key], args=args, client=pipe)
+                    then_wait(pipe, self._replicas)
+                    await pipe.execute()
         except RedisError as err:
             raise SharedStateUnavailableError("the bundle store cannot be used") from err
         return StoredBundle(bundle_id, unpacked.manifest, unpacked.files, unpacked.bytes)

@@ -9,14 +9,11 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from mn_api.adapters.redis_client import RedisClient
+from mn_api.adapters.redis_client import RedisClient, then_wait
 from mn_api.application.ports import Claim, IdempotencyStore, StoredAnswer
 from mn_api.domain.errors import SharedStateUnavailableError
 
 _PREFIX = "mn-api:idem:"
-# How long an answer waits for replicas to hold it: a replica that is down must not stall
-# every answer; the record is kept on the primary either way.
-_REPLICA_WAIT_MS = 250
 # Delete the key only while it is still an unanswered claim.
 _RELEASE = """
 local value = redis.call('GET', KEYS[1])
@@ -87,12 +84,9 @@ class RedisIdempotencyStore(IdempotencyStore):
 
     async def _keep(self, key: str, record: dict[str, Any], ttl_seconds: float) -> None:
         try:
-            if not self._replicas:
-                await self._redis.set(_PREFIX + key, orjson.dumps(record), px=_ms(ttl_seconds))
-                return
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(_PREFIX + key, orjson.dumps(record), px=_ms(ttl_seconds))
-                pipe.wait(self._replicas, _REPLICA_WAIT_MS)
+                then_wait(pipe, self._replicas)
                 await pipe.execute()
         except RedisError as err:
             raise _unavailable(err) from err

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import orjson
 from redis.exceptions import RedisError
 
-from mn_api.adapters.redis_client import RedisClient
+from mn_api.adapters.redis_client import RedisClient, then_wait
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import (
     SharedStateUnavailableError,
@@ -57,6 +57,16 @@ for i = 2, #KEYS do
   end
 end
 return out
+"""
+# KEYS: subs:<job>, watch:<job>, watches; ARGV: job, cursor, status, then subscriptions.
+_SUBSCRIBE = """
+for i = 4, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
+redis.call('HSETNX', KEYS[2], 'cursor', ARGV[2])
+redis.call('HSETNX', KEYS[2], 'status', ARGV[3])
+redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[1])
+return 1
 """
 _ADVANCE_WATCH = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
@@ -163,11 +173,13 @@ def _delivery_key(delivery_id: str) -> str:
 
 
 class RedisWebhookStore(WebhookStore):
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, replicas: int = 0) -> None:
         self._redis = client
+        self._replicas = replicas
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
+                ("subscribe", _SUBSCRIBE),
                 ("claim_watches", _CLAIM_WATCHES),
                 ("advance_watch", _ADVANCE_WATCH),
                 ("end_watch", _END_WATCH),
@@ -189,15 +201,20 @@ class RedisWebhookStore(WebhookStore):
         return await self._call(self._scripts[name](keys=keys, args=args))
 
     async def subscribe(self, subscriptions: Sequence[Subscription], watch: Watch) -> None:
-        async def write() -> None:
-            async with self._redis.pipeline(transaction=True) as tx:
-                tx.rpush(_subs_key(watch.job_id), *(_dump(s.as_dict()) for s in subscriptions))
-                tx.hsetnx(_watch_key(watch.job_id), "cursor", watch.cursor)
-                tx.hsetnx(_watch_key(watch.job_id), "status", watch.status or "")
-                tx.zadd(WATCHES, {watch.job_id: 0}, nx=True)
-                await tx.execute()
+        keys = [_subs_key(watch.job_id), _watch_key(watch.job_id), WATCHES]
+        args = [watch.job_id, watch.cursor, watch.status or ""]
+        args += [_dump(s.as_dict()) for s in subscriptions]
+        if not self._replicas:
+            await self._script("subscribe", keys, args)
+            return
 
-        await self._call(write())
+        async def acknowledged() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                await self._scripts["subscribe"](keys=keys, args=args, client=pipe)
+                then_wait(pipe, self._replicas)
+                await pipe.execute()
+
+        await self._call(acknowledged())
 
     async def subscriptions(self, job_id: str) -> list[Subscription]:
         docs = await self._call(self._redis.lrange(_subs_key(job_id), 0, -1))
