@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mn_api.domain.errors import WebhookUrlNotAllowedError
@@ -144,6 +151,24 @@ class Settings(BaseSettings):
     redis_sentinel_master: str | None = Field(None, validation_alias="MN_REDIS_SENTINEL_MASTER")
     # The primary's password when it is found through Sentinel (URLs carry their own).
     redis_password: SecretStr | None = Field(None, validation_alias="MN_REDIS_PASSWORD")
+    # OpenTelemetry: the standard variables; traces are exported once an endpoint is set.
+    otel_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_exporter: Literal["otlp", "none"] = Field(
+        "otlp", validation_alias="OTEL_TRACES_EXPORTER"
+    )
+    # Spans travel over OTLP/gRPC only.
+    otel_protocol: Literal["grpc"] = Field(
+        "grpc",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
+    )
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
     # The core release the in-memory runtime behaves like (mn-fake-core's --release).
     fake_core_release: Literal["1.1", "1.2.5", "1.2.31"] = Field(
@@ -191,6 +216,11 @@ class Settings(BaseSettings):
         if value is not None and value < 0:
             raise ValueError("must be 0, none, or a positive number of seconds")
         return value or None
+
+    @field_validator("otel_traces_exporter", "otel_protocol", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -358,6 +388,15 @@ class Settings(BaseSettings):
         return None
 
     @property
+    def tracing(self) -> bool:
+        """Whether the OTEL_* variables ask for traces."""
+        return bool(
+            self.otel_endpoint
+            and not self.otel_sdk_disabled
+            and self.otel_traces_exporter != "none"
+        )
+
+    @property
     def log_file(self) -> Path:
         return Path(self.log_path).expanduser()
 
@@ -367,6 +406,6 @@ def describe_error(err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
     message = first.get("msg", "invalid value").removeprefix("Value error, ")
-    if where == "configuration" or not where.startswith("MN_"):
+    if where == "configuration" or not where.startswith(("MN_", "OTEL_")):
         return f"invalid configuration: {message}"
     return f"invalid configuration: {where}: {message}"

@@ -191,3 +191,45 @@ def test_shared_state_settings_that_cannot_work_stop_startup(
     with pytest.raises(ValidationError) as err:
         Settings()
     assert message in describe_error(err.value)
+
+
+def test_traces_follow_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not Settings().tracing
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    assert Settings().tracing
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert not Settings().tracing
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not Settings().tracing
+    monkeypatch.delenv("OTEL_SDK_DISABLED")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    with pytest.raises(ValidationError) as err:
+        Settings()
+    line = describe_error(err.value)
+    assert line.startswith("invalid configuration: OTEL_EXPORTER_OTLP_") and "grpc" in line
+
+
+def test_without_the_variables_no_tracing_code_is_loaded(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    # redis-py itself imports parts of the OpenTelemetry SDK when it is installed; what
+    # the gateway would load (instrumentations, exporter, a tracer provider) stays out.
+    probe = (
+        "import sys\n"
+        "from opentelemetry import trace\n"
+        "from mn_api.entrypoints.http import create_app\n"
+        "create_app()\n"
+        "ours = ('opentelemetry.instrumentation', 'opentelemetry.exporter',"
+        " 'opentelemetry.sdk.trace', 'mn_api.entrypoints.tracing')\n"
+        "print([m for m in sys.modules if m.startswith(ours)])\n"
+        "print(type(trace.get_tracer_provider()).__name__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MN_", "OTEL_"))}
+    env.update(MN_RUNTIME="memory", MN_API_LOG_PATH=str(tmp_path / "api.log"))
+    answer = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert answer.stdout.split() == ["[]", "ProxyTracerProvider"]

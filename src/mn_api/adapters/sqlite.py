@@ -6,16 +6,16 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mn_api.domain.errors import SharedStateUnavailableError
 
 T = TypeVar("T")
 
 
-def _setup(db: sqlite3.Connection, schema: str) -> None:
+def _setup(db: Statements, schema: str) -> None:
     """WAL and the schema. Switching to WAL takes a lock that SQLite's busy timeout does not
     wait for, so connections opened at the same moment (the first ones of a new file)
     take turns."""
@@ -32,6 +32,26 @@ def _setup(db: sqlite3.Connection, schema: str) -> None:
     db.executescript(schema)
 
 
+class Statements:
+    """What the stores run on a connection. Each statement runs on a cursor of its own, as
+    `Connection.execute` does internally, so that a tracer wrapping the connection's
+    cursors sees every statement."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        return self._connection.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, rows: Iterable[Any]) -> sqlite3.Cursor:
+        return self._connection.cursor().executemany(sql, rows)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        return self._connection.cursor().executescript(script)
+
+
 class SqliteDatabase:
     """A connection per thread (WAL, so readers never wait for the writer); every call
     runs in a worker thread, and any SQLite failure becomes SharedStateUnavailableError."""
@@ -42,16 +62,16 @@ class SqliteDatabase:
         self._what = what
         self._local = threading.local()
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Statements:
         db = getattr(self._local, "db", None)
         if db is None:
             self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db = sqlite3.connect(self._path, timeout=10, isolation_level=None)
+            db = Statements(sqlite3.connect(self._path, timeout=10, isolation_level=None))
             _setup(db, self._schema)
             self._local.db = db
         return db
 
-    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def run(self, work: Callable[[Statements], T]) -> T:
         def call() -> T:
             try:
                 return work(self._db())
@@ -60,10 +80,10 @@ class SqliteDatabase:
 
         return await asyncio.to_thread(call)
 
-    async def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def transaction(self, work: Callable[[Statements], T]) -> T:
         """`work` inside `BEGIN IMMEDIATE`: no other process writes until it commits."""
 
-        def atomic(db: sqlite3.Connection) -> T:
+        def atomic(db: Statements) -> T:
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)

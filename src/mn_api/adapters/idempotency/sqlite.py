@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 
-from mn_api.adapters.sqlite import SqliteDatabase
+from mn_api.adapters.sqlite import SqliteDatabase, Statements
 from mn_api.application.ports import Claim, IdempotencyStore, StoredAnswer
 
 _SCHEMA = """
@@ -38,7 +37,7 @@ class SqliteIdempotencyStore(IdempotencyStore):
     ) -> Claim:
         now = self._clock()
 
-        def work(db: sqlite3.Connection) -> Claim:
+        def work(db: Statements) -> Claim:
             db.execute(
                 "DELETE FROM idempotency WHERE key = ? AND expires_at <= ? AND answer IS NOT NULL",
                 (key, now),
@@ -96,7 +95,7 @@ class SqliteIdempotencyStore(IdempotencyStore):
     async def purge(self, ttl_seconds: float) -> int:
         now = self._clock()
 
-        def work(db: sqlite3.Connection) -> int:
+        def work(db: Statements) -> int:
             gone = db.execute(
                 "DELETE FROM idempotency WHERE expires_at <= ? AND answer IS NOT NULL", (now,)
             ).rowcount

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
 
-from mn_api.adapters.sqlite import SqliteDatabase
+from mn_api.adapters.sqlite import SqliteDatabase, Statements
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import WebhookDeliveryBusyError, WebhookDeliveryNotFoundError
 from mn_api.domain.webhooks import Delivery, DeliveryState, Subscription, Watch
@@ -53,7 +52,7 @@ class SqliteWebhookStore(WebhookStore):
         self._db = SqliteDatabase(path, _SCHEMA, "webhook store")
 
     async def subscribe(self, subscriptions: Sequence[Subscription], watch: Watch) -> None:
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: Statements) -> None:
             db.executemany(
                 "INSERT INTO webhook_subscriptions (id, job_id, doc) VALUES (?, ?, ?)",
                 [(s.id, s.job_id, _dump(s.as_dict())) for s in subscriptions],
@@ -78,7 +77,7 @@ class SqliteWebhookStore(WebhookStore):
     async def claim_watches(
         self, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Watch]:
-        def work(db: sqlite3.Connection) -> list[Watch]:
+        def work(db: Statements) -> list[Watch]:
             rows = db.execute(
                 "SELECT job_id, cursor, status FROM webhook_watches "
                 "WHERE done = 0 AND available_at <= ? ORDER BY available_at LIMIT ?",
@@ -137,7 +136,7 @@ class SqliteWebhookStore(WebhookStore):
     async def claim_deliveries(
         self, owner: str, now: float, lease_until: float, limit: int
     ) -> list[Delivery]:
-        def work(db: sqlite3.Connection) -> list[Delivery]:
+        def work(db: Statements) -> list[Delivery]:
             rows = db.execute(
                 "SELECT id, doc FROM webhook_deliveries WHERE pending = 1 AND available_at <= ? "
                 "ORDER BY available_at LIMIT ?",
@@ -154,7 +153,7 @@ class SqliteWebhookStore(WebhookStore):
     async def claim_delivery(
         self, job_id: str, delivery_id: str, owner: str, now: float, lease_until: float
     ) -> Delivery:
-        def work(db: sqlite3.Connection) -> Delivery:
+        def work(db: Statements) -> Delivery:
             row = db.execute(
                 "SELECT doc, owner, available_at FROM webhook_deliveries "
                 "WHERE id = ? AND job_id = ?",
@@ -211,7 +210,7 @@ class SqliteWebhookStore(WebhookStore):
         return [Delivery.from_dict(orjson.loads(row[0])) for row in rows]
 
     async def purge(self, before: float) -> None:
-        def work(db: sqlite3.Connection) -> None:
+        def work(db: Statements) -> None:
             db.execute(
                 "DELETE FROM webhook_deliveries WHERE pending = 0 AND updated_at < ?", (before,)
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -38,6 +39,15 @@ _DOCS_POLICY = (
 )
 
 
+# FastAPI releases that trace by themselves once a tracer provider is set would add spans
+# of their own beside the gateway's, and log exceptions with their stacks: off.
+_NO_FRAMEWORK_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+
+
 class GatewayApp(FastAPI):
     """FastAPI, entered through the gateway's own front layers (`front`) for HTTP."""
 
@@ -58,6 +68,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     """The gateway's ASGI app; the container decides which runtime and stores it uses."""
     container = container or Container()
     settings = container.settings()
+    # Started before anything opens a channel or a connection, so that each is traced.
+    tracing = _tracing() if settings.tracing else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -89,6 +101,8 @@ def create_app(container: Container | None = None) -> FastAPI:
             if settings.redis is not None:
                 await close_redis(container.redis())
             container.telemetry().process_ended()
+            if tracing is not None:
+                tracing.flush()
 
     app = GatewayApp(
         title="MirrorNeuron API",
@@ -101,6 +115,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         generate_unique_id_function=lambda route: route.name,
         docs_url=None,
         redoc_url=None,
+        **_NO_FRAMEWORK_TELEMETRY,
     )
     app.state.container = container
     gatekeeper = Gatekeeper(
@@ -166,8 +181,18 @@ def create_app(container: Container | None = None) -> FastAPI:
             }
         ),
         public_prefixes=(f"{_ASSETS}/",),
+        on_response=tracing.on_response if tracing is not None else None,
     )
+    if tracing is not None:
+        app.front = tracing.wrap(app.front)
     return app
+
+
+def _tracing() -> Any:
+    # Imported only when traces are asked for: otherwise no OpenTelemetry SDK is loaded.
+    from mn_api.entrypoints import tracing
+
+    return tracing.start()
 
 
 def _install_docs(app: FastAPI) -> None:

@@ -53,8 +53,11 @@ class GatewayMiddleware:
         gatekeeper: Gatekeeper | None = None,
         public_paths: frozenset[str] = frozenset(),
         public_prefixes: tuple[str, ...] = (),
+        on_response: Callable[[Scope, str, str, int, str], None] | None = None,
     ) -> None:
         self.app = app
+        # Told (scope, method, route, status, request id) as each response starts.
+        self.on_response = on_response
         self.limit = limit_bytes
         self.telemetry = telemetry
         self.gatekeeper = gatekeeper
@@ -100,12 +103,17 @@ class GatewayMiddleware:
             scope = {**scope, "method": "GET"}
             receive, send = _head_only(receive, send)
 
+        on_response = self.on_response
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
                 started_response = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
+                if on_response is not None:
+                    route = getattr(scope.get("route"), "path", None) or "unmatched"
+                    on_response(scope, method, route, status, rid)
             await send(message)
 
         try:
