@@ -72,6 +72,18 @@ def then_wait(pipe: Any, replicas: int) -> None:
         pipe.wait(replicas, REPLICA_WAIT_MS)
 
 
+async def run_acknowledged(
+    client: RedisClient, script: Any, keys: list[Any], args: list[Any], replicas: int
+) -> Any:
+    """Run a registered script; with `replicas`, in one pipeline with its WAIT."""
+    if not replicas:
+        return await script(keys=keys, args=args)
+    async with client.pipeline(transaction=False) as pipe:
+        await script(keys=keys, args=args, client=pipe)
+        then_wait(pipe, replicas)
+        return (await pipe.execute())[0]
+
+
 def limits_uri(target: RedisTarget) -> tuple[str, dict[str, object]]:
     """The same place as a `limits` storage URI, with the options it needs beside it."""
     if target.mode == "sentinel":

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import orjson
 from redis.exceptions import RedisError
 
-from mn_api.adapters.redis_client import RedisClient, then_wait
+from mn_api.adapters.redis_client import RedisClient, run_acknowledged
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import (
     SharedStateUnavailableError,
@@ -204,17 +204,10 @@ class RedisWebhookStore(WebhookStore):
         keys = [_subs_key(watch.job_id), _watch_key(watch.job_id), WATCHES]
         args = [watch.job_id, watch.cursor, watch.status or ""]
         args += [_dump(s.as_dict()) for s in subscriptions]
-        if not self._replicas:
-            await self._script("subscribe", keys, args)
-            return
-
-        async def acknowledged() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                await self._scripts["subscribe"](keys=keys, args=args, client=pipe)
-                then_wait(pipe, self._replicas)
-                await pipe.execute()
-
-        await self._call(acknowledged())
+        # Acknowledged to the caller: held by the replicas a failover may promote.
+        await self._call(
+            run_acknowledged(self._redis, self._scripts["subscribe"], keys, args, self._replicas)
+        )
 
     async def subscriptions(self, job_id: str) -> list[Subscription]:
         docs = await self._call(self._redis.lrange(_subs_key(job_id), 0, -1))
