@@ -35,7 +35,7 @@ class SpanCounter(trace_service_pb2_grpc.TraceServiceServicer):
         self.spans = 0
         self._lock = threading.Lock()
 
-    def Export(self, request: Any, context: Any) -> Any:  # noqa: N802 - the service's name
+    def Export(self, request: Any, context: Any) -> Any:
         count = sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
         with self._lock:
             self.spans += count
