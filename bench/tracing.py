@@ -3,9 +3,10 @@
     python -m bench.tracing [--duration 10] [--rounds 2]
 
 Starts mn-fake-core, an OTLP/gRPC receiver that counts the spans it is sent (in this
-process, built on the `opentelemetry-proto` service definitions), and two gateways on the
-same core: one without the OTEL_* variables, one exporting every span to the receiver
-(sampling everything). Drives each with wrk in alternation, A B A B, and reports the
+process, built on the `opentelemetry-proto` service definitions), and three gateways on
+the same core: one without the OTEL_* variables, one instrumented that samples nothing,
+and one exporting every span to the receiver. Drives each with wrk in turn, A B C A B C,
+and reports the
 server's CPU time per request (from /proc, the exporting thread included), throughput
 and latency. Writes bench/TRACING.md. This is a benchmark, not a test: it asserts nothing.
 """
@@ -70,10 +71,15 @@ def main() -> None:
         tracing = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
-            "OTEL_TRACES_SAMPLER": "always_on",
         }
         servers = {}
-        for who, extra in (("untraced", {}), ("traced", tracing)):
+        contestants = (
+            ("untraced", {}),
+            # Instrumented, but no trace sampled: what the instrumentation alone costs.
+            ("unsampled", {**tracing, "OTEL_TRACES_SAMPLER": "always_off"}),
+            ("traced", {**tracing, "OTEL_TRACES_SAMPLER": "always_on"}),
+        )
+        for who, extra in contestants:
             port = free_port()
             env = {
                 "MN_GRPC_TARGET": f"127.0.0.1:{core_port}",
@@ -129,20 +135,25 @@ def _report(rows: list[tuple[str, dict[str, Run], int]], args: argparse.Namespac
         f"`python -m bench.tracing --duration {args.duration} --rounds {args.rounds}`, "
         f"on {machine()}. The best of {args.rounds} rounds (lowest CPU per request) of each.",
         "",
-        "| route | untraced CPU µs | traced CPU µs | added µs | traced/untraced "
-        "| untraced req/s | traced req/s | traced p50 / p99 (ms) | spans received |",
+        "| route | untraced CPU µs | unsampled CPU µs (added) | traced CPU µs (added) "
+        "| traced/untraced | untraced req/s | traced req/s | traced p50 / p99 (ms) "
+        "| spans received |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, best, spans in rows:
-        plain, traced = best["untraced"], best["traced"]
+        plain, unsampled, traced = best["untraced"], best["unsampled"], best["traced"]
         lines.append(
-            f"| {name} | {plain.cpu_us:,.0f} | {traced.cpu_us:,.0f} "
-            f"| {traced.cpu_us - plain.cpu_us:,.0f} | {traced.cpu_us / plain.cpu_us:.2f}x "
+            f"| {name} | {plain.cpu_us:,.0f} "
+            f"| {unsampled.cpu_us:,.0f} (+{unsampled.cpu_us - plain.cpu_us:,.0f}) "
+            f"| {traced.cpu_us:,.0f} (+{traced.cpu_us - plain.cpu_us:,.0f}) "
+            f"| {traced.cpu_us / plain.cpu_us:.2f}x "
             f"| {plain.requests_per_second:,.0f} | {traced.requests_per_second:,.0f} "
             f"| {traced.p50_ms:.1f} / {traced.p99_ms:.1f} | {spans:,} |"
         )
     lines += [
         "",
+        "The unsampled gateway has every instrumentation in place and samples no trace",
+        "(`OTEL_TRACES_SAMPLER=always_off`): what tracing costs before any span is kept.",
         "Every request of the traced gateway is sampled and exported: a server span, one",
         "span per core call, and one per SQLite statement of the idempotency and topology",
         "stores (POST). Spans are sent in batches by the SDK's exporting thread, whose CPU",
