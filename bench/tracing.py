@@ -3,10 +3,10 @@
     python -m bench.tracing [--duration 10] [--rounds 2]
 
 Starts mn-fake-core, an OTLP/gRPC receiver that counts the spans it is sent (in this
-process, built on the `opentelemetry-proto` service definitions), and three gateways on
+process, built on the `opentelemetry-proto` service definitions), and four gateways on
 the same core: one without the OTEL_* variables, one instrumented that samples nothing,
-and one exporting every span to the receiver. Drives each with wrk in turn, A B C A B C,
-and reports the
+one exporting every span to the receiver, and one exporting every span and the HTTP
+metrics. Drives each with wrk in turn, A B C D A B C D, and reports the
 server's CPU time per request (from /proc, the exporting thread included), throughput
 and latency. Writes bench/TRACING.md. This is a benchmark, not a test: it asserts nothing.
 """
@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from bench._procs import BIN, free_port, start, stop, wait_http
@@ -43,6 +47,11 @@ class SpanCounter(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class MetricsSink(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def Export(self, request: Any, context: Any) -> Any:
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -57,6 +66,7 @@ def main() -> None:
     counter = SpanCounter()
     sink = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     trace_service_pb2_grpc.add_TraceServiceServicer_to_server(counter, sink)
+    metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsSink(), sink)
     sink_port = sink.add_insecure_port("127.0.0.1:0")
     sink.start()
     processes = []
@@ -73,11 +83,14 @@ def main() -> None:
             "OTEL_EXPORTER_OTLP_INSECURE": "true",
         }
         servers = {}
+        traces_only = {**tracing, "OTEL_METRICS_EXPORTER": "none"}
         contestants = (
             ("untraced", {}),
             # Instrumented, but no trace sampled: what the instrumentation alone costs.
-            ("unsampled", {**tracing, "OTEL_TRACES_SAMPLER": "always_off"}),
-            ("traced", {**tracing, "OTEL_TRACES_SAMPLER": "always_on"}),
+            ("unsampled", {**traces_only, "OTEL_TRACES_SAMPLER": "always_off"}),
+            ("traced", {**traces_only, "OTEL_TRACES_SAMPLER": "always_on"}),
+            # Every trace, and the HTTP metrics too (exported every 60 s by default).
+            ("traced+metrics", {**tracing, "OTEL_TRACES_SAMPLER": "always_on"}),
         )
         for who, extra in contestants:
             port = free_port()
@@ -136,16 +149,18 @@ def _report(rows: list[tuple[str, dict[str, Run], int]], args: argparse.Namespac
         f"on {machine()}. The best of {args.rounds} rounds (lowest CPU per request) of each.",
         "",
         "| route | untraced CPU µs | unsampled CPU µs (added) | traced CPU µs (added) "
-        "| traced/untraced | untraced req/s | traced req/s | traced p50 / p99 (ms) "
-        "| spans received |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| traced+metrics CPU µs (added) | traced/untraced | untraced req/s | traced req/s "
+        "| traced p50 / p99 (ms) | spans received |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, best, spans in rows:
-        plain, unsampled, traced = best["untraced"], best["unsampled"], best["traced"]
+        plain, traced = best["untraced"], best["traced"]
+        added = [
+            f"{best[who].cpu_us:,.0f} (+{best[who].cpu_us - plain.cpu_us:,.0f})"
+            for who in ("unsampled", "traced", "traced+metrics")
+        ]
         lines.append(
-            f"| {name} | {plain.cpu_us:,.0f} "
-            f"| {unsampled.cpu_us:,.0f} (+{unsampled.cpu_us - plain.cpu_us:,.0f}) "
-            f"| {traced.cpu_us:,.0f} (+{traced.cpu_us - plain.cpu_us:,.0f}) "
+            f"| {name} | {plain.cpu_us:,.0f} | {' | '.join(added)} "
             f"| {traced.cpu_us / plain.cpu_us:.2f}x "
             f"| {plain.requests_per_second:,.0f} | {traced.requests_per_second:,.0f} "
             f"| {traced.p50_ms:.1f} / {traced.p99_ms:.1f} | {spans:,} |"
@@ -154,6 +169,9 @@ def _report(rows: list[tuple[str, dict[str, Run], int]], args: argparse.Namespac
         "",
         "The unsampled gateway has every instrumentation in place and samples no trace",
         "(`OTEL_TRACES_SAMPLER=always_off`): what tracing costs before any span is kept.",
+        "The traced gateways sample every request (`always_on`); the last also exports",
+        "the HTTP metrics (`OTEL_METRICS_EXPORTER` left at `otlp`), the others set it to",
+        "`none`. The spans column counts the spans received over both traced gateways.",
         "Every request of the traced gateway is sampled and exported: a server span, one",
         "span per core call, and one per SQLite statement of the idempotency and topology",
         "stores (POST). Spans are sent in batches by the SDK's exporting thread, whose CPU",

@@ -151,22 +151,37 @@ class Settings(BaseSettings):
     redis_sentinel_master: str | None = Field(None, validation_alias="MN_REDIS_SENTINEL_MASTER")
     # The primary's password when it is found through Sentinel (URLs carry their own).
     redis_password: SecretStr | None = Field(None, validation_alias="MN_REDIS_PASSWORD")
-    # OpenTelemetry: the standard variables; traces are exported once an endpoint is set.
-    otel_endpoint: str | None = Field(
+    # OpenTelemetry: the standard variables; traces and metrics are exported over OTLP/gRPC
+    # once an endpoint is set for them.
+    otel_traces_endpoint: str | None = Field(
         None,
         validation_alias=AliasChoices(
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
+    otel_metrics_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
         ),
     )
     otel_sdk_disabled: bool = Field(False, validation_alias="OTEL_SDK_DISABLED")
     otel_traces_exporter: Literal["otlp", "none"] = Field(
         "otlp", validation_alias="OTEL_TRACES_EXPORTER"
     )
-    # Spans travel over OTLP/gRPC only.
-    otel_protocol: Literal["grpc"] = Field(
+    otel_metrics_exporter: Literal["otlp", "none"] = Field(
+        "otlp", validation_alias="OTEL_METRICS_EXPORTER"
+    )
+    otel_traces_protocol: Literal["grpc"] = Field(
         "grpc",
         validation_alias=AliasChoices(
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
+    )
+    otel_metrics_protocol: Literal["grpc"] = Field(
+        "grpc",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
         ),
     )
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
@@ -217,7 +232,13 @@ class Settings(BaseSettings):
             raise ValueError("must be 0, none, or a positive number of seconds")
         return value or None
 
-    @field_validator("otel_traces_exporter", "otel_protocol", mode="before")
+    @field_validator(
+        "otel_traces_exporter",
+        "otel_metrics_exporter",
+        "otel_traces_protocol",
+        "otel_metrics_protocol",
+        mode="before",
+    )
     @classmethod
     def _lower(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
@@ -388,13 +409,16 @@ class Settings(BaseSettings):
         return None
 
     @property
-    def tracing(self) -> bool:
-        """Whether the OTEL_* variables ask for traces."""
-        return bool(
-            self.otel_endpoint
-            and not self.otel_sdk_disabled
-            and self.otel_traces_exporter != "none"
-        )
+    def traces(self) -> bool:
+        """Whether the OTEL_* variables ask for traces over OTLP."""
+        exporting = self.otel_traces_exporter != "none"
+        return bool(self.otel_traces_endpoint and exporting and not self.otel_sdk_disabled)
+
+    @property
+    def otlp_metrics(self) -> bool:
+        """Whether the OTEL_* variables ask for metrics over OTLP."""
+        exporting = self.otel_metrics_exporter != "none"
+        return bool(self.otel_metrics_endpoint and exporting and not self.otel_sdk_disabled)
 
     @property
     def log_file(self) -> Path:

@@ -1,4 +1,5 @@
-"""Traces over OTLP: a real gateway process exports to an OTLP/gRPC receiver in this test.
+"""Traces and metrics over OTLP: a real gateway process exports to an OTLP/gRPC receiver
+in this test.
 
 The receiver is built on the `opentelemetry-proto` service definitions; the core is a
 fake core in this process too, so the test sees the `traceparent` each core call carries.
@@ -15,6 +16,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from opentelemetry.proto.collector.metrics.v1 import (
+    metrics_service_pb2,
+    metrics_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
@@ -36,11 +41,31 @@ API = "/api/v1"
 SECRET = webhook_secret("tracing")
 
 
+class MetricsReceiver(metrics_service_pb2_grpc.MetricsServiceServicer):
+    """Keeps the data points of every metric exported to it, by metric name."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, list[dict[str, Any]]] = {}
+
+    async def Export(
+        self, request: metrics_service_pb2.ExportMetricsServiceRequest, context: Any
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        for resource_metrics in request.resource_metrics:
+            for scope_metrics in resource_metrics.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    data = getattr(metric, metric.WhichOneof("data"))
+                    self.points.setdefault(metric.name, []).extend(
+                        _attributes(point.attributes) for point in data.data_points
+                    )
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
-    """Keeps every span exported to it, with its service's name."""
+    """Keeps every span exported to it, with its service's name, and every metric."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, Span]] = []
+        self.metrics = MetricsReceiver()
         self.port = 0
         self._server: grpc.aio.Server | None = None
 
@@ -56,6 +81,7 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
     async def start(self) -> OtlpReceiver:
         self._server = grpc.aio.server()
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(self.metrics, self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         return self
@@ -144,6 +170,7 @@ async def test_requests_core_calls_and_stores_are_traced(
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{receiver.port}",
         "OTEL_EXPORTER_OTLP_INSECURE": "true",
         "OTEL_BSP_SCHEDULE_DELAY": "50",
+        "OTEL_METRIC_EXPORT_INTERVAL": "200",
         "MN_API_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
         "MN_API_WEBHOOK_INSECURE_HOSTS": "127.0.0.1",
         "MN_API_WEBHOOK_SECRET": SECRET,
@@ -157,9 +184,23 @@ async def test_requests_core_calls_and_stores_are_traced(
             await _submission_is_one_trace(client, receiver, core, hooks, shared_state)
             finished = await _a_stream_is_one_span_around_its_core_stream(client, receiver)
             await _a_failing_core_call_is_an_error_span(client, receiver, finished)
+            await _requests_are_measured(receiver)
     finally:
         await asyncio.to_thread(gateway.stop)
     assert {service for service, _ in receiver.spans} == {"mn-api"}
+
+
+async def _requests_are_measured(receiver: OtlpReceiver) -> None:
+    """The HTTP server's and the webhook client's request durations arrive as OTLP
+    metrics, by method and status."""
+
+    def answered() -> set[tuple[str, int]]:
+        points = receiver.metrics.points.get("http.server.request.duration", [])
+        return {(p["http.request.method"], p["http.response.status_code"]) for p in points}
+
+    await eventually(lambda: {("POST", 201), ("POST", 409), ("GET", 200)} <= answered())
+    attempts = receiver.metrics.points.get("http.client.request.duration", [])
+    assert {"POST"} == {p["http.request.method"] for p in attempts}
 
 
 async def _submission_is_one_trace(

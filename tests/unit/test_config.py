@@ -193,16 +193,28 @@ def test_shared_state_settings_that_cannot_work_stop_startup(
     assert message in describe_error(err.value)
 
 
-def test_traces_follow_the_standard_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not Settings().tracing
+def test_traces_and_metrics_follow_the_standard_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def exported() -> tuple[bool, bool]:
+        settings = Settings()
+        return settings.traces, settings.otlp_metrics
+
+    assert exported() == (False, False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
-    assert Settings().tracing
+    assert exported() == (True, True)
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
-    assert not Settings().tracing
+    assert exported() == (False, True)
+    monkeypatch.setenv("OTEL_METRICS_EXPORTER", "NONE")
+    assert exported() == (False, False)
     monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    monkeypatch.delenv("OTEL_METRICS_EXPORTER")
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
-    assert not Settings().tracing
+    assert exported() == (False, False)
     monkeypatch.delenv("OTEL_SDK_DISABLED")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://collector:4317")
+    assert exported() == (False, True)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
     with pytest.raises(ValidationError) as err:
         Settings()
@@ -219,17 +231,18 @@ def test_without_the_variables_no_tracing_code_is_loaded(tmp_path: Path) -> None
     # the gateway would load (instrumentations, exporter, a tracer provider) stays out.
     probe = (
         "import sys\n"
-        "from opentelemetry import trace\n"
+        "from opentelemetry import metrics, trace\n"
         "from mn_api.entrypoints.http import create_app\n"
         "create_app()\n"
         "ours = ('opentelemetry.instrumentation', 'opentelemetry.exporter',"
-        " 'opentelemetry.sdk.trace', 'mn_api.entrypoints.tracing')\n"
+        " 'opentelemetry.sdk.trace', 'mn_api.entrypoints.otlp')\n"
         "print([m for m in sys.modules if m.startswith(ours)])\n"
         "print(type(trace.get_tracer_provider()).__name__)\n"
+        "print(type(metrics.get_meter_provider()).__name__)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MN_", "OTEL_"))}
     env.update(MN_RUNTIME="memory", MN_API_LOG_PATH=str(tmp_path / "api.log"))
     answer = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
-    assert answer.stdout.split() == ["[]", "ProxyTracerProvider"]
+    assert answer.stdout.split() == ["[]", "ProxyTracerProvider", "_ProxyMeterProvider"]

@@ -18,6 +18,7 @@ from starlette.staticfiles import StaticFiles
 
 from mn_api import __version__
 from mn_api.adapters.redis_client import close as close_redis
+from mn_api.config import Settings
 from mn_api.container import Container
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
@@ -69,7 +70,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     container = container or Container()
     settings = container.settings()
     # Started before anything opens a channel or a connection, so that each is traced.
-    tracing = _tracing() if settings.tracing else None
+    otlp = _otlp(settings) if settings.traces or settings.otlp_metrics else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -101,8 +102,8 @@ def create_app(container: Container | None = None) -> FastAPI:
             if settings.redis is not None:
                 await close_redis(container.redis())
             container.telemetry().process_ended()
-            if tracing is not None:
-                tracing.flush()
+            if otlp is not None:
+                otlp.flush()
 
     app = GatewayApp(
         title="MirrorNeuron API",
@@ -181,18 +182,19 @@ def create_app(container: Container | None = None) -> FastAPI:
             }
         ),
         public_prefixes=(f"{_ASSETS}/",),
-        on_response=tracing.on_response if tracing is not None else None,
+        on_response=otlp.on_response if otlp is not None and settings.traces else None,
     )
-    if tracing is not None:
-        app.front = tracing.wrap(app.front)
+    if otlp is not None:
+        app.front = otlp.wrap(app.front)
     return app
 
 
-def _tracing() -> Any:
-    # Imported only when traces are asked for: otherwise no OpenTelemetry SDK is loaded.
-    from mn_api.entrypoints import tracing
+def _otlp(settings: Settings) -> Any:
+    # Imported only when the OTEL_* variables ask for it: otherwise no exporter,
+    # instrumentation or provider is loaded.
+    from mn_api.entrypoints import otlp
 
-    return tracing.start()
+    return otlp.start(traces=settings.traces, metrics=settings.otlp_metrics)
 
 
 def _install_docs(app: FastAPI) -> None:
