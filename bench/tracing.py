@@ -6,9 +6,9 @@ Starts mn-fake-core, an OTLP/gRPC receiver that counts the spans it is sent (in 
 process, built on the `opentelemetry-proto` service definitions), and four gateways on
 the same core: one without the OTEL_* variables, one instrumented that samples nothing,
 one exporting every span to the receiver, and one exporting every span and the HTTP
-metrics. Drives each with wrk in turn, A B C D A B C D, and reports the
-server's CPU time per request (from /proc, the exporting thread included), throughput
-and latency. Writes bench/TRACING.md. This is a benchmark, not a test: it asserts nothing.
+metrics; and the bare forwarder of `bench/compare.py` as the floor. Drives each with wrk
+in turn, A B C D E A B C D E, and reports each server's CPU time per request (from /proc,
+the exporting thread included), throughput and latency. Writes bench/TRACING.md. This is a benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from opentelemetry.proto.collector.metrics.v1 import (
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from bench._procs import BIN, free_port, start, stop, wait_http
-from bench.compare import POST_MANIFEST, Run, ensure_wrk, machine, settle, wrk_run
+from bench.compare import POST_MANIFEST, Run, _bare_app, ensure_wrk, machine, settle, wrk_run
 
 HERE = Path(__file__).resolve().parent
 
@@ -107,6 +107,13 @@ def main() -> None:
             process = start([str(BIN / "mn-api")], env=env)
             processes.append(process)
             servers[who] = (f"http://127.0.0.1:{port}", process)
+        # The bare forwarder: the reference bench/RESULTS.md measures the untraced one against.
+        floor_port = free_port()
+        floor = _bare_app(
+            "bench.forwarder:app", floor_port, MN_GRPC_TARGET=f"127.0.0.1:{core_port}"
+        )
+        processes.append(floor)
+        servers["floor"] = (f"http://127.0.0.1:{floor_port}", floor)
         for base, _ in servers.values():
             wait_http(f"{base}/api/v1/health")
         import httpx
@@ -148,10 +155,10 @@ def _report(rows: list[tuple[str, dict[str, Run], int]], args: argparse.Namespac
         f"`python -m bench.tracing --duration {args.duration} --rounds {args.rounds}`, "
         f"on {machine()}. The best of {args.rounds} rounds (lowest CPU per request) of each.",
         "",
-        "| route | untraced CPU µs | unsampled CPU µs (added) | traced CPU µs (added) "
-        "| traced+metrics CPU µs (added) | traced/untraced | untraced req/s | traced req/s "
-        "| traced p50 / p99 (ms) | spans received |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| route | floor CPU µs | untraced CPU µs (/floor) | unsampled CPU µs (added) "
+        "| traced CPU µs (added) | traced+metrics CPU µs (added) | traced/untraced "
+        "| untraced req/s | traced req/s | traced p50 / p99 (ms) | spans received |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, best, spans in rows:
         plain, traced = best["untraced"], best["traced"]
@@ -159,14 +166,18 @@ def _report(rows: list[tuple[str, dict[str, Run], int]], args: argparse.Namespac
             f"{best[who].cpu_us:,.0f} (+{best[who].cpu_us - plain.cpu_us:,.0f})"
             for who in ("unsampled", "traced", "traced+metrics")
         ]
+        floor = best["floor"].cpu_us
         lines.append(
-            f"| {name} | {plain.cpu_us:,.0f} | {' | '.join(added)} "
+            f"| {name} | {floor:,.0f} | {plain.cpu_us:,.0f} ({plain.cpu_us / floor:.2f}x) "
+            f"| {' | '.join(added)} "
             f"| {traced.cpu_us / plain.cpu_us:.2f}x "
             f"| {plain.requests_per_second:,.0f} | {traced.requests_per_second:,.0f} "
             f"| {traced.p50_ms:.1f} / {traced.p99_ms:.1f} | {spans:,} |"
         )
     lines += [
         "",
+        "The floor is `bench/forwarder.py`, the bare forwarder `bench/RESULTS.md` compares",
+        "the gateway with; the untraced gateway's ratio to it is the one reported there.",
         "The unsampled gateway has every instrumentation in place and samples no trace",
         "(`OTEL_TRACES_SAMPLER=always_off`): what tracing costs before any span is kept.",
         "The traced gateways sample every request (`always_on`); the last also exports",
