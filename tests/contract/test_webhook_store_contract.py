@@ -6,8 +6,10 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
+import orjson
 import pytest
 
+from mn_api.adapters.redis_client import RedisClient
 from mn_api.adapters.webhooks.redis import RedisWebhookStore
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application.ports import WebhookStore
@@ -186,3 +188,18 @@ async def test_purge_forgets_finished_jobs_only(store: WebhookStore) -> None:
     assert await store.subscriptions("job-done") == []
     assert len(await store.deliveries("job-waiting")) == 1
     assert len(await store.subscriptions("job-waiting")) == 1
+
+
+async def test_state_kept_before_the_hash_tag_is_adopted(
+    redis_server_client: RedisClient,
+) -> None:
+    """A server holding webhook state in the layout before `{wh}` (under `mn-api:wh:`):
+    a gateway of this release carries on with it."""
+    sub = subscription("job-a")
+    await redis_server_client.rpush("mn-api:wh:subs:job-a", orjson.dumps(sub.as_dict()))
+    await redis_server_client.hset("mn-api:wh:watch:job-a", mapping={"cursor": 4, "status": ""})
+    await redis_server_client.zadd("mn-api:wh:watches", {"job-a": 0})
+    store = RedisWebhookStore(redis_server_client)
+    assert await store.subscriptions("job-a") == [sub]
+    assert await store.claim_watches("one", NOW, NOW + LEASE, 10) == [Watch("job-a", 4, None)]
+    assert await redis_server_client.keys("mn-api:wh:*") == []

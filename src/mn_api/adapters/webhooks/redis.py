@@ -15,11 +15,13 @@ each claim touches a shared set and the keys of the jobs it claims together.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
+from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
 from mn_api.adapters.redis_client import RedisClient, run_acknowledged
@@ -33,6 +35,8 @@ from mn_api.domain.webhooks import Delivery, DeliveryState, Subscription, Watch
 
 T = TypeVar("T")
 PREFIX = "mn-api:{wh}:"
+# Where releases before the hash tag kept the same keys.
+OLD_PREFIX = "mn-api:wh:"
 WATCHES = PREFIX + "watches"
 FINISHED = PREFIX + "finished"
 DUE = PREFIX + "due"
@@ -176,6 +180,8 @@ class RedisWebhookStore(WebhookStore):
     def __init__(self, client: RedisClient, replicas: int = 0) -> None:
         self._redis = client
         self._replicas = replicas
+        self._moved = False
+        self._moving = asyncio.Lock()
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -193,9 +199,22 @@ class RedisWebhookStore(WebhookStore):
 
     async def _call(self, pending: Awaitable[T]) -> T:
         try:
+            if not self._moved:
+                await self._move_old_keys()
             return await pending
         except RedisError as err:
             raise SharedStateUnavailableError("the webhook store cannot be used") from err
+
+    async def _move_old_keys(self) -> None:
+        """Adopt what gateways before the `{wh}` hash tag kept under `mn-api:wh:` (on one
+        server: no cluster could hold that layout), once per process, before any use."""
+        async with self._moving:
+            if self._moved:
+                return
+            if not isinstance(self._redis, RedisCluster):
+                async for old in self._redis.scan_iter(match=OLD_PREFIX + "*", count=500):
+                    await self._redis.renamenx(old, PREFIX + old[len(OLD_PREFIX) :].decode())
+            self._moved = True
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         return await self._call(self._scripts[name](keys=keys, args=args))
