@@ -137,6 +137,19 @@ def wrk_run(wrk: str, url: str, seconds: int, pid: int, env: dict[str, str] | No
     )
 
 
+def gateway_env(target: str, port: int, files: Path) -> dict[str, str]:
+    """A benchmarked gateway's settings: the core at `target`, its files under `files`."""
+    return {
+        "MN_GRPC_TARGET": target,
+        "MN_API_HOST": "127.0.0.1",
+        "MN_API_PORT": str(port),
+        "MN_API_LOG_PATH": str(files / "api.log"),
+        "MN_API_BUNDLE_DIR": str(files / "bundles"),
+        "MN_GRPC_TIMEOUT_SECONDS": "60",
+        "HOME": str(files.parent),
+    }
+
+
 def settle(base: str, within: float = 60.0) -> None:
     """Wait until a server has worked off what the previous run left it, so that no run
     pays for another's backlog."""
@@ -224,16 +237,7 @@ def main() -> None:
             commands["peer"] = [str(install_peer(peer_dir))]
         for who, command in commands.items():
             port = free_port()
-            env = {
-                "MN_GRPC_TARGET": target,
-                "MN_API_HOST": "127.0.0.1",
-                "MN_API_PORT": str(port),
-                "MN_API_LOG_PATH": str(work / f"{who}.log"),
-                "MN_API_BUNDLE_DIR": str(work / f"{who}-bundles"),
-                "MN_GRPC_TIMEOUT_SECONDS": "60",
-                "HOME": str(work),
-            }
-            process = start(command, env=env)
+            process = start(command, env=gateway_env(target, port, work / who))
             processes.append(process)
             servers[who] = (f"http://127.0.0.1:{port}", process)
         floor_port = free_port()

@@ -8,7 +8,8 @@ the same core: one without the OTEL_* variables, one instrumented that samples n
 one exporting every span to the receiver, and one exporting every span and the HTTP
 metrics; and the bare forwarder of `bench/compare.py` as the floor. Drives each with wrk
 in turn, A B C D E A B C D E, and reports each server's CPU time per request (from /proc,
-the exporting thread included), throughput and latency. Writes bench/TRACING.md. This is a benchmark, not a test: it asserts nothing.
+the exporting thread included), throughput and latency. Writes bench/TRACING.md.
+This is a benchmark, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ from opentelemetry.proto.collector.metrics.v1 import (
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from bench._procs import BIN, free_port, start, stop, wait_http
-from bench.compare import POST_MANIFEST, Run, _bare_app, ensure_wrk, machine, settle, wrk_run
+from bench.compare import (
+    POST_MANIFEST,
+    Run,
+    _bare_app,
+    ensure_wrk,
+    gateway_env,
+    machine,
+    settle,
+    wrk_run,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -94,16 +104,7 @@ def main() -> None:
         )
         for who, extra in contestants:
             port = free_port()
-            env = {
-                "MN_GRPC_TARGET": f"127.0.0.1:{core_port}",
-                "MN_API_HOST": "127.0.0.1",
-                "MN_API_PORT": str(port),
-                "MN_API_LOG_PATH": str(work / f"{who}.log"),
-                "MN_API_BUNDLE_DIR": str(work / f"{who}-bundles"),
-                "MN_GRPC_TIMEOUT_SECONDS": "60",
-                "HOME": str(work),
-                **extra,
-            }
+            env = {**gateway_env(f"127.0.0.1:{core_port}", port, work / who), **extra}
             process = start([str(BIN / "mn-api")], env=env)
             processes.append(process)
             servers[who] = (f"http://127.0.0.1:{port}", process)

@@ -277,6 +277,14 @@ class RedisServer:
             self.process = None
 
 
+def _wait_until(check: Any, failure: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(failure)
+        time.sleep(0.1)
+
+
 def _cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free as well."""
     while True:
@@ -320,11 +328,10 @@ class RedisClusterServers:
                 ],
                 check=True, capture_output=True, timeout=30,
             )  # fmt: skip
-            deadline = time.monotonic() + 20
-            while not all(b"cluster_state:ok" in s.command("CLUSTER", "INFO") for s in self):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the Redis cluster did not come up")
-                time.sleep(0.1)
+            _wait_until(
+                lambda: all(b"cluster_state:ok" in s.command("CLUSTER", "INFO") for s in self),
+                "the Redis cluster did not come up",
+            )
         except BaseException:
             self.stop()
             raise
@@ -368,11 +375,7 @@ class RedisSentinelGroup:
             self.replica.start()
             for sentinel in self.sentinel_servers:
                 sentinel.start(config)
-            deadline = time.monotonic() + 20
-            while not self._settled():
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the sentinels did not find the replica")
-                time.sleep(0.1)
+            _wait_until(self._settled, "the sentinels did not find the replica")
         except BaseException:
             self.stop()
             raise

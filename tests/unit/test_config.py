@@ -101,9 +101,22 @@ def test_prod_refuses_to_start_without_a_token(monkeypatch: pytest.MonkeyPatch) 
             },
             "unknown event: job_exploded",
         ),
+        ({"MN_REDIS_URL": "http://cache"}, "MN_REDIS_URL: must start with"),
+        ({"MN_REDIS_URL": "redis+cluster://h1:7000,h2"}, "'h2' is not host:port"),
+        ({"MN_REDIS_URL": "redis+cluster://"}, "names no host:port"),
+        ({"MN_REDIS_SENTINELS": "s1:99999", "MN_REDIS_SENTINEL_MASTER": "m"}, "not host:port"),
+        ({"MN_REDIS_SENTINELS": "s1:26379"}, "go together"),
+        (
+            {
+                "MN_REDIS_URL": "redis://cache",
+                "MN_REDIS_SENTINELS": "s1:26379",
+                "MN_REDIS_SENTINEL_MASTER": "m",
+            },
+            "not both",
+        ),
     ],
 )
-def test_webhook_settings_that_cannot_work_stop_startup(
+def test_settings_that_cannot_work_stop_startup(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], message: str
 ) -> None:
     for name, value in env.items():
@@ -163,34 +176,6 @@ def test_shared_state_is_one_server_a_cluster_or_a_primary_behind_sentinels(
     assert sentinel is not None and sentinel.mode == "sentinel"
     assert sentinel.nodes == (("s1", 26379), ("s2", 26380))
     assert (sentinel.master, sentinel.password) == ("primary", "pw")
-
-
-@pytest.mark.parametrize(
-    ("variables", "message"),
-    [
-        ({"MN_REDIS_URL": "http://cache"}, "MN_REDIS_URL: must start with"),
-        ({"MN_REDIS_URL": "redis+cluster://h1:7000,h2"}, "'h2' is not host:port"),
-        ({"MN_REDIS_URL": "redis+cluster://"}, "names no host:port"),
-        ({"MN_REDIS_SENTINELS": "s1:99999", "MN_REDIS_SENTINEL_MASTER": "m"}, "not host:port"),
-        ({"MN_REDIS_SENTINELS": "s1:26379"}, "go together"),
-        (
-            {
-                "MN_REDIS_URL": "redis://cache",
-                "MN_REDIS_SENTINELS": "s1:26379",
-                "MN_REDIS_SENTINEL_MASTER": "m",
-            },
-            "not both",
-        ),
-    ],
-)
-def test_shared_state_settings_that_cannot_work_stop_startup(
-    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
-) -> None:
-    for name, value in variables.items():
-        monkeypatch.setenv(name, value)
-    with pytest.raises(ValidationError) as err:
-        Settings()
-    assert message in describe_error(err.value)
 
 
 def test_traces_and_metrics_follow_the_standard_variables(
