@@ -172,13 +172,13 @@ class Settings(BaseSettings):
     otel_metrics_exporter: Literal["otlp", "none"] = Field(
         "otlp", validation_alias="OTEL_METRICS_EXPORTER"
     )
-    otel_traces_protocol: Literal["grpc"] = Field(
+    otel_traces_protocol: str = Field(
         "grpc",
         validation_alias=AliasChoices(
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
         ),
     )
-    otel_metrics_protocol: Literal["grpc"] = Field(
+    otel_metrics_protocol: str = Field(
         "grpc",
         validation_alias=AliasChoices(
             "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
@@ -276,6 +276,19 @@ class Settings(BaseSettings):
             return None
         _nodes(value)
         return value.strip()
+
+    @model_validator(mode="after")
+    def _otlp_over_grpc(self) -> Settings:
+        for signal, protocol in (
+            ("TRACES", self.otel_traces_protocol),
+            ("METRICS", self.otel_metrics_protocol),
+        ):
+            if protocol != "grpc":
+                raise ValueError(
+                    f"OTEL_EXPORTER_OTLP_PROTOCOL (or OTEL_EXPORTER_OTLP_{signal}_PROTOCOL) "
+                    f"is {protocol!r}: only grpc is supported"
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_redis(self) -> Settings:
