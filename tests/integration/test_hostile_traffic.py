@@ -160,6 +160,25 @@ def test_a_stream_outlives_every_idle_limit(gateway: GatewayProcess) -> None:
     assert "event: end" in text
 
 
+def test_a_body_arriving_with_its_headers_is_not_counted_as_headers(
+    gateway: GatewayProcess,
+) -> None:
+    # One write: the server's first read holds the headers and far more than the header
+    # limit of body bytes. Only the headers count against that limit.
+    manifest = pipeline_manifest(router={"padding": "p" * 200_000})
+    body = json.dumps({"manifest": manifest}).encode()
+    _seconds, answer = exchange(
+        gateway,
+        b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + f"Authorization: Bearer {TOKEN}\r\n".encode()
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
+    status, answered = problem_of(answer)
+    assert status == 201, answered
+
+
 def test_no_body_is_read_before_the_token_is_checked(gateway: GatewayProcess) -> None:
     # A big body is announced but never sent: the refusal comes from the headers alone.
     for auth in (b"", b"Authorization: Bearer wrong\r\n"):

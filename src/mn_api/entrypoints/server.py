@@ -128,12 +128,13 @@ class GuardedProtocol(HttpToolsProtocol):
             self._unsupported_upgrade_warning()
             return
         except httptools.HttpParserError as error:
-            if isinstance(error.__context__, _TooLarge) or self._too_large():
+            if isinstance(error.__context__, _TooLarge) or (self._in_headers and self._too_large()):
                 self._refuse_headers()
             else:
                 log.warning("refused a request that is not HTTP/1.1")
                 self._refuse(400, "invalid_request", "the request is not valid HTTP/1.1")
             return
+        # Still in the headers after all of this: every byte received was a header byte.
         if self._in_headers and self._too_large():
             self._refuse_headers()
 
@@ -154,7 +155,8 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_count += 1
         self._parsed_bytes += len(name) + len(value) + 4
-        if self._too_large():
+        # What the parser passed on, not what was received: a read may also hold the body.
+        if self._too_large(received=False):
             raise _TooLarge
         super().on_header(name, value)
 
@@ -173,10 +175,11 @@ class GuardedProtocol(HttpToolsProtocol):
 
     # Limits
 
-    def _too_large(self) -> bool:
+    def _too_large(self, *, received: bool = True) -> bool:
+        """Over a limit: by the fields parsed, and (`received`) by the bytes received."""
         limits = self._limits
         return (
-            self._header_bytes > limits.max_header_bytes
+            (received and self._header_bytes > limits.max_header_bytes)
             or self._parsed_bytes > limits.max_header_bytes
             or self._header_count > limits.max_headers
         )
