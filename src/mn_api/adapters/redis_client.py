@@ -6,6 +6,7 @@ receive every key they touch in KEYS, so each store works the same on a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -65,22 +66,17 @@ def replicas_to_wait_for(target: RedisTarget) -> int:
 REPLICA_WAIT_MS = 250
 
 
-def then_wait(pipe: Any, replicas: int) -> None:
-    """Queue a WAIT for `replicas` after the writes queued on `pipe`. WAIT counts the
-    writes of its own connection, so it must travel in the same pipeline."""
-    if replicas:
-        pipe.wait(replicas, REPLICA_WAIT_MS)
-
-
-async def run_acknowledged(
-    client: RedisClient, script: Any, keys: list[Any], args: list[Any], replicas: int
+async def acknowledged(
+    client: RedisClient, replicas: int, write: Callable[[Any], Awaitable[Any]]
 ) -> Any:
-    """Run a registered script; with `replicas`, in one pipeline with its WAIT."""
+    """Run `write` (given the client to write with) and, with `replicas`, hold its answer
+    until that many replicas have the write. WAIT counts only the writes of its own
+    connection, so then `write` is given a pipeline that carries the WAIT after it."""
     if not replicas:
-        return await script(keys=keys, args=args)
+        return await write(client)
     async with client.pipeline(transaction=False) as pipe:
-        await script(keys=keys, args=args, client=pipe)
-        then_wait(pipe, replicas)
+        await write(pipe)
+        pipe.wait(replicas, REPLICA_WAIT_MS)
         return (await pipe.execute())[0]
 
 

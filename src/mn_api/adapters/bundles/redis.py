@@ -19,7 +19,7 @@ from mn_api.adapters.bundles.filesystem import (
     remove_abandoned_staging,
     storage_error,
 )
-from mn_api.adapters.redis_client import RedisClient, run_acknowledged
+from mn_api.adapters.redis_client import RedisClient, acknowledged
 from mn_api.application.ports import BundleContents, BundleStore, StoredBundle
 from mn_api.domain.bundle_rules import Limits
 from mn_api.domain.errors import (
@@ -110,7 +110,11 @@ class RedisBundleStore(BundleStore):
                         "bundles are removed when they expire"
                     )
             args = [max(int(self._ttl * 1000), 1), *_flat(fields)]
-            await run_acknowledged(self._redis, self._keep, [key], args, self._replicas)
+            await acknowledged(
+                self._redis,
+                self._replicas,
+                lambda c: self._keep(keys=[key], args=args, client=c),
+            )
         except RedisError as err:
             raise SharedStateUnavailableError("the bundle store cannot be used") from err
         return StoredBundle(bundle_id, unpacked.manifest, unpacked.files, unpacked.bytes)

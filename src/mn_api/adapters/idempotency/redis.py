@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from mn_api.adapters.redis_client import RedisClient, then_wait
+from mn_api.adapters.redis_client import RedisClient, acknowledged
 from mn_api.application.ports import Claim, IdempotencyStore, StoredAnswer
 from mn_api.domain.errors import SharedStateUnavailableError
 
@@ -84,10 +84,10 @@ class RedisIdempotencyStore(IdempotencyStore):
 
     async def _keep(self, key: str, record: dict[str, Any], ttl_seconds: float) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(_PREFIX + key, orjson.dumps(record), px=_ms(ttl_seconds))
-                then_wait(pipe, self._replicas)
-                await pipe.execute()
+            value, px = orjson.dumps(record), _ms(ttl_seconds)
+            await acknowledged(
+                self._redis, self._replicas, lambda c: c.set(_PREFIX + key, value, px=px)
+            )
         except RedisError as err:
             raise _unavailable(err) from err
 

@@ -24,7 +24,7 @@ import orjson
 from redis.asyncio import RedisCluster
 from redis.exceptions import RedisError
 
-from mn_api.adapters.redis_client import RedisClient, run_acknowledged
+from mn_api.adapters.redis_client import RedisClient, acknowledged
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import (
     SharedStateUnavailableError,
@@ -224,8 +224,11 @@ class RedisWebhookStore(WebhookStore):
         args = [watch.job_id, watch.cursor, watch.status or ""]
         args += [_dump(s.as_dict()) for s in subscriptions]
         # Acknowledged to the caller: held by the replicas a failover may promote.
+        script = self._scripts["subscribe"]
         await self._call(
-            run_acknowledged(self._redis, self._scripts["subscribe"], keys, args, self._replicas)
+            acknowledged(
+                self._redis, self._replicas, lambda c: script(keys=keys, args=args, client=c)
+            )
         )
 
     async def subscriptions(self, job_id: str) -> list[Subscription]:
