@@ -241,11 +241,11 @@ def main() -> None:
             processes.append(process)
             servers[who] = (f"http://127.0.0.1:{port}", process)
         floor_port = free_port()
-        floor = _bare_app("bench.forwarder:app", floor_port, MN_GRPC_TARGET=target)
+        floor = bare_app("bench.forwarder:app", floor_port, MN_GRPC_TARGET=target)
         processes.append(floor)
         servers["floor"] = (f"http://127.0.0.1:{floor_port}", floor)
         minimal_port = free_port()
-        minimal = _bare_app("bench.minimal_app:app", minimal_port)
+        minimal = bare_app("bench.minimal_app:app", minimal_port)
         processes.append(minimal)
         for base, _ in servers.values():
             wait_http(f"{base}/api/v1/health")
@@ -314,7 +314,7 @@ def main() -> None:
             shutil.rmtree(peer_dir, ignore_errors=True)
 
 
-def _bare_app(app: str, port: int, **env: str) -> subprocess.Popen:
+def bare_app(app: str, port: int, **env: str) -> subprocess.Popen:
     """A bare ASGI app on the same server stack as the gateways (uvicorn, uvloop, httptools)."""
     return start(
         [

@@ -34,7 +34,7 @@ from bench._procs import BIN, free_port, start, stop, wait_http
 from bench.compare import (
     POST_MANIFEST,
     Run,
-    _bare_app,
+    bare_app,
     ensure_wrk,
     gateway_env,
     machine,
@@ -110,9 +110,7 @@ def main() -> None:
             servers[who] = (f"http://127.0.0.1:{port}", process)
         # The bare forwarder: the reference bench/RESULTS.md measures the untraced one against.
         floor_port = free_port()
-        floor = _bare_app(
-            "bench.forwarder:app", floor_port, MN_GRPC_TARGET=f"127.0.0.1:{core_port}"
-        )
+        floor = bare_app("bench.forwarder:app", floor_port, MN_GRPC_TARGET=f"127.0.0.1:{core_port}")
         processes.append(floor)
         servers["floor"] = (f"http://127.0.0.1:{floor_port}", floor)
         for base, _ in servers.values():

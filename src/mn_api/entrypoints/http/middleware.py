@@ -112,8 +112,7 @@ class GatewayMiddleware:
                 started_response = True
                 message["headers"] = [*message.get("headers", ()), rid_header]
                 if on_response is not None:
-                    route = getattr(scope.get("route"), "path", None) or "unmatched"
-                    on_response(scope, method, route, status, rid)
+                    on_response(scope, method, _route(scope), status, rid)
             await send(message)
 
         try:
@@ -158,7 +157,7 @@ class GatewayMiddleware:
                 )
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _route(scope)
             self.telemetry.in_flight.dec()
             self.telemetry.request(method, route, status, seconds)
             access_log.info("%s %s %d %.1fms", method, route, status, seconds * 1000)
@@ -194,6 +193,11 @@ class GatewayMiddleware:
             return message
 
         return receive_limited
+
+
+def _route(scope: Scope) -> str:
+    """The template of the route that took the request, for metrics, logs and traces."""
+    return getattr(scope.get("route"), "path", None) or "unmatched"
 
 
 async def _send_problem(
