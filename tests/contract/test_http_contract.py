@@ -122,7 +122,8 @@ async def jobs_in_every_state(runtime: RuntimePort, client: httpx.AsyncClient) -
     assert (await client.post(f"{API}/jobs/{jobs['cancelled']}/cancel")).status_code == 200
     for name in ("completed", "failed", "dead_lettered", "cancelled"):
         await wait_for_status(runtime, jobs[name])
-    jobs["pending"] = await submit(runtime, slow_worker())
+    # Pending for the rest of the test: the scheduler takes a minute to find room.
+    jobs["pending"] = await submit(runtime, slow_worker(scheduling_ms=60_000))
     return jobs
 
 

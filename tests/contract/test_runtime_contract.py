@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import Any
 
 import orjson
 import pytest
@@ -76,7 +77,7 @@ AGENT_FIELDS = {
 }
 
 
-def slow_worker(**simulate: bool) -> dict:
+def slow_worker(**simulate: Any) -> dict:
     """A pipeline whose worker takes 300 ms a message; `simulate` goes to the job's metadata."""
     manifest = pipeline_manifest(worker={"simulate": {"delay_ms": 300}})
     if simulate:
@@ -231,7 +232,8 @@ async def test_list_is_newest_update_first_and_filters_terminal(runtime: Runtime
 async def test_pause_only_from_running_and_resume_answers_resumed(
     runtime: RuntimePort, capabilities: Capabilities
 ) -> None:
-    job_id = await submit(runtime, {**slow_worker(), "daemon": True})
+    # The scheduler takes a second to find room: the job is surely pending at first.
+    job_id = await submit(runtime, {**slow_worker(scheduling_ms=1000), "daemon": True})
     with pytest.raises(InvalidTransitionError):
         await runtime.pause_job(job_id)  # still pending
     await wait_for_status(runtime, job_id, {"running"})

@@ -63,6 +63,19 @@ async def test_delay_holds_a_node_until_the_clock_passes(
     assert await _status(memory_runtime, job_id) == "completed"
 
 
+async def test_a_job_stays_pending_until_the_scheduler_finds_room(
+    memory_runtime: InMemoryRuntime, clock: FakeClock
+) -> None:
+    manifest = {**pipeline_manifest(), "metadata": {"simulate": {"scheduling_ms": 500}}}
+    job_id = await _submit(memory_runtime, manifest)
+    memory_runtime.run_until_idle()
+    assert await _status(memory_runtime, job_id) == "pending"
+    assert await _types(memory_runtime, job_id) == ["job_pending", "job_validated"]
+    clock.advance(0.6)
+    memory_runtime.run_until_idle()
+    assert await _status(memory_runtime, job_id) == "completed"
+
+
 async def test_cycles_end_in_a_hop_limit_dead_letter(memory_runtime: InMemoryRuntime) -> None:
     manifest = pipeline_manifest()
     manifest["edges"].append({"from_node": "collect", "to_node": "router", "message_type": "again"})

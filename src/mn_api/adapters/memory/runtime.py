@@ -112,6 +112,8 @@ class _Job:
     coordinator_lost: bool = False
     lose_coordinator: bool = False
     duplicate_boundary: bool = False
+    # When the scheduler finds room for the job: it stays pending until then.
+    schedulable_at: float = 0.0
     status: JobStatus = JobStatus.PENDING
     stage: int = 0
     events: list[bytes] = field(default_factory=list)
@@ -144,10 +146,12 @@ class InMemoryRuntime(RuntimePort):
     background task calls it every `step_seconds` once `start()` ran. Tests construct it
     with `auto_run=False` and call `step()` themselves, with a clock of their own.
 
-    Two simulations beyond node faults, set per job in `metadata.simulate`:
+    Three simulations beyond node faults, set per job in `metadata.simulate`:
     `coordinator_lost` (the job's coordinator goes away once it runs: its record stays
-    live, nothing moves, and cancel force-writes it) and `duplicate_boundary` (a following
-    stream sends the last event of the history twice, as a core may at that boundary).
+    live, nothing moves, and cancel force-writes it), `duplicate_boundary` (a following
+    stream sends the last event of the history twice, as a core may at that boundary) and
+    `scheduling_ms` (the scheduler finds room for the job only that long after it was
+    submitted: it stays pending until then).
     """
 
     def __init__(
@@ -284,6 +288,8 @@ class InMemoryRuntime(RuntimePort):
             self._emit(job, ev.JOB_VALIDATED, graph_id=job.manifest.graph_id)
             return True
         if job.stage == 1:
+            if now < job.schedulable_at:
+                return False
             job.stage = 2
             self._emit(job, ev.JOB_SCHEDULED, node=self.node.name)
             return True
@@ -518,6 +524,7 @@ class InMemoryRuntime(RuntimePort):
             agents,
             lose_coordinator=bool(simulate.get("coordinator_lost", False)),
             duplicate_boundary=bool(simulate.get("duplicate_boundary", self._duplicate_boundary)),
+            schedulable_at=self._clock() + _milliseconds(simulate.get("scheduling_ms")),
         )
         self._jobs[job_id] = job
         self._set_status(job, JobStatus.PENDING)
@@ -928,6 +935,13 @@ def _judge(manifest_json: str) -> Manifest:
     if problems:
         raise ManifestInvalidError(problems.listed, problems.total)
     return parse_manifest(raw)
+
+
+def _milliseconds(value: Any) -> float:
+    """A simulated delay in seconds, from milliseconds (anything else: none)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return 0.0
+    return value / 1000
 
 
 def _simulate(config: Mapping[str, Any]) -> Mapping[str, Any]:
