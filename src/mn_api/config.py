@@ -186,7 +186,7 @@ class Settings(BaseSettings):
     )
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
     # The core release the in-memory runtime behaves like (mn-fake-core's --release).
-    fake_core_release: Literal["1.1", "1.2.5", "1.2.31"] = Field(
+    fake_core_release: Literal["1.1", "1.2.5", "1.2.31", "d26bef71"] = Field(
         "1.2.31", validation_alias="MN_FAKE_CORE_RELEASE"
     )
 

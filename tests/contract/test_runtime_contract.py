@@ -112,7 +112,7 @@ async def test_bad_manifest_lists_every_problem(runtime: RuntimePort) -> None:
     assert len(errors) == 3, errors
     assert any("agent_type" in e for e in errors)
     assert any("ghost" in e for e in errors)
-    assert any("cannot run on a router" in e for e in errors)
+    assert any("is not supported for agent_type" in e for e in errors)
 
 
 async def test_text_that_is_no_json_gets_the_parsers_message(runtime: RuntimePort) -> None:

@@ -40,6 +40,23 @@ class InvalidTransitionError(DomainError):
     """The job's current state forbids the requested operation."""
 
 
+class CoordinatorGoneError(InvalidTransitionError):
+    """No coordinator runs the job in the core's cluster: it has ended, or it was orphaned
+    (its record still says it is live, e.g. after a core restart)."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        if status in ("completed", "failed", "cancelled"):
+            detail = f"job {job_id!r} has ended ({status}): it can no longer be paused or resumed"
+        else:
+            detail = (
+                f"job {job_id!r} is {status} on record, but no coordinator runs it in the "
+                "core's cluster (it was orphaned, e.g. by a core restart); cancelling it ends it"
+            )
+        super().__init__(detail)
+        self.job_id = job_id
+        self.status = status
+
+
 class AlreadyExistsError(DomainError):
     """The runtime already holds what the request would create (e.g. a replayed dead letter)."""
 

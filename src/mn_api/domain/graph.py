@@ -17,6 +17,11 @@ UNKNOWN = "unknown"
 DECLARED = "declared"
 OBSERVED = "observed"
 DEFAULT_TEMPLATE = "generic"
+# Senders that are the core itself, not agents: generation A cores start each entrypoint with
+# an `init` message from `runtime`, and messages sent into a job from outside come from
+# `external`. Unless a manifest declares a node by that name, such a message is counted on
+# the node it reached as a start message, not drawn as an edge from a node.
+CORE_SENDERS = frozenset({"runtime", "external"})
 
 
 def topology_of(manifest: Any) -> dict[str, Any]:
@@ -179,6 +184,10 @@ class GraphBuilder:
             target = target or _name(envelope.get("to")) or agent_id
             message_type = message_type or _name(envelope.get("type")) or ANY_MESSAGE
         if source is None or target is None:
+            return
+        if source in CORE_SENDERS and source not in self._nodes:
+            node = self._node(target)
+            node["start_messages"] = node.get("start_messages", 0) + 1
             return
         edge = self._edges.get((source, target, message_type)) or self._edge(
             source, target, message_type

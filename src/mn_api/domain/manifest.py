@@ -129,11 +129,18 @@ def check_manifest(raw: Any) -> Problems:
     if not _is_str(raw.get("graph_id")):
         errors.append("graph_id is required")
 
+    # The wording and order are the core's: duplicates first, then each node's own problems.
     node_ids: set[str] = set()
     nodes = raw.get("nodes")
     if not isinstance(nodes, list) or not nodes:
-        errors.append("nodes must be a non-empty list")
+        errors.append("nodes must not be empty")
         nodes = []
+    for node in nodes:
+        node_id = node.get("node_id") if isinstance(node, Mapping) else None
+        if _is_str(node_id) and node_id in node_ids:
+            errors.append(f"duplicate node_id {node_id}")
+        elif _is_str(node_id):
+            node_ids.add(node_id)
     for i, node in enumerate(nodes):
         where = f"nodes[{i}]"
         if not isinstance(node, Mapping):
@@ -142,11 +149,7 @@ def check_manifest(raw: Any) -> Problems:
         node_id = node.get("node_id")
         if not _is_str(node_id):
             errors.append(f"{where}.node_id is required")
-        elif node_id in node_ids:
-            errors.append(f"{where}.node_id {node_id!r} is duplicated")
-        else:
-            node_ids.add(node_id)
-        errors.extend(_node_type_errors(where, node))
+        errors.extend(_node_type_errors(node_id if _is_str(node_id) else where, node))
         if "role" in node and node["role"] is not None and not isinstance(node["role"], str):
             errors.append(f"{where}.role must be a string")
         config = node.get("config")
@@ -160,26 +163,30 @@ def check_manifest(raw: Any) -> Problems:
         errors.append("edges must be a list")
         edges = []
     for i, edge in enumerate(edges):
-        where = f"edges[{i}]"
         if not isinstance(edge, Mapping):
-            errors.append(f"{where} must be an object")
+            errors.append(f"edges[{i}] must be an object")
             continue
+        # The core names an edge by its edge_id, and an edge without one `unknown`.
+        name = edge.get("edge_id") if _is_str(edge.get("edge_id")) else "unknown"
+        if not _is_str(edge.get("message_type")):
+            errors.append(f"edge {name} must define message_type")
         for end in ("from_node", "to_node"):
             ref = edge.get(end)
             if not _is_str(ref):
-                errors.append(f"{where}.{end} is required")
+                errors.append(f"edge {name} must define {end}")
             elif nodes and ref not in node_ids:
-                errors.append(f"{where}.{end} {ref!r} is not a known node")
-        if not _is_str(edge.get("message_type")):
-            errors.append(f"{where}.message_type is required")
+                errors.append(f"edge {name} references missing {end} {ref}")
 
     entrypoints = _entrypoints(raw)
     if entrypoints is None:
-        errors.append("entrypoints must name at least one node (or a node must have role root)")
+        errors.append(
+            "manifest must define at least one entrypoint or one node with role "
+            "root/root_coordinator"
+        )
     else:
-        for i, ref in enumerate(entrypoints):
+        for ref in entrypoints:
             if not _is_str(ref) or (nodes and ref not in node_ids):
-                errors.append(f"entrypoints[{i}] {ref!r} is not a known node")
+                errors.append(f"entrypoint {ref} does not reference a known node")
 
     inputs = raw.get("initial_inputs")
     if inputs is not None and not isinstance(inputs, Mapping | list):
@@ -208,11 +215,11 @@ def check_manifest(raw: Any) -> Problems:
 
 
 def _node_type_errors(where: str, node: Mapping[str, Any]) -> list[str]:
+    """The node's agent and template types, in the core's words (`where` is its node id)."""
     agent_type = node.get("agent_type")
     kind = AGENT_TYPE_ALIASES.get(agent_type, agent_type) if isinstance(agent_type, str) else None
     if kind not in AGENT_TYPES:
-        names = (*AGENT_TYPES, *AGENT_TYPE_ALIASES)
-        return [f"{where}.agent_type must be one of {', '.join(names)}"]
+        return [f"unsupported agent_type {_quoted(agent_type)} for node {where}"]
     template = node.get("type")
     if template is None:
         return []
@@ -224,8 +231,18 @@ def _node_type_errors(where: str, node: Mapping[str, Any]) -> list[str]:
         return [f"{where}.type must be one of {', '.join(names)}"]
     allowed = _COMPATIBLE.get(kind)
     if allowed is not None and template not in allowed:
-        return [f"{where}.type {template!r} cannot run on a {kind} agent"]
+        return [
+            f"template type {_quoted(node.get('type'))} is not supported for agent_type "
+            f"{_quoted(agent_type)} on node {where}"
+        ]
     return []
+
+
+def _quoted(value: Any) -> str:
+    """A value as the core's messages show it: strings in double quotes, others as JSON."""
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "nil" if value is None else repr(value)
 
 
 def _simulate_errors(where: str, simulate: Any) -> list[str]:

@@ -42,6 +42,10 @@ CLUSTER_SERVICE = "/mirrorneuron.cluster.v1.ClusterService/"
 STREAM_METHOD = "/mirrorneuron.observability.v1.ObservabilityService/StreamEvents"
 CONTROL_RPCS = frozenset({"CancelJob", "PauseJob", "ResumeJob"})
 UNIMPLEMENTED_TEXT = "Method not implemented!"
+# What a generation A core's HTTP/2 server answers for a method it does not have.
+GENERATION_A_UNIMPLEMENTED = "Received http2 header with status: 404"
+# A generation A core's SubmitJob handler crashes on a manifest that is no JSON object.
+HANDLER_CRASH = "Internal Server Error"
 
 _CODES: tuple[tuple[type[e.DomainError], grpc.StatusCode], ...] = (
     (e.JobNotFoundError, grpc.StatusCode.NOT_FOUND),
@@ -69,20 +73,21 @@ def protected_rpcs(release: CoreRelease) -> frozenset[str]:
     return frozenset(methods)
 
 
+def elixir_string(text: str) -> str:
+    """A string written as Elixir's `inspect` writes it."""
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\t", "\\t")
+        .replace("#{", "\\#{")
+    )
+    return f'"{escaped}"'
+
+
 def elixir_list(items: Sequence[str]) -> str:
     """A list of strings written as Elixir's `inspect` writes it, as cores send problems."""
-
-    def quoted(text: str) -> str:
-        escaped = (
-            text.replace("\\", "\\\\")
-            .replace('"', '\\"')
-            .replace("\n", "\\n")
-            .replace("\t", "\\t")
-            .replace("#{", "\\#{")
-        )
-        return f'"{escaped}"'
-
-    return "[" + ", ".join(quoted(item) for item in items) + "]"
+    return "[" + ", ".join(elixir_string(item) for item in items) + "]"
 
 
 def refusal_code(release: CoreRelease, text: str) -> grpc.StatusCode:
@@ -115,6 +120,13 @@ class _Answers:
     ) -> NoReturn:
         if isinstance(error, e.ManifestInvalidError):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self._problems(error.errors))
+        if (
+            self.release.gone_coordinator_refusal
+            and rpc in ("PauseJob", "ResumeJob")
+            and isinstance(error, e.JobNotFoundError | e.CoordinatorGoneError)
+        ):
+            text = f"job {error.job_id} is not running in the connected cluster"
+            await context.abort(grpc.StatusCode.INTERNAL, text)
         if isinstance(error, e.JobNotFoundError):
             text = f"job {error.job_id} was not found"
         else:
@@ -125,12 +137,22 @@ class _Answers:
         await context.abort(code, text)
         raise AssertionError("abort returned")  # pragma: no cover - abort always raises
 
-    @staticmethod
-    def _problems(errors: Sequence[str]) -> str:
-        # The JSON parser's message for text that is not JSON comes on its own.
+    def _problems(self, errors: Sequence[str]) -> str:
+        # The JSON parser's message for text that is not JSON comes on its own (quoted as
+        # Elixir's `inspect` writes a string, on generation A cores).
         if len(errors) == 1 and errors[0].startswith("unexpected "):
-            return errors[0]
+            return elixir_string(errors[0]) if self.release.gone_coordinator_refusal else errors[0]
         return elixir_list(errors)
+
+    async def missing(self, context: grpc.aio.ServicerContext, present: bool) -> None:
+        """Abort as this release does for a method it lacks."""
+        if not present:
+            text = (
+                GENERATION_A_UNIMPLEMENTED
+                if self.release.generation_a_documents
+                else UNIMPLEMENTED_TEXT
+            )
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, text)
 
     async def run(self, context: grpc.aio.ServicerContext, rpc: str, work: Awaitable[T]) -> T:
         try:
@@ -151,6 +173,10 @@ class JobService(job_pb2_grpc.JobServiceServicer):
         self._answers = _Answers(runtime.release)
 
     async def SubmitJob(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if self._runtime.release.generation_a_documents and _parses_to_no_object(
+            request.manifest_json
+        ):
+            await context.abort(grpc.StatusCode.UNKNOWN, HANDLER_CRASH)
         work = self._runtime.submit_job(request.manifest_json, dict(request.payloads))
         ack = await self._answers.run(context, "SubmitJob", work)
         return job_pb2.SubmitJobResponse(
@@ -192,6 +218,7 @@ class JobService(job_pb2_grpc.JobServiceServicer):
         )
 
     async def ClearJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._answers.missing(context, self._runtime.release.clear_jobs)
         if self._runtime.release.clear_with_admin_token and not (
             self._admin_token and hmac.compare_digest(request.admin_token, self._admin_token)
         ):
@@ -200,15 +227,13 @@ class JobService(job_pb2_grpc.JobServiceServicer):
         return job_pb2.ClearJobsResponse(cleared_count=count, **self._answers.version())
 
     async def CancelAllJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if not self._runtime.release.cancel_all:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, UNIMPLEMENTED_TEXT)
+        await self._answers.missing(context, self._runtime.release.cancel_all)
         cancelled = await self._runtime.cancel_all_jobs()
         result = orjson.dumps({"cancelled_count": len(cancelled), "job_ids": cancelled})
         return job_pb2.CancelAllJobsResponse(result_json=result.decode(), **self._answers.version())
 
     async def ReplayDeadLetter(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if not self._replay:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, UNIMPLEMENTED_TEXT)
+        await self._answers.missing(context, self._replay and self._runtime.release.replay)
         work = self._runtime.replay_dead_letter(request.job_id, request.event_index)
         ack = await self._answers.run(context, "ReplayDeadLetter", work)
         return job_pb2.ReplayDeadLetterResponse(
@@ -228,6 +253,7 @@ class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
         )
 
     async def RemoveNode(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self._answers.missing(context, self._runtime.release.clear_jobs)
         # The simulated cluster is one node, which stays: removing it is acknowledged only.
         if request.node_name != self._runtime.node.name:
             await context.abort(
@@ -474,3 +500,12 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _parses_to_no_object(text: str) -> bool:
+    """JSON text whose value is not an object (an array, a string, a number)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return False
+    return not isinstance(value, dict)

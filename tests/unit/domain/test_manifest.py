@@ -38,13 +38,13 @@ def test_every_problem_is_listed_at_once() -> None:
     expected = [
         "manifest_version is required",
         "graph_id is required",
-        "nodes[1].node_id 'a' is duplicated",
-        "nodes[1].agent_type must be one of",
+        "duplicate node_id a",
+        'unsupported agent_type "wizard" for node a',
         "nodes[2].node_id is required",
         "nodes[2].config.simulate.drop_first must be a non-negative integer",
-        "edges[0].to_node 'ghost' is not a known node",
-        "edges[0].message_type is required",
-        "entrypoints[0] 'nowhere' is not a known node",
+        "edge unknown references missing to_node ghost",
+        "edge unknown must define message_type",
+        "entrypoint nowhere does not reference a known node",
         "daemon must be a boolean",
     ]
     for fragment in expected:
@@ -55,9 +55,9 @@ def test_every_problem_is_listed_at_once() -> None:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"nodes": []}, "nodes must be a non-empty list"),
-        ({"entrypoints": []}, "entrypoints must name at least one node"),
-        ({"entrypoints": 5}, "entrypoints must name at least one node"),
+        ({"nodes": []}, "nodes must not be empty"),
+        ({"entrypoints": []}, "manifest must define at least one entrypoint"),
+        ({"entrypoints": 5}, "manifest must define at least one entrypoint"),
         ({"edges": {}}, "edges must be a list"),
         ({"initial_inputs": {"ghost": []}}, "initial_inputs 'ghost' is not a known node"),
         ({"initial_inputs": "x"}, "initial_inputs must be an object"),
@@ -88,9 +88,9 @@ def test_aliases_and_their_template_types_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("agent_type", "template", "fragment"),
     [
-        ("router", "reduce", "'reduce' cannot run on a router agent"),
-        ("aggregator", "map", "'map' cannot run on a aggregator agent"),
-        ("sensor", "stream", "'stream' cannot run on a sensor agent"),
+        ("router", "reduce", 'template type "reduce" is not supported for agent_type "router"'),
+        ("aggregator", "map", 'template type "map" is not supported for agent_type "aggregator"'),
+        ("sensor", "stream", 'template type "stream" is not supported for agent_type "sensor"'),
         ("executor", "llm", "type must be one of generic, stream, map, reduce, batch"),
     ],
 )

@@ -101,8 +101,8 @@ async def test_runtime_refusal_of_a_manifest_is_manifest_invalid(client: httpx.A
     problem = _assert_problem(
         await client.post(f"{API}/jobs", json={"manifest": manifest}), 422, "manifest_invalid"
     )
-    assert any("entrypoints" in e for e in problem["errors"])
-    assert "entrypoints" in problem["detail"]
+    assert any("entrypoint" in e for e in problem["errors"])
+    assert "entrypoint" in problem["detail"]
 
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "/abs", "a\\b", "a//b", "C:/x", "a\x01b", "./a"])

@@ -40,9 +40,16 @@ _REQUIREMENT_PREFIXES = ("requirements_not_met", "service_requirements_not_met")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "e": "\x1b", "0": "\0"}
 
 
+# Generation A cores refuse Pause/Resume of an unknown job, a finished one and an orphaned one
+# alike with this text: only GetJob can tell them apart.
+COORDINATOR_GONE_TEXT = "is not running in the connected cluster"
+
+
 def refusal_meaning(text: str) -> str | None:
     """`not_found` or `transition` when a control refusal's text says which; else None."""
     lowered = text.lower()
+    if COORDINATOR_GONE_TEXT in lowered:
+        return None
     if any(marker in lowered for marker in _NOT_FOUND_TEXTS):
         return "not_found"
     if any(marker in lowered for marker in _TRANSITION_TEXTS):
@@ -76,6 +83,17 @@ def _elixir_strings(text: str) -> list[str] | None:
         i += 1
 
 
+def core_text(text: str) -> str:
+    """A core's message as plain text: generation A cores send some of them quoted as
+    Elixir's `inspect` writes a string (`"unexpected byte ... (\\"n\\")"`)."""
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] == '"' and stripped[-1] == '"':
+        items = _elixir_strings(f"[{stripped}]")
+        if items is not None and len(items) == 1:
+            return items[0]
+    return text
+
+
 def split_problems(text: str) -> list[str]:
     """A manifest refusal's problems, one each: cores send an Elixir list literal, other
     servers `; `-separated text, and text that is not JSON the parser's message alone."""
@@ -90,7 +108,7 @@ def split_problems(text: str) -> list[str]:
 def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None) -> e.DomainError:
     """The domain error for a failed call; the gRPC error stays as its cause."""
     code = err.code()
-    details = err.details() or code.name.lower()
+    details = core_text(err.details() or code.name.lower())
     log.warning("core call %s failed: %s %.300s", rpc, code.name, details)
     meaning = refusal_meaning(details) if rpc in CONTROL_RPCS and code in REFUSAL_CODES else None
     match code:

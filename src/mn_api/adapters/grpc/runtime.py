@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 import orjson
 
-from mn_api.adapters.grpc.errors import is_unclear_refusal, translate
+from mn_api.adapters.grpc.errors import (
+    COORDINATOR_GONE_TEXT,
+    core_text,
+    is_unclear_refusal,
+    translate,
+)
 from mn_api.adapters.grpc.protos import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -25,7 +30,12 @@ from mn_api.adapters.grpc.protos import (
 from mn_api.application.context import request_id
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort, Telemetry
 from mn_api.domain.documents import JsonDocument
-from mn_api.domain.errors import InvalidTransitionError, JobNotFoundError, RequestValidationError
+from mn_api.domain.errors import (
+    CoordinatorGoneError,
+    InvalidTransitionError,
+    JobNotFoundError,
+    RequestValidationError,
+)
 from mn_api.domain.events import HEARTBEAT_TYPES, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
 
@@ -260,11 +270,16 @@ class GrpcRuntime(RuntimePort):
     async def _unclear_refusal(self, err: grpc.aio.AioRpcError, rpc: str, job_id: str) -> Exception:
         """A refusal whose text names no reason: the core is asked whether the job exists."""
         try:
-            await self.get_job(job_id)
+            details = (await self.get_job(job_id)).value
         except JobNotFoundError as missing:
             return missing
+        text = core_text(err.details() or "")
+        if COORDINATOR_GONE_TEXT in text.lower():
+            job = details.get("job") if isinstance(details, dict) else None
+            status = job.get("status") if isinstance(job, dict) else None
+            return CoordinatorGoneError(job_id, status if isinstance(status, str) else "unknown")
         if err.code() is grpc.StatusCode.NOT_FOUND:  # the job exists: the core refused
-            return InvalidTransitionError(err.details() or "the core refused the operation")
+            return InvalidTransitionError(text or "the core refused the operation")
         return translate(err, rpc=rpc, job_id=job_id)
 
     # -- the port --------------------------------------------------------------------

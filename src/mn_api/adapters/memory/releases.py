@@ -44,6 +44,22 @@ class CoreRelease:
     checks_requirements: bool
     # GetJob's answer for an unknown id.
     unknown_job_json: str
+    # ClearJobs and ClusterService.RemoveNode exist (generation A cores answer UNIMPLEMENTED).
+    clear_jobs: bool = True
+    # The gateway's ReplayDeadLetter extension is offered by the simulation.
+    replay: bool = True
+    # Agents act by their type (routers forward by message type, aggregators count and
+    # complete the job, executors lease a slot and need a runner): a job completes only when
+    # an agent completes it. Else a job without a daemon flag completes once idle.
+    agents_complete_jobs: bool = False
+    # Pause/Resume of an unknown job, a finished one or one whose coordinator is gone are all
+    # refused with "job <id> is not running in the connected cluster".
+    gone_coordinator_refusal: bool = False
+    # The documents of wire generation A: no `daemon`, `result` written as null while the job
+    # runs, agents with a `lease` and `sandbox_name`, `paused?` never set, `live?` kept after
+    # the end, a GPU described as text, placement `local`, the node `nonode@nohost`, and
+    # job-level events without details beyond the node that was scheduled.
+    generation_a_documents: bool = False
 
 
 _OLDER = {
@@ -102,7 +118,23 @@ RELEASE_1_2_31 = CoreRelease(
     unknown_job_json='{"version":1}',
 )
 
-RELEASES: dict[str, CoreRelease] = {r.name: r for r in (RELEASE_1_1, RELEASE_1_2_5, RELEASE_1_2_31)}
+# The real core built from source commit d26bef71 (wire generation A), measured against it.
+RELEASE_D26BEF71 = CoreRelease(
+    name="d26bef71",
+    follows_streams=False,
+    checks_credentials=False,
+    clear_with_admin_token=False,
+    clear_jobs=False,
+    replay=False,
+    agents_complete_jobs=True,
+    gone_coordinator_refusal=True,
+    generation_a_documents=True,
+    **_OLDER,
+)
+
+RELEASES: dict[str, CoreRelease] = {
+    r.name: r for r in (RELEASE_1_1, RELEASE_1_2_5, RELEASE_1_2_31, RELEASE_D26BEF71)
+}
 LATEST = RELEASE_1_2_31.name
 
 

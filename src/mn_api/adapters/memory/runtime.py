@@ -16,16 +16,19 @@ from typing import Any
 
 import orjson
 
+from mn_api.adapters.memory import agents as generation_a
 from mn_api.adapters.memory.releases import LATEST, CoreRelease, core_release
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort
 from mn_api.domain import events as ev
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.errors import (
     AlreadyExistsError,
+    CoordinatorGoneError,
     InvalidArgumentError,
     InvalidTransitionError,
     JobNotFoundError,
     ManifestInvalidError,
+    NotSupportedError,
     RequirementsNotMetError,
 )
 from mn_api.domain.events import EventRecord, Heartbeat, iso_timestamp
@@ -48,6 +51,13 @@ MESSAGE_CLASS = "event"
 # 1.2.31 gives up on a message after this many failed durable deliveries.
 DURABLE_ATTEMPTS = 10
 JOB_ROOT = "/var/lib/mirrorneuron/jobs"
+# Where a generation A core writes each submission's manifest and payloads.
+BUNDLE_ROOT = "/tmp"
+# Live agents record a heartbeat this often; an orphaned job's agents stop.
+HEARTBEAT_SECONDS = 2.0
+# How a generation A core names its node and architecture when it runs alone.
+GENERATION_A_NODE = "nonode@nohost"
+GENERATION_A_ARCHITECTURE = "x86_64-pc-linux-gnu"
 # Manifests longer than this are judged off the event loop.
 LARGE_MANIFEST_CHARS = 256 * 1024
 
@@ -82,6 +92,7 @@ class _Delivery:
     ready_at: float
     message_id: str
     replay: bool = False
+    message_class: str = MESSAGE_CLASS
 
 
 @dataclass(slots=True)
@@ -94,10 +105,19 @@ class _Agent:
     drop_first: int
     delay_seconds: float
     last_seen: str
+    config: Mapping[str, Any] = field(default_factory=dict)
     processed: int = 0
     mailbox: int = 0
     dropped: int = 0
     error: str | None = None
+    # Generation A: what an aggregator or sensor received, an executor's lease and sandbox.
+    received: list[Any] = field(default_factory=list)
+    lease: dict[str, Any] | None = None
+    sandbox_name: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.received)
 
 
 @dataclass(slots=True)
@@ -124,9 +144,14 @@ class _Job:
     dead_letters: int = 0
     replayed: set[int] = field(default_factory=set)
     result: dict[str, Any] | None = None
+    sandbox_runs: list[dict[str, Any]] = field(default_factory=list)
+    # When the job's coordinator was lost: its agents' heartbeats stop there.
+    lost_at: float | None = None
+    started_at: float = 0.0
     changed: asyncio.Event | None = None
     # The serialized details, kept until the job next changes: readers far outnumber steps.
     details: bytes | None = None
+    details_beat: float = 0.0
 
     @property
     def end(self) -> int:
@@ -285,26 +310,52 @@ class InMemoryRuntime(RuntimePort):
             return True
         if job.stage == 0:
             job.stage = 1
-            self._emit(job, ev.JOB_VALIDATED, graph_id=job.manifest.graph_id)
+            self._emit(job, ev.JOB_VALIDATED, **self._job_details(graph_id=job.manifest.graph_id))
             return True
         if job.stage == 1:
             if now < job.schedulable_at:
                 return False
             job.stage = 2
-            self._emit(job, ev.JOB_SCHEDULED, node=self.node.name)
+            self._emit(job, ev.JOB_SCHEDULED, node=self._node_name)
             return True
         if job.stage == 2:
             job.stage = 3
             self._set_status(job, JobStatus.RUNNING)
-            self._emit(job, ev.JOB_RUNNING, root_agent_ids=list(job.manifest.entrypoints))
-            for entry in job.manifest.entrypoints:
-                inputs = job.manifest.initial_inputs.get(entry) or [START_MESSAGE]
-                for message in inputs:
-                    self._enqueue(job, None, entry, "initial_input", message, 0, now)
+            self._emit(
+                job,
+                ev.JOB_RUNNING,
+                **self._job_details(root_agent_ids=list(job.manifest.entrypoints)),
+            )
+            self._start_entrypoints(job, now)
             if job.lose_coordinator:
                 self.lose_coordinator(job.job_id)
             return True
         return self._deliver_ready(job, now)
+
+    def _start_entrypoints(self, job: _Job, now: float) -> None:
+        """Each entrypoint gets its initial inputs; generation A cores send them from the
+        `runtime` as `init` commands, and an entrypoint without inputs gets `{}`."""
+        gen_a = self.release.agents_complete_jobs
+        for entry in job.manifest.entrypoints:
+            inputs = job.manifest.initial_inputs.get(entry) or [{} if gen_a else START_MESSAGE]
+            for message in inputs:
+                if gen_a:
+                    self._enqueue(
+                        job,
+                        generation_a.RUNTIME_SENDER,
+                        entry,
+                        generation_a.START_TYPE,
+                        message,
+                        0,
+                        now,
+                        message_class=generation_a.COMMAND_CLASS,
+                    )
+                else:
+                    self._enqueue(job, None, entry, "initial_input", message, 0, now)
+
+    def _job_details(self, **details: Any) -> dict[str, Any]:
+        """What a job-level event says beyond its type: nothing on generation A cores."""
+        return {} if self.release.generation_a_documents else details
 
     def lose_coordinator(self, job_id: str) -> None:
         """Simulate the loss of the job's coordinator: its record stays live, nothing moves."""
@@ -312,6 +363,7 @@ class InMemoryRuntime(RuntimePort):
         if job.status.is_terminal:
             return
         job.coordinator_lost = True
+        job.lost_at = self._clock()
         job.details = None
         self._active.pop(job.job_id, None)
 
@@ -326,6 +378,7 @@ class InMemoryRuntime(RuntimePort):
         now: float,
         *,
         replay: bool = False,
+        message_class: str = MESSAGE_CLASS,
     ) -> None:
         agent = job.agents[target]
         delivery = _Delivery(
@@ -337,6 +390,7 @@ class InMemoryRuntime(RuntimePort):
             now + agent.delay_seconds,
             secrets.token_hex(8),
             replay,
+            message_class,
         )
         if len(job.inflight) >= self._max_inflight:
             self._dead_letter(job, delivery, "mailbox_full")
@@ -356,7 +410,8 @@ class InMemoryRuntime(RuntimePort):
                 continue
             progressed = True
             self._deliver(job, delivery)
-        if job.status is JobStatus.RUNNING and not job.inflight and not job.manifest.daemon:
+        idle = job.status is JobStatus.RUNNING and not job.inflight
+        if idle and not job.manifest.daemon and not self.release.agents_complete_jobs:
             self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, result=self._result(job))
             progressed = True
         return progressed
@@ -370,7 +425,7 @@ class InMemoryRuntime(RuntimePort):
             {
                 "to": delivery.target,
                 "type": delivery.type,
-                "class": MESSAGE_CLASS,
+                "class": delivery.message_class,
                 "content_type": CONTENT_TYPE,
                 "content_encoding": CONTENT_ENCODING,
                 "stream": None,
@@ -388,7 +443,6 @@ class InMemoryRuntime(RuntimePort):
             agent.dropped += 1
             self._dead_letter(job, delivery, "delivery_attempts_exhausted")
             return
-        agent.processed += 1
         agent.last_seen = self._now()
         job.messages += 1
         self._emit(
@@ -397,6 +451,10 @@ class InMemoryRuntime(RuntimePort):
             agent_id=agent.node_id,
             payload=self._summary_of(delivery),
         )
+        if self.release.agents_complete_jobs and not agent.fail:
+            generation_a.act(self, job, agent, delivery)
+            return
+        agent.processed += 1
         if agent.fail:
             agent.error = "simulated_failure"
             self._finish(
@@ -443,7 +501,25 @@ class InMemoryRuntime(RuntimePort):
         self._set_status(job, status)
         if status is JobStatus.COMPLETED:
             job.result = details.get("result")
+        if self.release.generation_a_documents:
+            # A generation A core keeps the end's reason as the job's result.
+            if status is JobStatus.COMPLETED:
+                job.result = {"agent_id": details.get("agent_id"), "output": details.get("result")}
+            elif status is JobStatus.FAILED:
+                job.result = {"agent_id": details.get("agent_id"), "error": details.get("reason")}
+            else:
+                job.result = dict(generation_a.CANCELLED_RESULT)
+            details.pop("previous_status", None)
         self._emit(job, kind, **details)
+
+    def _complete(self, job: _Job, agent: _Agent, output: Any) -> None:
+        """An agent completes the job with its output (generation A)."""
+        self._finish(
+            job, JobStatus.COMPLETED, ev.JOB_COMPLETED, agent_id=agent.node_id, result=output
+        )
+
+    def _fail(self, job: _Job, agent: _Agent, reason: str) -> None:
+        self._finish(job, JobStatus.FAILED, ev.JOB_FAILED, agent_id=agent.node_id, reason=reason)
 
     def _result(self, job: _Job) -> dict[str, Any]:
         return {"messages_processed": job.messages, "dead_letters": job.dead_letters}
@@ -467,7 +543,7 @@ class InMemoryRuntime(RuntimePort):
             job = self._new_job(parsed, {})
             self._emit(job, ev.JOB_PENDING, graph_id="seeded", payload_count=0)
             self._emit(job, ev.JOB_VALIDATED, graph_id="seeded")
-            self._emit(job, ev.JOB_SCHEDULED, node=self.node.name)
+            self._emit(job, ev.JOB_SCHEDULED, node=self._node_name)
             self._set_status(job, JobStatus.RUNNING)
             self._emit(job, ev.JOB_RUNNING, root_agent_ids=["source"])
             sink = job.agents["sink"]
@@ -510,6 +586,7 @@ class InMemoryRuntime(RuntimePort):
                 drop_first=int(_simulate(node.config).get("drop_first", 0)),
                 delay_seconds=int(_simulate(node.config).get("delay_ms", 0)) / 1000,
                 last_seen=stamp,
+                config=node.config,
             )
             for node in manifest.nodes
         }
@@ -525,6 +602,7 @@ class InMemoryRuntime(RuntimePort):
             lose_coordinator=bool(simulate.get("coordinator_lost", False)),
             duplicate_boundary=bool(simulate.get("duplicate_boundary", self._duplicate_boundary)),
             schedulable_at=self._clock() + _milliseconds(simulate.get("scheduling_ms")),
+            started_at=now,
         )
         self._jobs[job_id] = job
         self._set_status(job, JobStatus.PENDING)
@@ -547,7 +625,11 @@ class InMemoryRuntime(RuntimePort):
         if self.release.checks_requirements:
             self._check_requirements(manifest)
         job = self._new_job(manifest, payloads)
-        self._emit(job, ev.JOB_PENDING, graph_id=manifest.graph_id, payload_count=len(payloads))
+        self._emit(
+            job,
+            ev.JOB_PENDING,
+            **self._job_details(graph_id=manifest.graph_id, payload_count=len(payloads)),
+        )
         self._evict()
         return JobAck(job.job_id, job.status.value)
 
@@ -573,13 +655,30 @@ class InMemoryRuntime(RuntimePort):
 
     async def get_job(self, job_id: str) -> JsonDocument:
         job = self._job(job_id)
-        if job.details is None:
+        beat = self._heartbeat_at(job)
+        if job.details is None or job.details_beat != beat:
             job.details = orjson.dumps(self._details(job))
+            job.details_beat = beat
         return JsonDocument(job.details, _loads)
+
+    def _heartbeat_at(self, job: _Job) -> float:
+        """The last heartbeat tick of the job's agents: every HEARTBEAT_SECONDS while the
+        job's coordinator runs it (and after it ended, on generation A), frozen when lost."""
+        if job.lost_at is not None:
+            until = job.lost_at
+        elif job.live or self.release.generation_a_documents:
+            until = self._clock()
+        else:
+            return 0.0
+        ticks = max(until - job.started_at, 0.0) // HEARTBEAT_SECONDS
+        return job.started_at + ticks * HEARTBEAT_SECONDS
 
     def _agent_status(self, job: _Job, agent: _Agent) -> str:
         if not agent.executor:
             return "busy" if agent.mailbox else "ready"
+        if self.release.agents_complete_jobs and agent.error is None:
+            # An executor that ran is completed; one still waiting for a message is ready.
+            return "completed" if agent.sandbox_name else "ready"
         if agent.error is not None:
             return "error"
         if job.status is JobStatus.PAUSED:
@@ -592,14 +691,33 @@ class InMemoryRuntime(RuntimePort):
 
     def _agent(self, job: _Job, agent: _Agent) -> dict[str, Any]:
         status = self._agent_status(job, agent)
+        beat = self._heartbeat_at(job)
+        last_seen = max(agent.last_seen, iso_timestamp(beat)) if beat else agent.last_seen
+        if self.release.generation_a_documents:
+            # Agents keep `paused?` false and `live?` true, even once the job has ended.
+            return {
+                "agent_id": agent.node_id,
+                "agent_type": agent.agent_type,
+                "assigned_node": self._node_name,
+                "last_error": agent.error,
+                "last_heartbeat_at": last_seen,
+                "lease": agent.lease or {"lease_id": None, "pool": None, "slots": None},
+                "live?": True,
+                "mailbox_depth": agent.mailbox,
+                "paused?": False,
+                "processed_messages": agent.processed,
+                "running?": False,
+                "sandbox_name": agent.sandbox_name,
+                "status": status,
+            }
         document: dict[str, Any] = {
             "agent_id": agent.node_id,
             "agent_type": agent.agent_type,
-            "assigned_node": self.node.name,
+            "assigned_node": self._node_name,
             "processed_messages": agent.processed,
             "mailbox_depth": agent.mailbox,
             "paused?": job.status is JobStatus.PAUSED,
-            "last_heartbeat_at": agent.last_seen,
+            "last_heartbeat_at": last_seen,
             "live?": job.live,
             "status": status,
             "running?": job.live and job.status is JobStatus.RUNNING,
@@ -610,27 +728,43 @@ class InMemoryRuntime(RuntimePort):
             document["sandbox_name"] = _sandbox_name(job, agent)
         return document
 
+    @property
+    def _node_name(self) -> str:
+        return GENERATION_A_NODE if self.release.generation_a_documents else self.node.name
+
+    def _placement(self, manifest: Manifest) -> str:
+        return "local" if self.release.generation_a_documents else _placement(manifest)
+
     def _details(self, job: _Job) -> dict[str, Any]:
         manifest = job.manifest
+        gen_a = self.release.generation_a_documents
         info: dict[str, Any] = {
             "job_id": job.job_id,
             "graph_id": manifest.graph_id,
             "job_name": manifest.job_name,
-            "daemon": manifest.daemon,
-            "status": job.status.value,
-            "submitted_at": job.submitted_at,
-            "updated_at": job.updated_at,
-            "root_agent_ids": list(manifest.entrypoints),
-            "placement_policy": _placement(manifest),
-            "recovery_policy": _recovery(manifest),
         }
-        if self.release.result_in_details and job.result is not None:
+        if not gen_a:
+            info["daemon"] = manifest.daemon
+        info.update(
+            {
+                "status": job.status.value,
+                "submitted_at": job.submitted_at,
+                "updated_at": job.updated_at,
+                "root_agent_ids": list(manifest.entrypoints),
+                "placement_policy": self._placement(manifest),
+                "recovery_policy": _recovery(manifest),
+            }
+        )
+        if gen_a:
+            info["result"] = job.result  # null until the job ends, as the core writes it
+        elif self.release.result_in_details and job.result is not None:
             info["result"] = job.result
+        job_path = f"{BUNDLE_ROOT}/bundle_{job.seq}" if gen_a else f"{JOB_ROOT}/{job.job_id}"
         info["manifest_ref"] = {
             "graph_id": manifest.graph_id,
             "manifest_version": manifest.manifest_version,
-            "manifest_path": f"{JOB_ROOT}/{job.job_id}/manifest.json",
-            "job_path": f"{JOB_ROOT}/{job.job_id}",
+            "manifest_path": f"{job_path}/manifest.json",
+            "job_path": job_path,
         }
         recent = job.events[-self.release.recent_events :] if self.release.recent_events else []
         return {
@@ -638,7 +772,9 @@ class InMemoryRuntime(RuntimePort):
             "summary": self._job_summary(job),
             "agents": [self._agent(job, a) for a in job.agents.values()],
             "recent_events": [orjson.Fragment(e) for e in reversed(recent)],
-            "sandboxes": [
+            "sandboxes": list(job.sandbox_runs)
+            if gen_a
+            else [
                 {"name": _sandbox_name(job, a), "agent_id": a.node_id, "status": "ready"}
                 for a in job.agents.values()
                 if a.agent_type == "sandbox_worker"
@@ -648,22 +784,26 @@ class InMemoryRuntime(RuntimePort):
     def _job_summary(self, job: _Job) -> dict[str, Any]:
         executors = [a for a in job.agents.values() if a.executor]
         running = job.live and job.status is JobStatus.RUNNING
+        # An orphaned job still reads as live on generation A cores: its record says so.
+        live = job.live or (self.release.generation_a_documents and not job.status.is_terminal)
         return {
             "job_id": job.job_id,
             "graph_id": job.manifest.graph_id,
             "job_name": job.manifest.job_name,
             "status": job.status.value,
-            "live?": job.live,
+            "live?": live,
             "submitted_at": job.submitted_at,
             "updated_at": job.updated_at,
-            "placement_policy": _placement(job.manifest),
+            "placement_policy": self._placement(job.manifest),
             "recovery_policy": _recovery(job.manifest),
             "executor_count": len(executors),
-            "active_executors": len(executors) if running else 0,
-            "nodes": [self.node.name],
-            "sandbox_names": [
-                _sandbox_name(job, a) for a in executors if a.agent_type == "sandbox_worker"
-            ],
+            "active_executors": 0
+            if self.release.agents_complete_jobs or not running
+            else len(executors),
+            "nodes": [self._node_name],
+            "sandbox_names": [a.sandbox_name for a in executors if a.sandbox_name]
+            if self.release.generation_a_documents
+            else [_sandbox_name(job, a) for a in executors if a.agent_type == "sandbox_worker"],
             "last_event": job.last_event,
         }
 
@@ -706,26 +846,38 @@ class InMemoryRuntime(RuntimePort):
             await self.cancel_job(job_id)
         return live
 
+    def _coordinated(self, job: _Job) -> None:
+        """Generation A cores reach a job through its coordinator: none runs a finished or
+        orphaned job, and Pause/Resume say so rather than judging its status."""
+        if self.release.gone_coordinator_refusal and (
+            job.status.is_terminal or job.coordinator_lost
+        ):
+            raise CoordinatorGoneError(job.job_id, job.status.value)
+
     async def pause_job(self, job_id: str) -> JobAck:
         job = self._job(job_id)
+        self._coordinated(job)
         if job.coordinator_lost:
             raise InvalidTransitionError(NOT_RUNNING)
         check_transition(JobAction.PAUSE, job.status)
         self._set_status(job, JobStatus.PAUSED)
-        self._emit(job, ev.JOB_PAUSED, previous_status="running")
+        self._emit(job, ev.JOB_PAUSED, **self._job_details(previous_status="running"))
         return JobAck(job_id, "paused")
 
     async def resume_job(self, job_id: str) -> JobAck:
         job = self._job(job_id)
+        self._coordinated(job)
         if job.status is JobStatus.RUNNING and self.release.resume_of_running_succeeds:
             return JobAck(job_id, "resumed")
         if job.status is not JobStatus.PAUSED:
             raise InvalidTransitionError(NOT_PAUSED)
         self._set_status(job, JobStatus.RUNNING)
-        self._emit(job, ev.JOB_RESUMED, status="running")
+        self._emit(job, ev.JOB_RESUMED, **self._job_details(status="running"))
         return JobAck(job_id, "resumed")
 
     async def clear_jobs(self) -> int:
+        if not self.release.clear_jobs:
+            raise NotSupportedError("ClearJobs is not supported by this core")
         gone = list(self._finished)
         for job_id in gone:
             del self._jobs[job_id]
@@ -733,6 +885,8 @@ class InMemoryRuntime(RuntimePort):
         return len(gone)
 
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
+        if not self.release.replay:
+            raise NotSupportedError("ReplayDeadLetter is not supported by this core")
         job = self._job(job_id)
         position = event_index - job.base
         event = orjson.loads(job.events[position]) if 0 <= position < len(job.events) else None
@@ -781,8 +935,8 @@ class InMemoryRuntime(RuntimePort):
         summary: dict[str, Any] = {
             "nodes": [
                 {
-                    "name": node.name,
-                    "connected_nodes": [node.name],
+                    "name": self._node_name,
+                    "connected_nodes": [self._node_name],
                     "self?": True,
                     "scheduler_hint": "cluster_member",
                     "executor_pools": {
@@ -797,13 +951,15 @@ class InMemoryRuntime(RuntimePort):
                     "hardware": {
                         "cpu": {
                             "logical_processors": node.logical_processors,
-                            "architecture": node.architecture,
+                            "architecture": GENERATION_A_ARCHITECTURE
+                            if self.release.generation_a_documents
+                            else node.architecture,
                         },
                         "memory": {
                             "total_bytes": node.memory_mb * 1_048_576,
                             "total_mb": node.memory_mb,
                         },
-                        "gpu": {"count": node.gpus, "devices": []},
+                        "gpu": self._gpu(),
                     },
                 }
             ],
@@ -821,6 +977,11 @@ class InMemoryRuntime(RuntimePort):
                 },
             }
         return JsonDocument(orjson.dumps(summary), _loads)
+
+    def _gpu(self) -> Any:
+        if self.release.generation_a_documents:
+            return "Not available" if not self.node.gpus else f"{self.node.gpus} GPU(s)"
+        return {"count": self.node.gpus, "devices": []}
 
     async def stream_events(
         self,

@@ -388,6 +388,10 @@ class GraphNode(BaseModel):
     assigned_node: str = Field(description="`unknown` until the runtime places the agent")
     processed_messages: int
     mailbox_depth: int
+    start_messages: int = optional(
+        "messages the core itself sent this node (its start messages, from `runtime`); "
+        "left out when none"
+    )
 
 
 class GraphEdge(BaseModel):
