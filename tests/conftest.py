@@ -19,6 +19,7 @@ from mn_api.config import Settings
 from mn_api.container import Container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
+from tests.realcore import RealCore, release_archive
 from tests.support import (
     CORE_ADMIN_TOKEN,
     CORE_TOKEN,
@@ -43,6 +44,19 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def real_core(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCore]:
+    """The real core (../shared/realcore) with its own Redis, for the session."""
+    needs_redis_server()
+    if release_archive() is None:
+        if os.environ.get("CI"):
+            pytest.fail("the real core's release is missing from ../shared/realcore")
+        pytest.skip("the real core's release is not in ../shared/realcore")
+    core = RealCore(tmp_path_factory.mktemp("real-core")).start()
+    yield core
+    core.stop()
 
 
 @pytest.fixture(scope="session")

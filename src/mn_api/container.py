@@ -256,6 +256,7 @@ class Container(containers.DeclarativeContainer):
     pause_job = providers.Factory(uc.PauseJob, runtime=runtime)
     resume_job = providers.Factory(uc.ResumeJob, runtime=runtime)
     clear_jobs = providers.Factory(uc.ClearJobs, runtime=runtime, topologies=topology_store)
+    cancel_all_jobs = providers.Factory(uc.CancelAllJobs, runtime=runtime)
     get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime)
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     check_readiness = providers.Factory(

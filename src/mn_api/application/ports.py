@@ -64,6 +64,10 @@ class RuntimePort(ABC):
         """Remove terminal jobs; answers how many went."""
 
     @abstractmethod
+    async def cancel_all_jobs(self) -> JsonDocument:
+        """Cancel every live job (cores from 1.2.31): the core's account of what it did."""
+
+    @abstractmethod
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck: ...
 
     @abstractmethod

@@ -55,6 +55,11 @@ def _fill_agent(
         flag = agent.get(core_name)
         if flag is True or flag is False:
             agent.setdefault(alias, flag)
+    if "sandbox_name" in agent and agent["sandbox_name"] is None:
+        del agent["sandbox_name"]  # generation A: an agent that ran in no sandbox
+    lease = agent.get("lease")
+    if isinstance(lease, dict) and lease and all(v is None for v in lease.values()):
+        del agent["lease"]  # generation A: an agent that holds no executor lease
     if job_paused and "paused" in agent:
         # Generation A cores leave `paused?` false on the agents of a paused job.
         agent["paused"] = True
@@ -83,6 +88,8 @@ def job_details_view(
         return details
     job = details.get("job")
     status = job.get("status") if isinstance(job, dict) else None
+    if isinstance(job, dict) and "result" in job and job["result"] is None:
+        del job["result"]  # generation A cores write a result that is not there yet as null
     agents = details.get("agents")
     if isinstance(agents, list) and agents:
         types, targets = _declared(topology)

@@ -228,9 +228,10 @@ class JobService(job_pb2_grpc.JobServiceServicer):
 
     async def CancelAllJobs(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await self._answers.missing(context, self._runtime.release.cancel_all)
-        cancelled = await self._runtime.cancel_all_jobs()
-        result = orjson.dumps({"cancelled_count": len(cancelled), "job_ids": cancelled})
-        return job_pb2.CancelAllJobsResponse(result_json=result.decode(), **self._answers.version())
+        result = await self._runtime.cancel_all_jobs()
+        return job_pb2.CancelAllJobsResponse(
+            result_json=result.raw.decode(), **self._answers.version()
+        )
 
     async def ReplayDeadLetter(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await self._answers.missing(context, self._replay and self._runtime.release.replay)

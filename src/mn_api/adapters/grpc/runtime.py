@@ -349,6 +349,16 @@ class GrpcRuntime(RuntimePort):
         )
         return int(response.cleared_count)
 
+    async def cancel_all_jobs(self) -> JsonDocument:
+        self._connect()
+        response = await self._unary(
+            "CancelAllJobs",
+            self._jobs.CancelAllJobs,
+            job_pb2.CancelAllJobsRequest(),
+            auth=self._admin_auth,
+        )
+        return JsonDocument((response.result_json or "{}").encode(), _loads)
+
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
         self._connect()
         request = job_pb2.ReplayDeadLetterRequest(job_id=job_id, event_index=event_index)

@@ -83,6 +83,7 @@ def _execute(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Deli
     released = {"lease_id": lease_id, **slots}
     runtime._emit(job, ev.EXECUTOR_LEASE_RELEASED, agent_id=agent.node_id, payload=released)
     if agent.config.get("runner_module") != HOST_LOCAL_RUNNER:
+        agent.lease = None  # a failed run leaves no lease behind
         agent.error = NO_SANDBOX_ERROR
         runtime._fail(job, agent, NO_SANDBOX_ERROR)
         return

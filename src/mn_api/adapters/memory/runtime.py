@@ -839,12 +839,14 @@ class InMemoryRuntime(RuntimePort):
         self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status=previous)
         return JobAck(job_id, "cancelled")
 
-    async def cancel_all_jobs(self) -> list[str]:
-        """Cancel every live job (1.2.31's CancelAllJobs); answers their ids."""
+    async def cancel_all_jobs(self) -> JsonDocument:
+        """Cancel every live job (1.2.31's CancelAllJobs): how many, and their ids."""
+        if not self.release.cancel_all:
+            raise NotSupportedError("CancelAllJobs is not supported by this core")
         live = [job_id for job_id, job in self._jobs.items() if not job.status.is_terminal]
         for job_id in live:
             await self.cancel_job(job_id)
-        return live
+        return JsonDocument(orjson.dumps({"cancelled_count": len(live), "job_ids": live}), _loads)
 
     def _coordinated(self, job: _Job) -> None:
         """Generation A cores reach a job through its coordinator: none runs a finished or

@@ -1,6 +1,7 @@
 """One use case per operation of the gateway; each is a small class with `async __call__`."""
 
 from mn_api.application.use_cases._topology import TopologyLookup
+from mn_api.application.use_cases.cancel_all_jobs import CancelAllJobs
 from mn_api.application.use_cases.cancel_job import CancelJob
 from mn_api.application.use_cases.check_readiness import CheckReadiness
 from mn_api.application.use_cases.clear_jobs import ClearJobs
@@ -22,6 +23,7 @@ from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
 
 __all__ = [
     "BundleUpload",
+    "CancelAllJobs",
     "CancelJob",
     "CheckReadiness",
     "ClearJobs",

@@ -30,6 +30,7 @@ PROVIDED = (
     "pause_job",
     "resume_job",
     "clear_jobs",
+    "cancel_all_jobs",
     "get_system_summary",
     "get_runtime_metrics",
     "check_readiness",

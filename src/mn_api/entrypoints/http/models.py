@@ -181,6 +181,18 @@ class JobActionResponse(BaseModel):
     job_id: str
 
 
+class CancelAllJobsResponse(Open):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [{"cancelled_count": 2, "job_ids": ["rf-1a2b3c4d", "rf-5e6f7a8b"]}]
+        },
+    )
+
+    cancelled_count: int
+    job_ids: list[str] = optional("the jobs the core cancelled, where it names them")
+
+
 class ClearJobsResponse(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"cleared_count": 3}]})
 

@@ -161,6 +161,23 @@ async def clear_jobs(
     return await _clear(use_case)
 
 
+async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
+    return json_response(await use_case())
+
+
+@router.post(
+    "/cancel-all",
+    response_model=m.CancelAllJobsResponse,
+    summary="Cancel every live job",
+)
+async def cancel_all_jobs(
+    use_case: Annotated[uc.CancelAllJobs, provided("cancel_all_jobs")],
+) -> Response:
+    """Cores from 1.2.31 cancel every live job at once; older cores and generation A cores
+    lack the call, and the answer is 501 `not_supported`."""
+    return await _cancel_all(use_case)
+
+
 @router.post(
     "/cleanup",
     response_model=m.ClearJobsResponse,
@@ -291,3 +308,14 @@ async def clear_jobs_colon(
     use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
 ) -> Response:
     return await _clear(use_case)
+
+
+@colon_router.post(
+    "/jobs:cancel-all",
+    response_model=m.CancelAllJobsResponse,
+    summary="Cancel every live job (colon form)",
+)
+async def cancel_all_jobs_colon(
+    use_case: Annotated[uc.CancelAllJobs, provided("cancel_all_jobs")],
+) -> Response:
+    return await _cancel_all(use_case)
