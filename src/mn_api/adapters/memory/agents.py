@@ -11,6 +11,7 @@ an agent completes it; otherwise it runs until it is cancelled.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,9 @@ START_TYPE = "init"
 COMMAND_CLASS = "command"
 EVENT_CLASS = "event"
 CANCELLED_RESULT = {"reason": "cancelled by operator"}
+# How the host runner frames what the command reported on its output.
+RESULT_START = "__MIRROR_NEURON_RESULT_START__\n"
+RESULT_END = "\n__MIRROR_NEURON_RESULT_END__\n"
 
 
 def act(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Delivery) -> None:
@@ -43,7 +47,6 @@ def act(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Delivery)
         out_type = _text(agent.config.get("emit_type")) or delivery.type
         _send(runtime, job, agent, out_type, delivery.message, delivery, delivery.message_class)
     elif kind in ("aggregator", "collector"):
-        agent.processed += 1
         agent.received.append(delivery.message)
         runtime._emit(
             job, ev.AGGREGATOR_RECEIVED, agent_id=agent.node_id, payload={"count": agent.count}
@@ -56,7 +59,10 @@ def act(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Delivery)
                 "last_message": delivery.message,
                 "messages": list(agent.received),
             }
+            # The job ends before the aggregator records the message that completed it.
             runtime._complete(job, agent, output)
+        else:
+            agent.processed += 1
     elif kind == "sensor":
         agent.processed += 1
         agent.received.append(delivery.message)
@@ -89,6 +95,8 @@ def _execute(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Deli
         return
     agent.processed += 1
     agent.sandbox_name = f"host-local-{job.job_id}-{agent.node_id}"
+    node = runtime._node_name
+    runtime_dir = "/tmp"
     runtime._emit(
         job,
         ev.SANDBOX_JOB_COMPLETED,
@@ -110,17 +118,35 @@ def _execute(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Deli
             "timestamp": runtime._now(),
         }
     )
+    stdout = _text(_mapping(agent.config.get("simulate")).get("stdout"))
+    acquired_ms = int(runtime._clock() * 1000)
     output = {
         "agent_id": agent.node_id,
         "input": delivery.message,
         "sandbox": {
             "attempts": 1,
             "exit_code": 0,
-            "runner": "host_local",
-            "sandbox_name": agent.sandbox_name,
-            "stdout": _text(_mapping(agent.config.get("simulate")).get("stdout")),
-            "stderr": "",
+            "lease": {
+                "acquired_at_ms": acquired_ms,
+                "lease_id": lease_id,
+                "metadata": {"agent_id": agent.node_id, "job_id": job.job_id, "node": node},
+                "pool": DEFAULT_POOL,
+                "queue_wait_ms": 0,
+                "requested_at_ms": acquired_ms,
+                "slots": 1,
+            },
             "logs": "",
+            "node_name": node,
+            "raw_output": RESULT_START
+            # The runner's reporter writes JSON with a space after each separator.
+            + json.dumps({"exit_code": 0, "stdout": stdout, "stderr": ""})
+            + RESULT_END,
+            "remote_dir": f"{runtime_dir}/mirror_neuron_host_local_{agent.sandbox_name}_{job.seq}",
+            "runner": "host_local",
+            "runner_exit_code": 0,
+            "sandbox_name": agent.sandbox_name,
+            "stderr": "",
+            "stdout": stdout,
         },
     }
     if agent.config.get("complete_job") is True:

@@ -663,10 +663,10 @@ class InMemoryRuntime(RuntimePort):
 
     def _heartbeat_at(self, job: _Job) -> float:
         """The last heartbeat tick of the job's agents: every HEARTBEAT_SECONDS while the
-        job's coordinator runs it (and after it ended, on generation A), frozen when lost."""
+        job's coordinator runs it; none once it lost it or the job ended."""
         if job.lost_at is not None:
             until = job.lost_at
-        elif job.live or self.release.generation_a_documents:
+        elif job.live:
             until = self._clock()
         else:
             return 0.0
@@ -770,7 +770,11 @@ class InMemoryRuntime(RuntimePort):
         return {
             "job": info,
             "summary": self._job_summary(job),
-            "agents": [self._agent(job, a) for a in job.agents.values()],
+            # Generation A cores list agents by id; older ones in the manifest's order.
+            "agents": [
+                self._agent(job, job.agents[agent_id])
+                for agent_id in (sorted(job.agents) if gen_a else job.agents)
+            ],
             "recent_events": [orjson.Fragment(e) for e in reversed(recent)],
             "sandboxes": list(job.sandbox_runs)
             if gen_a
