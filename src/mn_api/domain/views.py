@@ -10,7 +10,6 @@ stays as it sent it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from mn_api.domain.graph import DEFAULT_TEMPLATE
@@ -18,10 +17,6 @@ from mn_api.domain.status import LIVE_STATUSES
 
 # Flags a client reads without the trailing question mark.
 _FLAG_ALIASES = (("running?", "running"), ("paused?", "paused"))
-# Agents record a heartbeat every 2 s while their job's coordinator runs them. A live job
-# whose agents have all been silent this long has lost its coordinator (a core restart):
-# its record still says running, and only cancelling ends it.
-ORPHANED_AFTER_SECONDS = 30.0
 
 
 def _declared(topology: Mapping[str, Any] | None) -> tuple[dict[str, str], dict[str, list[str]]]:
@@ -75,14 +70,11 @@ def _fill_agent(
         }
 
 
-def job_details_view(
-    details: Any, topology: Mapping[str, Any] | None, now: float | None = None
-) -> Any:
+def job_details_view(details: Any, topology: Mapping[str, Any] | None) -> Any:
     """A job's details with the fields clients read beside the core's own, filled in place
     (the caller owns `details`: a document parsed for this request).
 
-    `topology` is the job's declared nodes and edges, when the gateway knows them; `now`
-    (epoch seconds) lets the view tell an orphaned job by its agents' silence.
+    `topology` is the job's declared nodes and edges, when the gateway knows them.
     """
     if not isinstance(details, dict):
         return details
@@ -96,40 +88,36 @@ def job_details_view(
         for agent in agents:
             if isinstance(agent, dict):
                 _fill_agent(agent, types, targets, status == "paused")
-        if isinstance(job, dict) and status in LIVE_STATUSES and now is not None:
-            silent_since = _last_heartbeat(agents)
-            if silent_since is not None and now - silent_since[0] > ORPHANED_AFTER_SECONDS:
-                job.setdefault("orphaned", _orphaned(silent_since[1], now - silent_since[0]))
+    summary = details.get("summary")
+    if (
+        isinstance(job, dict)
+        and status in LIVE_STATUSES
+        and isinstance(summary, Mapping)
+        and summary.get("live?") is False
+    ):
+        job.setdefault("orphaned", _orphaned(agents))
     return details
 
 
-def _last_heartbeat(agents: list[Any]) -> tuple[float, str] | None:
-    """The newest heartbeat of any agent, as epoch seconds and as the core wrote it."""
-    newest: tuple[float, str] | None = None
-    for agent in agents:
-        stamp = agent.get("last_heartbeat_at") if isinstance(agent, dict) else None
-        if not isinstance(stamp, str):
-            continue
-        try:
-            seconds = datetime.fromisoformat(stamp).timestamp()
-        except ValueError:
-            continue
-        if newest is None or seconds > newest[0]:
-            newest = (seconds, stamp)
-    return newest
-
-
-def _orphaned(last_heartbeat_at: str, silent_seconds: float) -> dict[str, Any]:
-    return {
-        "last_heartbeat_at": last_heartbeat_at,
+def _orphaned(agents: Any) -> dict[str, Any]:
+    """What the gateway says of a job whose record is live but that no coordinator runs: a
+    core restart leaves its jobs so (their agents' heartbeats stop; the core marks them not
+    live within seconds, but their status stays until its leader fails or recovers them)."""
+    report: dict[str, Any] = {
         "detail": (
-            f"no agent of this job has sent a heartbeat for {int(silent_seconds)} s: the core "
-            "that ran it has most likely restarted, and no coordinator runs it any more. Its "
-            "status stays as recorded until the core's leader fails or recovers it; pause "
-            "and resume are refused, and cancelling ends it (the core answers "
-            "`force cancelled`)."
-        ),
+            "no coordinator runs this job any more (the core that ran it has restarted): its "
+            "status stays as recorded until the core's leader fails or recovers it. Pause and "
+            "resume are refused; cancelling ends it (the core answers `force cancelled`)."
+        )
     }
+    beats = [
+        agent["last_heartbeat_at"]
+        for agent in agents or ()
+        if isinstance(agent, Mapping) and isinstance(agent.get("last_heartbeat_at"), str)
+    ]
+    if beats:
+        report["last_heartbeat_at"] = max(beats)
+    return report
 
 
 def system_summary_view(summary: Any) -> Any:

@@ -694,7 +694,8 @@ class InMemoryRuntime(RuntimePort):
         beat = self._heartbeat_at(job)
         last_seen = max(agent.last_seen, iso_timestamp(beat)) if beat else agent.last_seen
         if self.release.generation_a_documents:
-            # Agents keep `paused?` false and `live?` true, even once the job has ended.
+            # Agents keep `paused?` false and `live?` true, even once the job has ended; the
+            # agents of a job whose coordinator is gone read as not live.
             return {
                 "agent_id": agent.node_id,
                 "agent_type": agent.agent_type,
@@ -702,7 +703,7 @@ class InMemoryRuntime(RuntimePort):
                 "last_error": agent.error,
                 "last_heartbeat_at": last_seen,
                 "lease": agent.lease or {"lease_id": None, "pool": None, "slots": None},
-                "live?": True,
+                "live?": not job.coordinator_lost,
                 "mailbox_depth": agent.mailbox,
                 "paused?": False,
                 "processed_messages": agent.processed,
@@ -788,14 +789,12 @@ class InMemoryRuntime(RuntimePort):
     def _job_summary(self, job: _Job) -> dict[str, Any]:
         executors = [a for a in job.agents.values() if a.executor]
         running = job.live and job.status is JobStatus.RUNNING
-        # An orphaned job still reads as live on generation A cores: its record says so.
-        live = job.live or (self.release.generation_a_documents and not job.status.is_terminal)
         return {
             "job_id": job.job_id,
             "graph_id": job.manifest.graph_id,
             "job_name": job.manifest.job_name,
             "status": job.status.value,
-            "live?": live,
+            "live?": job.live,
             "submitted_at": job.submitted_at,
             "updated_at": job.updated_at,
             "placement_policy": self._placement(job.manifest),

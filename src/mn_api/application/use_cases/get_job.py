@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from mn_api.application.ports import RuntimePort
@@ -12,17 +10,10 @@ from mn_api.domain.views import job_details_view
 
 
 class GetJob:
-    def __init__(
-        self,
-        runtime: RuntimePort,
-        topology: TopologyLookup,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+    def __init__(self, runtime: RuntimePort, topology: TopologyLookup) -> None:
         self._runtime = runtime
         self._topology = topology
-        self._clock = clock
 
     async def __call__(self, job_id: str) -> Any:
         details = (await self._runtime.get_job(job_id)).value
-        topology = await self._topology(job_id, details)
-        return job_details_view(details, topology, self._clock())
+        return job_details_view(details, await self._topology(job_id, details))

@@ -1,0 +1,278 @@
+"""The gateway over HTTP in front of the real core (d26bef71) and of its simulation.
+
+Each test runs in front of the real core and in front of mn-fake-core with the `d26bef71`
+profile: the answers a client gets must be the same, and right for this core generation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+
+from mn_api.adapters.grpc.runtime import GrpcRuntime
+from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.application.ports import RuntimePort
+from mn_api.config import Settings
+from mn_api.container import Container
+from mn_api.entrypoints.fake_core import FakeCore
+from mn_api.entrypoints.http import create_app
+from tests.contract.conftest import wait_for_status
+from tests.contract.test_generation_a_contract import relay
+from tests.contract.test_http_contract import nulls
+from tests.realcore import RealCore
+
+API = "/api/v1"
+GHOST = "relay-1000000000000-000000000000"
+
+
+@pytest.fixture(params=["real", "simulated"])
+async def runtime(request: pytest.FixtureRequest) -> AsyncIterator[RuntimePort]:
+    if request.param == "real":
+        core: RealCore = request.getfixturevalue("real_core")
+        runtime = GrpcRuntime(core.target, timeout_seconds=10, legacy_poll_seconds=0.05)
+        yield runtime
+        await runtime.close()
+        return
+    async for simulated in _simulated():
+        yield simulated
+
+
+async def _simulated() -> AsyncIterator[RuntimePort]:
+    """The `d26bef71` profile behind mn-fake-core, reached as the real core is."""
+    memory = InMemoryRuntime(release="d26bef71", step_seconds=0.002)
+    await memory.start()
+    fake = FakeCore(memory)
+    port = await fake.start("127.0.0.1", 0)
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
+    yield runtime
+    await runtime.close()
+    await fake.stop(grace=None)
+    await memory.close()
+
+
+@pytest.fixture
+async def client(runtime: RuntimePort, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with _gateway(runtime, tmp_path) as client:
+        yield client
+
+
+@asynccontextmanager
+async def _gateway(runtime: RuntimePort, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    container = Container()
+    settings = Settings(
+        runtime="grpc", bundle_dir=tmp_path / "bundles", log_path=str(tmp_path / "api.log")
+    )
+    container.settings.override(providers.Object(settings))
+    container.runtime.override(providers.Object(runtime))
+    app = create_app(container)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test", timeout=15
+        ) as client,
+    ):
+        yield client
+
+
+def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["error"] == code, body
+    return body
+
+
+async def run(client: httpx.AsyncClient, manifest: dict[str, Any]) -> str:
+    response = await client.post(f"{API}/jobs", json={"manifest": manifest})
+    assert response.status_code in (200, 201, 202), response.text
+    return response.json()["job_id"]
+
+
+async def test_pausing_or_resuming_an_unknown_job_is_not_found(
+    client: httpx.AsyncClient,
+) -> None:
+    for action in ("pause", "resume", "cancel"):
+        body = problem(await client.post(f"{API}/jobs/{GHOST}/{action}"), 404, "job_not_found")
+        assert GHOST in body["detail"]
+
+
+async def test_pausing_a_finished_job_is_a_conflict_that_says_why(
+    client: httpx.AsyncClient, runtime: RuntimePort
+) -> None:
+    job_id = await run(client, relay({"complete_on_message": True}))
+    assert await wait_for_status(runtime, job_id) == "completed"
+    for action in ("pause", "resume"):
+        body = problem(
+            await client.post(f"{API}/jobs/{job_id}/{action}"), 409, "invalid_transition"
+        )
+        assert body["detail"] == (
+            f"job {job_id!r} has ended (completed): it can no longer be paused or resumed"
+        )
+    body = problem(await client.post(f"{API}/jobs/{job_id}/cancel"), 409, "invalid_transition")
+    assert body["detail"] == "job is already in a terminal state"
+
+
+async def test_the_cores_parser_message_reaches_the_problem_unquoted(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(f"{API}/jobs", json={"manifest_json": "{nope"})
+    body = problem(response, 422, "manifest_invalid")
+    assert body["errors"] == ['unexpected byte at position 1: 0x6E ("n")']
+    assert body["detail"] == 'unexpected byte at position 1: 0x6E ("n")'
+
+
+async def test_what_the_core_lacks_answers_not_implemented(client: httpx.AsyncClient) -> None:
+    for method, path, call in (
+        ("DELETE", "/jobs", "ClearJobs"),
+        ("POST", "/jobs/cleanup", "ClearJobs"),
+        ("POST", "/jobs:cleanup", "ClearJobs"),
+        ("POST", "/jobs/cancel-all", "CancelAllJobs"),
+        ("POST", "/jobs:cancel-all", "CancelAllJobs"),
+    ):
+        body = problem(await client.request(method, API + path), 501, "not_supported")
+        assert body["detail"] == f"{call} is not supported by this core", path
+
+
+async def test_the_graph_counts_the_start_message_instead_of_drawing_the_runtime(
+    client: httpx.AsyncClient, runtime: RuntimePort
+) -> None:
+    job_id = await run(client, relay({"complete_on_message": True}, {"entry": [{"n": 1}]}))
+    await wait_for_status(runtime, job_id)
+    for route in ("graph", "agent-graph"):
+        graph = (await client.get(f"{API}/jobs/{job_id}/{route}")).json()
+        nodes = {node["id"]: node for node in graph["nodes"]}
+        assert set(nodes) == {"entry", "collect"}
+        assert nodes["entry"]["start_messages"] == 1 and "start_messages" not in nodes["collect"]
+        assert [(e["source"], e["target"], e["count"]) for e in graph["edges"]] == [
+            ("entry", "collect", 1)
+        ]
+        assert graph["stats"]["message_count"] == 2
+
+
+async def test_a_completed_jobs_result_passes_through_and_no_answer_holds_null(
+    client: httpx.AsyncClient, runtime: RuntimePort
+) -> None:
+    done = await run(client, relay({"complete_on_message": True}, {"entry": [{"n": 1}]}))
+    live = await run(client, relay())
+    await wait_for_status(runtime, done)
+    await wait_for_status(runtime, live, {"running"})
+    output = {"count": 1, "last_message": {"n": 1}, "messages": [{"n": 1}]}
+    events = (await client.get(f"{API}/jobs/{done}/events")).json()["data"]
+    completed = events[-1]
+    assert completed["type"] == "job_completed"
+    assert completed["agent_id"] == "collect" and completed["result"] == output
+    details = (await client.get(f"{API}/jobs/{done}")).json()
+    assert details["job"]["result"] == {"agent_id": "collect", "output": output}
+    running = (await client.get(f"{API}/jobs/{live}")).json()
+    assert "result" not in running["job"]  # written as null by the core while it runs
+    assert all(agent["paused"] is False for agent in running["agents"])
+    assert (await client.post(f"{API}/jobs/{live}/pause")).status_code == 200
+    paused = (await client.get(f"{API}/jobs/{live}")).json()
+    # The core leaves `paused?` false on a paused job's agents; the view says what it means.
+    assert all(a["paused?"] is False and a["paused"] is True for a in paused["agents"])
+    for job_id in (done, live):
+        for path in ("", "/graph", "/events", "/dead-letters"):
+            answer = (await client.get(f"{API}/jobs/{job_id}{path}")).json()
+            assert list(nulls(answer)) == [], (path, answer)
+    assert list(nulls((await client.get(f"{API}/system/summary")).json())) == []
+    assert (await client.post(f"{API}/jobs/{live}/cancel")).json()["status"] == "cancelled"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"manifest_json": "[1, 2]"},
+        {"manifest_json": '"a manifest"'},
+        {"manifest": [{"graph_id": "x"}]},
+    ],
+)
+async def test_a_manifest_that_would_crash_the_core_never_reaches_it(
+    client: httpx.AsyncClient, request: pytest.FixtureRequest, body: dict[str, Any]
+) -> None:
+    """A generation A core's SubmitJob handler crashes on a manifest that is no object."""
+    core: RealCore | None = (
+        request.getfixturevalue("real_core") if "real" in request.node.callspec.id else None
+    )
+    written = _bundles(core)
+    response = await client.post(f"{API}/jobs", json=body)
+    problem(response, 422, "validation_error")
+    assert _bundles(core) == written  # the core wrote no submission: it never saw this one
+    assert (await client.get(f"{API}/system/summary")).status_code == 200
+
+
+def _bundles(core: RealCore | None) -> int:
+    """How many submissions the real core has written to its folder."""
+    if core is None:
+        return 0
+    return sum(1 for _ in (core.workdir / "tmp").glob("bundle_*"))
+
+
+@pytest.fixture(params=["real", "simulated"])
+async def orphaning(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[RuntimePort, RealCore | None]]:
+    """A runtime whose jobs lose their coordinator: a real core of the test's own, to
+    restart under its jobs, or the simulation of a lost coordinator."""
+    if request.param == "simulated":
+        async for runtime in _simulated():
+            yield runtime, None
+        return
+    core = RealCore(tmp_path).start()
+    runtime = GrpcRuntime(core.target, timeout_seconds=10)
+    yield runtime, core
+    await runtime.close()
+    core.stop()
+
+
+@pytest.mark.slow
+async def test_a_job_orphaned_by_a_core_restart_is_reported_and_cancel_ends_it(
+    orphaning: tuple[RuntimePort, RealCore | None], tmp_path: Path
+) -> None:
+    """After a quick restart the core keeps the job `running` for good, its agents silent;
+    within seconds it marks the job not live. The gateway says so, pause and resume are
+    refused with the reason, and cancel force-writes the job cancelled."""
+    runtime, core = orphaning
+    manifest: dict[str, Any] = {
+        "manifest_version": "1",
+        "graph_id": "orphan",
+        "nodes": [{"node_id": "watch", "agent_type": "sensor"}],
+        "edges": [],
+        "entrypoints": ["watch"],
+    }
+    if core is None:
+        manifest["metadata"] = {"simulate": {"coordinator_lost": True}}
+    async with _gateway(runtime, tmp_path) as client:
+        job_id = await run(client, manifest)
+        await wait_for_status(runtime, job_id, {"running"})
+        if core is not None:
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(core.restart)
+        details = await _when_orphaned(client, job_id)
+        assert details["job"]["status"] == "running"
+        orphaned = details["job"]["orphaned"]
+        assert "cancelling ends it" in orphaned["detail"]
+        assert orphaned["last_heartbeat_at"] == details["agents"][0]["last_heartbeat_at"]
+        for action in ("pause", "resume"):
+            response = await client.post(f"{API}/jobs/{job_id}/{action}")
+            body = problem(response, 409, "invalid_transition")
+            assert "no coordinator runs it" in body["detail"] and "running" in body["detail"]
+        cancelled = await client.post(f"{API}/jobs/{job_id}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "force cancelled"
+        details = (await client.get(f"{API}/jobs/{job_id}")).json()
+        assert details["job"]["status"] == "cancelled" and "orphaned" not in details["job"]
+
+
+async def _when_orphaned(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    async with asyncio.timeout(30):
+        while True:
+            details = (await client.get(f"{API}/jobs/{job_id}")).json()
+            if "orphaned" in details["job"]:
+                return details
+            await asyncio.sleep(0.5)
