@@ -186,23 +186,26 @@ async def test_a_completed_jobs_result_passes_through_and_no_answer_holds_null(
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "code"),
     [
-        {"manifest_json": "[1, 2]"},
-        {"manifest_json": '"a manifest"'},
-        {"manifest": [{"graph_id": "x"}]},
+        ({"manifest_json": "[1, 2]"}, "validation_error"),
+        ({"manifest_json": '"a manifest"'}, "validation_error"),
+        ({"manifest": [{"graph_id": "x"}]}, "validation_error"),
+        # The core writes payloads where their keys say, outside its folder too.
+        ({"manifest": relay(), "payloads": {"../../escaped.txt": "x"}}, "unsafe_payload_path"),
     ],
 )
-async def test_a_manifest_that_would_crash_the_core_never_reaches_it(
-    client: httpx.AsyncClient, request: pytest.FixtureRequest, body: dict[str, Any]
+async def test_what_would_crash_or_escape_the_core_never_reaches_it(
+    client: httpx.AsyncClient, request: pytest.FixtureRequest, body: dict[str, Any], code: str
 ) -> None:
-    """A generation A core's SubmitJob handler crashes on a manifest that is no object."""
+    """A generation A core's SubmitJob handler crashes on a manifest that is no object, and
+    writes payloads to whatever path their keys name."""
     core: RealCore | None = (
         request.getfixturevalue("real_core") if "real" in request.node.callspec.id else None
     )
     written = _bundles(core)
     response = await client.post(f"{API}/jobs", json=body)
-    problem(response, 422, "validation_error")
+    problem(response, 422, code)
     assert _bundles(core) == written  # the core wrote no submission: it never saw this one
     assert (await client.get(f"{API}/system/summary")).status_code == 200
 
