@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
 import orjson
@@ -17,6 +18,7 @@ from mn_api.application.ports import RuntimePort
 from mn_api.config import Settings
 from mn_api.domain.status import is_terminal
 from mn_api.entrypoints.fake_core import FakeCore
+from tests.realcore import RealCore
 from tests.support import (
     CORE_ADMIN_TOKEN,
     CORE_TOKEN,
@@ -207,3 +209,28 @@ async def event_types(runtime: RuntimePort, job_id: str) -> list[str]:
         async for item in runtime.stream_events(job_id, follow=False)
         if hasattr(item, "type")
     ]
+
+
+@asynccontextmanager
+async def generation_a(kind: str, core: RealCore | None = None) -> AsyncIterator[RuntimePort]:
+    """A runtime of wire generation A: `real` (the given real core through GrpcRuntime),
+    `memory` (the `d26bef71` profile in process) or `grpc` (that profile behind
+    mn-fake-core, reached as the real core is)."""
+    if kind == "real":
+        assert core is not None
+        real = GrpcRuntime(core.target, timeout_seconds=10, legacy_poll_seconds=0.05)
+        yield real
+        await real.close()
+        return
+    memory = InMemoryRuntime(release="d26bef71", step_seconds=0.002)
+    await memory.start()
+    if kind == "memory":
+        yield memory
+    else:
+        fake = FakeCore(memory)
+        port = await fake.start("127.0.0.1", 0)
+        runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
+        yield runtime
+        await runtime.close()
+        await fake.stop(grace=None)
+    await memory.close()

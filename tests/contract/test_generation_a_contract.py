@@ -16,8 +16,6 @@ from typing import Any
 import orjson
 import pytest
 
-from mn_api.adapters.grpc.runtime import GrpcRuntime
-from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.errors import (
     CoordinatorGoneError,
@@ -27,15 +25,20 @@ from mn_api.domain.errors import (
     NotSupportedError,
 )
 from mn_api.domain.events import EventRecord
-from mn_api.entrypoints.fake_core import FakeCore
-from tests.contract.conftest import wait_for_status
-from tests.realcore import RealCore
+from tests.contract.conftest import generation_a, wait_for_status
 
 JOB_ID = re.compile(r"^(?P<graph>.+)-\d{13}-[0-9a-f]{12}$")
 NO_SANDBOX = (
     '%{"attempts" => 1, "error" => "\\"failed to invoke openshell: Erlang error: :enoent\\""}'
 )
 HOST_LOCAL = "MirrorNeuron.Runner.HostLocal"
+# What an executor's message sets off, once it is received.
+LEASED_RUN = [
+    "agent_message_received",
+    "executor_lease_requested",
+    "executor_lease_acquired",
+    "executor_lease_released",
+]
 AGENT_FIELDS = {
     "agent_id", "agent_type", "assigned_node", "last_error", "last_heartbeat_at", "lease",
     "live?", "mailbox_depth", "paused?", "processed_messages", "running?", "sandbox_name",
@@ -77,27 +80,9 @@ def executor(config: dict[str, Any] | None = None) -> dict[str, Any]:
 
 @pytest.fixture(params=["real", "memory", "grpc"])
 async def runtime(request: pytest.FixtureRequest) -> AsyncIterator[RuntimePort]:
-    if request.param == "real":
-        core: RealCore = request.getfixturevalue("real_core")
-        runtime: RuntimePort = GrpcRuntime(
-            core.target, timeout_seconds=10, legacy_poll_seconds=0.05
-        )
-        await runtime.start()
+    core = request.getfixturevalue("real_core") if request.param == "real" else None
+    async with generation_a(request.param, core) as runtime:
         yield runtime
-        await runtime.close()
-        return
-    memory = InMemoryRuntime(release="d26bef71", step_seconds=0.002)
-    await memory.start()
-    if request.param == "memory":
-        yield memory
-    else:
-        fake = FakeCore(memory)
-        port = await fake.start("127.0.0.1", 0)
-        runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
-        yield runtime
-        await runtime.close()
-        await fake.stop(grace=None)
-    await memory.close()
 
 
 async def submit(runtime: RuntimePort, manifest: dict[str, Any]) -> str:
@@ -277,13 +262,7 @@ async def test_an_executor_without_a_sandbox_fails_its_job(runtime: RuntimePort)
     job_id = await submit(runtime, executor())
     assert await wait_for_status(runtime, job_id) == "failed"
     events = await history(runtime, job_id)
-    assert [e["type"] for e in events[4:]] == [
-        "agent_message_received",
-        "executor_lease_requested",
-        "executor_lease_acquired",
-        "executor_lease_released",
-        "job_failed",
-    ]
+    assert [e["type"] for e in events[4:]] == [*LEASED_RUN, "job_failed"]
     assert events[5]["payload"] == {"pool": "default", "slots": 1}
     assert set(events[6]["payload"]) == {"lease_id", "pool", "queue_wait_ms", "slots"}
     failed = events[-1]
@@ -306,10 +285,7 @@ async def test_an_executor_on_the_host_runner_completes_its_job(runtime: Runtime
     assert await wait_for_status(runtime, job_id) == "completed"
     events = await history(runtime, job_id)
     assert [e["type"] for e in events[4:]] == [
-        "agent_message_received",
-        "executor_lease_requested",
-        "executor_lease_acquired",
-        "executor_lease_released",
+        *LEASED_RUN,
         "sandbox_job_completed",
         "job_completed",
     ]

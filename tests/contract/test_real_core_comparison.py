@@ -18,13 +18,10 @@ from typing import Any
 import orjson
 import pytest
 
-from mn_api.adapters.grpc.runtime import GrpcRuntime
-from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.errors import DomainError
 from mn_api.domain.events import EventRecord
-from mn_api.entrypoints.fake_core import FakeCore
-from tests.contract.conftest import wait_for_status
+from tests.contract.conftest import generation_a, wait_for_status
 from tests.contract.test_generation_a_contract import HOST_LOCAL, executor, relay
 from tests.realcore import RealCore, release_archive
 
@@ -156,23 +153,15 @@ async def _history(runtime: RuntimePort, job_id: str) -> list[Any]:
 async def real_runtime(tmp_path: Path) -> AsyncIterator[RuntimePort]:
     """A fresh real core: its listings hold this scenario's jobs only."""
     core = RealCore(tmp_path).start()
-    runtime = GrpcRuntime(core.target, timeout_seconds=10, legacy_poll_seconds=0.05)
-    yield runtime
-    await runtime.close()
+    async with generation_a("real", core) as runtime:
+        yield runtime
     core.stop()
 
 
 @pytest.fixture
 async def simulated_runtime() -> AsyncIterator[RuntimePort]:
-    memory = InMemoryRuntime(release="d26bef71", step_seconds=0.002)
-    await memory.start()
-    fake = FakeCore(memory)
-    port = await fake.start("127.0.0.1", 0)
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
-    yield runtime
-    await runtime.close()
-    await fake.stop(grace=None)
-    await memory.close()
+    async with generation_a("grpc") as runtime:
+        yield runtime
 
 
 @pytest.mark.slow

@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from dependency_injector import providers
 
-from mn_api.adapters.grpc.runtime import GrpcRuntime
-from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import RuntimePort
 from mn_api.config import Settings
-from mn_api.container import Container
-from mn_api.entrypoints.fake_core import FakeCore
-from mn_api.entrypoints.http import create_app
-from tests.contract.conftest import wait_for_status
+from tests.contract.conftest import generation_a, wait_for_status
 from tests.contract.test_generation_a_contract import relay
 from tests.contract.test_http_contract import nulls
 from tests.realcore import RealCore
+from tests.support import asgi_client
 
 API = "/api/v1"
 GHOST = "relay-1000000000000-000000000000"
@@ -34,27 +28,10 @@ GHOST = "relay-1000000000000-000000000000"
 
 @pytest.fixture(params=["real", "simulated"])
 async def runtime(request: pytest.FixtureRequest) -> AsyncIterator[RuntimePort]:
-    if request.param == "real":
-        core: RealCore = request.getfixturevalue("real_core")
-        runtime = GrpcRuntime(core.target, timeout_seconds=10, legacy_poll_seconds=0.05)
+    kind = "real" if request.param == "real" else "grpc"
+    core = request.getfixturevalue("real_core") if kind == "real" else None
+    async with generation_a(kind, core) as runtime:
         yield runtime
-        await runtime.close()
-        return
-    async for simulated in _simulated():
-        yield simulated
-
-
-async def _simulated() -> AsyncIterator[RuntimePort]:
-    """The `d26bef71` profile behind mn-fake-core, reached as the real core is."""
-    memory = InMemoryRuntime(release="d26bef71", step_seconds=0.002)
-    await memory.start()
-    fake = FakeCore(memory)
-    port = await fake.start("127.0.0.1", 0)
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, legacy_poll_seconds=0.02)
-    yield runtime
-    await runtime.close()
-    await fake.stop(grace=None)
-    await memory.close()
 
 
 @pytest.fixture
@@ -63,22 +40,11 @@ async def client(runtime: RuntimePort, tmp_path: Path) -> AsyncIterator[httpx.As
         yield client
 
 
-@asynccontextmanager
-async def _gateway(runtime: RuntimePort, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    container = Container()
+def _gateway(runtime: RuntimePort, tmp_path: Path) -> Any:
     settings = Settings(
         runtime="grpc", bundle_dir=tmp_path / "bundles", log_path=str(tmp_path / "api.log")
     )
-    container.settings.override(providers.Object(settings))
-    container.runtime.override(providers.Object(runtime))
-    app = create_app(container)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gateway.test", timeout=15
-        ) as client,
-    ):
-        yield client
+    return asgi_client(settings, runtime, lifespan=True)
 
 
 def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -224,13 +190,12 @@ async def orphaning(
     """A runtime whose jobs lose their coordinator: a real core of the test's own, to
     restart under its jobs, or the simulation of a lost coordinator."""
     if request.param == "simulated":
-        async for runtime in _simulated():
+        async with generation_a("grpc") as runtime:
             yield runtime, None
         return
     core = RealCore(tmp_path).start()
-    runtime = GrpcRuntime(core.target, timeout_seconds=10)
-    yield runtime, core
-    await runtime.close()
+    async with generation_a("real", core) as runtime:
+        yield runtime, core
     core.stop()
 
 
