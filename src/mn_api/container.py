@@ -29,7 +29,8 @@ from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application import use_cases as uc
 from mn_api.application.housekeeping import Housekeeping
 from mn_api.application.idempotency import Idempotency
-from mn_api.application.ports import RateLimiter
+from mn_api.application.journal import HistoryJournal
+from mn_api.application.ports import RateLimiter, RuntimePort
 from mn_api.application.webhooks import (
     DeliverySender,
     WebhookConfig,
@@ -96,6 +97,22 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _journal(
+    settings: Settings, runtime: RuntimePort, telemetry: PrometheusTelemetry
+) -> HistoryJournal | None:
+    if settings.history_cache_mb <= 0:
+        return None
+    budget = int(settings.history_cache_mb * 1024 * 1024)
+    journal = HistoryJournal(
+        runtime,
+        budget_bytes=budget,
+        job_bytes=int(settings.history_job_cache_mb * 1024 * 1024) or None,
+        heartbeat_seconds=settings.sse_heartbeat_seconds,
+    )
+    telemetry.observe_journal(journal)
+    return journal
+
+
 class Container(containers.DeclarativeContainer):
     """Built once per application; tests override providers instead of patching modules."""
 
@@ -111,6 +128,10 @@ class Container(containers.DeclarativeContainer):
         ),
         grpc=providers.Singleton(_grpc_runtime, settings, telemetry),
     )
+
+    # Each job's history, read from the runtime once and shared by every reader (None when
+    # MN_HISTORY_CACHE_MB is 0). Replicas keep their own: nothing here is shared.
+    journal = providers.Singleton(_journal, settings, runtime, telemetry)
 
     # Uploaded bundles and idempotency keys: on local disk, or in Redis when several
     # replicas must share them.
@@ -243,19 +264,24 @@ class Container(containers.DeclarativeContainer):
         uc.TopologyLookup, topologies=topology_store, manifests=manifest_source
     )
     get_job = providers.Factory(uc.GetJob, runtime=runtime, topology=topology_lookup)
-    get_job_graph = providers.Factory(uc.GetJobGraph, runtime=runtime, topology=topology_lookup)
-    list_events = providers.Factory(uc.ListEvents, runtime=runtime)
-    list_dead_letters = providers.Factory(uc.ListDeadLetters, runtime=runtime)
+    get_job_graph = providers.Factory(
+        uc.GetJobGraph, runtime=runtime, topology=topology_lookup, journal=journal
+    )
+    list_events = providers.Factory(uc.ListEvents, runtime=runtime, journal=journal)
+    list_dead_letters = providers.Factory(uc.ListDeadLetters, runtime=runtime, journal=journal)
     stream_events = providers.Factory(
         uc.StreamEvents,
         runtime=runtime,
         heartbeat_seconds=providers.Callable(lambda s: s.sse_heartbeat_seconds, settings),
+        journal=journal,
     )
-    replay_dead_letter = providers.Factory(uc.ReplayDeadLetter, runtime=runtime)
+    replay_dead_letter = providers.Factory(uc.ReplayDeadLetter, runtime=runtime, journal=journal)
     cancel_job = providers.Factory(uc.CancelJob, runtime=runtime)
     pause_job = providers.Factory(uc.PauseJob, runtime=runtime)
     resume_job = providers.Factory(uc.ResumeJob, runtime=runtime)
-    clear_jobs = providers.Factory(uc.ClearJobs, runtime=runtime, topologies=topology_store)
+    clear_jobs = providers.Factory(
+        uc.ClearJobs, runtime=runtime, topologies=topology_store, journal=journal
+    )
     cancel_all_jobs = providers.Factory(uc.CancelAllJobs, runtime=runtime)
     get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime)
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)

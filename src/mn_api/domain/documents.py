@@ -25,6 +25,11 @@ class JsonDocument:
         self._value = value
 
     @property
+    def parser(self) -> Parser:
+        """How this document is parsed: for documents made from the same source."""
+        return self._parse
+
+    @property
     def value(self) -> Any:
         if self._value is JsonDocument._UNSET:
             self._value = self._parse(self.raw)

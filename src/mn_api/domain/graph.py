@@ -64,6 +64,54 @@ def _name(value: Any) -> str | None:
     return value if value and isinstance(value, str) else None
 
 
+class EventFold:
+    """What a history's events say about the graph, folded one event at a time: the agents
+    they name, the messages each edge carried, and the messages the core itself sent.
+
+    Kept beside a job's journal and extended with each new event, so that a graph answer
+    costs O(agents + edges), not O(events). Fed in the history's order (the hot loop of a
+    graph over a long history: the common case is kept short).
+    """
+
+    __slots__ = ("agents", "edges", "events", "messages")
+
+    def __init__(self) -> None:
+        self.agents: dict[str, None] = {}
+        self.edges: dict[tuple[str, str, str], list[Any]] = {}
+        self.messages = 0
+        self.events = 0
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        self.events += 1
+        agent_id = _name(event.get("agent_id"))
+        if agent_id is not None and agent_id not in self.agents:
+            self.agents[agent_id] = None
+        if event.get("type") != AGENT_MESSAGE_RECEIVED:
+            return
+        self.messages += 1
+        payload = _mapping(event.get("payload"))
+        source = _name(payload.get("from"))
+        target = _name(payload.get("to"))
+        message_type = _name(payload.get("type"))
+        if source is None or target is None or message_type is None:
+            envelope = _mapping(_mapping(payload.get("message")).get("envelope"))
+            source = source or _name(envelope.get("from"))
+            target = target or _name(envelope.get("to")) or agent_id
+            message_type = message_type or _name(envelope.get("type")) or ANY_MESSAGE
+        if source is None or target is None:
+            return
+        key = (source, target, message_type)
+        counted = self.edges.get(key)
+        timestamp = event.get("timestamp")
+        stamp = timestamp if isinstance(timestamp, str) else ""
+        if counted is None:
+            self.edges[key] = [1, stamp]
+        else:
+            counted[0] += 1
+            if stamp > counted[1]:
+                counted[1] = stamp
+
+
 class GraphBuilder:
     """Accumulates nodes and edges; events are fed one at a time so memory stays flat."""
 
@@ -76,6 +124,7 @@ class GraphBuilder:
         self._outbound: set[tuple[str, str]] = set()
         self._messages = 0
         self._events = 0
+        self._pending = EventFold()
 
     def _node(self, node_id: str, status: str = OBSERVED) -> dict[str, Any]:
         node = self._nodes.get(node_id)
@@ -165,41 +214,35 @@ class GraphBuilder:
                 self._mark(self._edge(source, target, message_type), MANIFEST)
 
     def add_event(self, event: Mapping[str, Any]) -> None:
-        """Count one event; a message adds to the edge it travelled (one pass per history,
-        so this is the hot loop of the graph route: the common case is kept short)."""
-        self._events += 1
-        agent_id = _name(event.get("agent_id"))
-        if agent_id is not None and agent_id not in self._nodes:
-            self._node(agent_id)
-        if event.get("type") != AGENT_MESSAGE_RECEIVED:
-            return
-        self._messages += 1
-        payload = _mapping(event.get("payload"))
-        source = _name(payload.get("from"))
-        target = _name(payload.get("to"))
-        message_type = _name(payload.get("type"))
-        if source is None or target is None or message_type is None:
-            envelope = _mapping(_mapping(payload.get("message")).get("envelope"))
-            source = source or _name(envelope.get("from"))
-            target = target or _name(envelope.get("to")) or agent_id
-            message_type = message_type or _name(envelope.get("type")) or ANY_MESSAGE
-        if source is None or target is None:
-            return
-        if source in CORE_SENDERS and source not in self._nodes:
-            node = self._node(target)
-            node["start_messages"] = node.get("start_messages", 0) + 1
-            return
-        edge = self._edges.get((source, target, message_type)) or self._edge(
-            source, target, message_type
-        )
-        edge["count"] += 1
-        timestamp = event.get("timestamp")
-        if isinstance(timestamp, str) and timestamp > edge.get("last_seen_at", ""):
-            edge["last_seen_at"] = timestamp
-        if edge["source_event"] != EVENTS:
-            self._mark(edge, EVENTS)
+        """Count one event (a graph built from one pass over a history)."""
+        self._pending.add(event)
+
+    def add_events(self, fold: EventFold) -> None:
+        """Take what a history's events say, folded beforehand: O(agents + edges)."""
+        for agent_id in fold.agents:
+            if agent_id not in self._nodes:
+                self._node(agent_id)
+        for (source, target, message_type), (count, last_seen) in fold.edges.items():
+            if source in CORE_SENDERS and source not in self._nodes:
+                # The core's own message to a node (no node of the manifest is so named).
+                node = self._node(target)
+                node["start_messages"] = node.get("start_messages", 0) + count
+                continue
+            edge = self._edges.get((source, target, message_type)) or self._edge(
+                source, target, message_type
+            )
+            edge["count"] += count
+            if last_seen and last_seen > edge.get("last_seen_at", ""):
+                edge["last_seen_at"] = last_seen
+            if edge["source_event"] != EVENTS:
+                self._mark(edge, EVENTS)
+        self._messages += fold.messages
+        self._events += fold.events
 
     def build(self) -> dict[str, Any]:
+        if self._pending.events:
+            pending, self._pending = self._pending, EventFold()
+            self.add_events(pending)
         linked = {(s, t) for (s, t, _m) in self._edges}
         for source, target in self._outbound - linked:
             self._mark(self._edge(source, target, ANY_MESSAGE), AGENT_METADATA)

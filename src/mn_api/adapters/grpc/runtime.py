@@ -51,6 +51,10 @@ RECEIVE_LIMIT = 64 * 1024 * 1024
 METADATA_LIMIT = 1024 * 1024
 # Room for the manifest and the map framing around payloads that fill the body limit.
 SEND_OVERHEAD = 1024 * 1024
+# Once a polled job's status says it ended, the history is read again this many times at
+# most, this far apart, until the event that ended it shows.
+FINISHING_READS = 20
+FINISHING_PAUSE = 0.1
 # Protobuf framing of a SubmitJob request: the tags and lengths around each field.
 SUBMIT_FRAMING_BYTES = 64 * 1024
 
@@ -406,7 +410,9 @@ class GrpcRuntime(RuntimePort):
         position = 0  # the next position not yet passed on
         last_raw = b""
         quiet_since = time.monotonic()
-        finishing = False
+        # Reads left once the job's status says it ended: a core may record the status a
+        # moment before the event that ended it reaches the history.
+        finishing: int | None = None
         known = False  # whether the job is known to exist
         while True:
             call = self._observability.StreamEvents(request, metadata=self._metadata())
@@ -445,14 +451,18 @@ class GrpcRuntime(RuntimePort):
             if index == 0 and not known:
                 await self.get_job(job_id)  # an empty stream may be an unknown job
                 known = True
-            if not follow or finishing or _type_of(last_raw) in TERMINAL_EVENT_STATUS:
+            if not follow or finishing == 0 or _type_of(last_raw) in TERMINAL_EVENT_STATUS:
                 return
             if position > passed_on:
                 quiet_since = time.monotonic()
+            if finishing is not None:
+                finishing -= 1
+                await asyncio.sleep(min(self._poll, FINISHING_PAUSE))
+                continue
             # The stream ended before the job did: this core does not follow.
             status = (await self.get_job(job_id)).value.get("job", {}).get("status", "")
             if is_terminal(status):
-                finishing = True  # one more read picks up the events that ended it
+                finishing = FINISHING_READS  # more reads pick up the events that ended it
                 continue
             await asyncio.sleep(self._poll)
             if heartbeat_seconds and time.monotonic() - quiet_since >= heartbeat_seconds:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -13,8 +14,11 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
+from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import Telemetry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -126,6 +130,11 @@ class PrometheusTelemetry(Telemetry):
         self.webhook_attempts.labels(outcome).inc()
         self.webhook_seconds.observe(seconds)
 
+    def observe_journal(self, journal: HistoryJournal) -> None:
+        """Report the history journal's state when scraped: hits, misses, evictions and
+        histories too big to keep, bytes and jobs held, open core streams, watchers."""
+        self.registry.register(_JournalCollector(journal))
+
     def exposition(self) -> bytes:
         folder = os.environ.get(MULTIPROCESS_DIR)
         if not folder:
@@ -139,3 +148,28 @@ class PrometheusTelemetry(Telemetry):
         """Drop this process's live gauges from the shared folder when it stops."""
         if os.environ.get(MULTIPROCESS_DIR):
             multiprocess.mark_process_dead(os.getpid())
+
+
+class _JournalCollector(Collector):
+    """The journal's counters and gauges, read from it at each scrape."""
+
+    def __init__(self, journal: HistoryJournal) -> None:
+        self._journal = journal
+
+    def collect(self) -> Iterator[Metric]:
+        journal = self._journal
+        stats = journal.stats
+        for name, value, text in (
+            ("hits", stats.hits, "history reads served from the journal"),
+            ("misses", stats.misses, "history reads that had to ask the runtime"),
+            ("evictions", stats.evictions, "histories dropped to stay within the budget"),
+            ("oversized", stats.oversized, "histories too big to keep, read from the runtime"),
+        ):
+            yield CounterMetricFamily(f"mn_api_history_journal_{name}", text, value=value)
+        for name, value, text in (
+            ("bytes", journal.bytes_held, "bytes the kept histories take"),
+            ("jobs", journal.jobs_held, "jobs whose history is kept"),
+            ("core_streams", journal.core_streams, "open reads of a history from the runtime"),
+            ("watchers", journal.watchers, "live streams fed from the journal"),
+        ):
+            yield GaugeMetricFamily(f"mn_api_history_journal_{name}", text, value=value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.events import DEAD_LETTER, EventRecord
 
@@ -25,8 +26,15 @@ async def history(runtime: RuntimePort, job_id: str) -> AsyncIterator[EventRecor
         await runtime.get_job(job_id)
 
 
-async def dead_letters(runtime: RuntimePort, job_id: str) -> AsyncIterator[tuple[int, EventRecord]]:
+async def dead_letters(
+    runtime: RuntimePort, job_id: str, journal: HistoryJournal | None = None
+) -> AsyncIterator[tuple[int, EventRecord]]:
     """Each `dead_letter` event with its position among the job's dead letters."""
+    kept = await journal.read(job_id) if journal is not None else None
+    if kept is not None:
+        for index, position in enumerate(list(kept.dead_letters)):
+            yield index, kept.record(position)
+        return
     index = 0
     async with aclosing(history(runtime, job_id)) as records:
         async for record in records:

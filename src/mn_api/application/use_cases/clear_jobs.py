@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import RuntimePort, TopologyStore
 from mn_api.domain.errors import DomainError
 from mn_api.domain.status import is_terminal
@@ -16,13 +17,22 @@ FORGET_LIMIT = 1000
 
 
 class ClearJobs:
-    def __init__(self, runtime: RuntimePort, topologies: TopologyStore) -> None:
+    def __init__(
+        self,
+        runtime: RuntimePort,
+        topologies: TopologyStore,
+        journal: HistoryJournal | None = None,
+    ) -> None:
         self._runtime = runtime
         self._topologies = topologies
+        self._journal = journal
 
     async def __call__(self) -> int:
         finished = await self._finished()
         cleared = await self._runtime.clear_jobs()
+        if self._journal is not None:
+            self._journal.forget(finished)
+            self._journal.forget()  # every finished job: the runtime cleared them all
         for job_id in finished:
             try:
                 await self._topologies.forget(job_id)

@@ -6,18 +6,21 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
+from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import RuntimePort
 from mn_api.application.use_cases._history import dead_letters
 from mn_api.domain.events import dead_letter_view
 
 
 class ListDeadLetters:
-    def __init__(self, runtime: RuntimePort) -> None:
+    def __init__(self, runtime: RuntimePort, journal: HistoryJournal | None = None) -> None:
         self._runtime = runtime
+        self._journal = journal
 
     async def __call__(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The job's dead letters, oldest first, found in one pass over its history."""
-        letters = dead_letters(self._runtime, job_id)
+        """The job's dead letters, oldest first: from the journal's index of them, else found
+        in one pass over its history."""
+        letters = dead_letters(self._runtime, job_id, self._journal)
         first = await anext(letters, None)  # an unknown job fails here, before any answer
         return self._views(letters, first)
 

@@ -6,6 +6,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from mn_api.application.journal import HistoryJournal, JournalPage
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.events import EventRecord, Heartbeat
@@ -92,8 +93,9 @@ async def _first_record(items: AsyncIterator[EventRecord | Heartbeat]) -> EventR
 
 
 class ListEvents:
-    def __init__(self, runtime: RuntimePort) -> None:
+    def __init__(self, runtime: RuntimePort, journal: HistoryJournal | None = None) -> None:
         self._runtime = runtime
+        self._journal = journal
 
     async def __call__(
         self,
@@ -103,8 +105,13 @@ class ListEvents:
         limit: int | None = None,
         type: str | None = None,
         tail: int | None = None,
-    ) -> EventPage:
-        """A page from `offset`, or with `tail` the last `tail` events."""
+    ) -> EventPage | JournalPage:
+        """A page from `offset`, or with `tail` the last `tail` events: from the journal in
+        O(page) where it holds the history, else streamed from the runtime."""
+        if self._journal is not None:
+            journal = await self._journal.read(job_id)
+            if journal is not None:
+                return JournalPage(journal, offset=offset, limit=limit, kind=type, tail=tail)
         records = self._runtime.stream_events(job_id, follow=False)
         # Reading the first event now reports an unknown job before any answer starts: a
         # core may answer one with an empty stream, so then the job is looked up.

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
+from mn_api.application.journal import HistoryJournal, JournalPage, job_status
 from mn_api.application.ports import RuntimePort
 from mn_api.application.use_cases._history import history
 from mn_api.domain.events import EventRecord, Heartbeat
@@ -24,9 +25,15 @@ FeedItem = EventRecord | Heartbeat | StreamEnd
 
 
 class StreamEvents:
-    def __init__(self, runtime: RuntimePort, heartbeat_seconds: float) -> None:
+    def __init__(
+        self,
+        runtime: RuntimePort,
+        heartbeat_seconds: float,
+        journal: HistoryJournal | None = None,
+    ) -> None:
         self._runtime = runtime
         self._heartbeat = heartbeat_seconds
+        self._journal = journal
 
     async def __call__(
         self,
@@ -48,9 +55,16 @@ class StreamEvents:
         ended = is_terminal(status)
         if tail is not None and after < 0:
             after = await self._start_of_tail(job_id, tail, type)
-        stream = self._runtime.stream_events(
-            job_id, follow=follow and not ended, after=after, heartbeat_seconds=self._heartbeat
-        )
+        stream: AsyncIterator[EventRecord | Heartbeat] | None = None
+        if self._journal is not None:
+            # Fed from the journal: one core stream per job, whatever the watchers.
+            stream = await self._journal.watch(
+                job_id, after=after, follow=follow and not ended, ended=ended
+            )
+        if stream is None:
+            stream = self._runtime.stream_events(
+                job_id, follow=follow and not ended, after=after, heartbeat_seconds=self._heartbeat
+            )
         first: EventRecord | Heartbeat | None = None
         if ended:
             first = await anext(stream, None)
@@ -62,6 +76,12 @@ class StreamEvents:
     async def _start_of_tail(self, job_id: str, tail: int, kind: str | None) -> int:
         """The position just before the last `tail` events of the history: positions are
         the core's order, and no core tells a tailed stream's, so the history is counted."""
+        if self._journal is not None:
+            journal = await self._journal.read(job_id)
+            if journal is not None:
+                page = JournalPage(journal, kind=kind, tail=tail)
+                records = page.records()
+                return records[0].index - 1 if len(records) == tail else -1
         last: deque[int] = deque(maxlen=tail)
         async for record in history(self._runtime, job_id):
             if kind is None or record.type == kind:
@@ -69,10 +89,7 @@ class StreamEvents:
         return last[0] - 1 if len(last) == tail else -1
 
     async def _status(self, job_id: str) -> str:
-        details = (await self._runtime.get_job(job_id)).value
-        job = details.get("job") if isinstance(details, Mapping) else None
-        status = job.get("status") if isinstance(job, Mapping) else None
-        return status if isinstance(status, str) else ""
+        return await job_status(self._runtime, job_id)
 
     async def _feed(
         self,

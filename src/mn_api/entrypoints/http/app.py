@@ -98,6 +98,9 @@ def create_app(container: Container | None = None) -> FastAPI:
             if worker is not None:
                 await worker.stop()
                 await container.notifier().close()
+            journal = container.journal()
+            if journal is not None:
+                await journal.close()
             await runtime.close()
             if settings.redis is not None:
                 await close_redis(container.redis())

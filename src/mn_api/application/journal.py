@@ -1,0 +1,515 @@
+"""HistoryJournal: each job's history read from the runtime once, and shared by every reader.
+
+Without it, every page, stream, resume, graph and dead-letter listing re-reads the whole
+history from the core. Here, per job, one reader of the core at a time appends what is new
+to an in-process journal of raw events by position; pages, streams (with Last-Event-ID
+resumes), dead letters and the graph read the journal by position, and an index by event
+type and a fold of the graph are extended with each new event.
+
+- A finished, failed or cancelled job's history is final once its end has been read: it is
+  served from memory in O(page) and never read from the core again (until a replay reopens
+  it, or memory is needed).
+- A live job's journal is brought up to date by one catch-up read at a time when a page is
+  asked for, and kept up to date by one follower while anyone watches it: a following stream
+  where the release follows, the adapter's polling where it does not. However many readers
+  and watchers, one core stream per job.
+- Watchers read the journal by position: a slow one never holds the others back, and one
+  that asks for a position the journal no longer holds is told so (`HistoryWindowError`).
+- Memory is bounded: `budget_bytes` over every journal, least recently read first out, and
+  `job_bytes` for one. A live job that outgrows its share keeps a window of its newest events;
+  a finished history too big for it is not kept (its readers stream from the core instead).
+- Positions always follow the core's order. When a read resumes after a broken stream, the
+  known last event is read again and compared: a history that no longer matches (a core
+  that lost or rewrote it) is dropped and read anew rather than served half old.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from typing import Any
+
+from mn_api.application.ports import RuntimePort
+from mn_api.domain.documents import JsonDocument
+from mn_api.domain.errors import DomainError
+from mn_api.domain.events import DEAD_LETTER, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
+from mn_api.domain.graph import EventFold
+from mn_api.domain.status import is_terminal
+
+log = logging.getLogger("mn_api.journal")
+
+# What one event costs beyond its bytes: its slot in the list and the bytes object's header.
+RECORD_OVERHEAD = 64
+# A follower nobody watches any more stops after this long.
+FOLLOWER_IDLE_SECONDS = 5.0
+# How long a reader of a job that has ended waits for its follower to read that end.
+FOLLOWER_END_SECONDS = 10.0
+# How long a broken follow stream waits before it resumes, at first and at most.
+RESUME_BACKOFF = (0.1, 5.0)
+
+
+async def job_status(runtime: RuntimePort, job_id: str) -> str:
+    """The job's status as the runtime's details give it ("" when they do not say)."""
+    details = (await runtime.get_job(job_id)).value
+    job = details.get("job") if isinstance(details, Mapping) else None
+    status = job.get("status") if isinstance(job, Mapping) else None
+    return status if isinstance(status, str) else ""
+
+
+class HistoryWindowError(DomainError):
+    """The journal no longer holds the asked position (it kept a window of newer events)."""
+
+    def __init__(self, job_id: str, position: int, first: int) -> None:
+        super().__init__(
+            f"the history of job {job_id!r} before position {first} is no longer held; "
+            f"reconnect with Last-Event-ID to resume from there (asked: {position})"
+        )
+        self.position = position
+        self.first = first
+
+
+class JournalStats:
+    """Counts for operators; the Prometheus adapter reads them when it is scraped."""
+
+    __slots__ = ("evictions", "hits", "misses", "oversized")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.evictions = 0
+        self.oversized = 0
+
+
+class _Diverged(Exception):
+    """The core's history no longer starts as the journal says."""
+
+
+class _Journal:
+    """One job's history as far as it was read: raw events from position `base` on."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        # How the runtime's documents are parsed: taken from the first event it sent.
+        self.parse: Callable[[bytes], Any] | None = None
+        self.base = 0  # the position of raws[0]
+        self.final = False
+        self.size = 0
+        self.watchers = 0
+        self.idle_since: float | None = None
+        # Too big to keep whole: pages stream from the core, watchers get a window.
+        self.oversized = False
+        self.follower: asyncio.Task[None] | None = None
+        self.failure: DomainError | None = None
+        self.raws: list[bytes] = []
+        self.by_type: dict[str, list[int]] = {}
+        self.dead_letters: list[int] = []
+        self.fold = EventFold()
+        self.lock = asyncio.Lock()
+        self.changed = asyncio.Event()
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.raws)
+
+    @property
+    def whole(self) -> bool:
+        return self.base == 0 and not self.oversized
+
+    def record(self, position: int) -> EventRecord:
+        assert self.parse is not None  # set with the first event
+        return EventRecord(position, JsonDocument(self.raws[position - self.base], self.parse))
+
+    def append(self, document: JsonDocument) -> None:
+        """Add the next event; its parsed value feeds the indexes and is not kept."""
+        position = self.end
+        raw = document.raw
+        value = document.value
+        if self.parse is None:
+            self.parse = document.parser
+        self.raws.append(raw)
+        self.size += len(raw) + RECORD_OVERHEAD
+        kind = value.get("type") if isinstance(value, dict) else None
+        kind = kind if isinstance(kind, str) else ""
+        self.by_type.setdefault(kind, []).append(position)
+        if kind == DEAD_LETTER:
+            self.dead_letters.append(position)
+        if isinstance(value, dict):
+            self.fold.add(value)
+        if kind in TERMINAL_EVENT_STATUS:
+            self.final = True
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    def trim(self, keep_bytes: int) -> None:
+        """Drop the oldest events until the journal holds at most `keep_bytes`: a window."""
+        drop = 0
+        while self.size > keep_bytes and drop < len(self.raws) - 1:
+            self.size -= len(self.raws[drop]) + RECORD_OVERHEAD
+            drop += 1
+        if drop:
+            del self.raws[:drop]
+            self.base += drop
+            # The indexes and the fold speak of the whole history: no longer true.
+            self.oversized = True
+
+    def wake(self) -> None:
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+
+class JournalPage:
+    """One page of a journal, fixed when it is made: events appended later, or a window that
+    moves, never change a page already being sent.
+
+    `offset` is the first event's position among those the type filter keeps (with `tail`,
+    the first of the last `tail`), `next_offset` the next page's, or None on the last page.
+    """
+
+    def __init__(
+        self,
+        journal: _Journal,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        kind: str | None = None,
+        tail: int | None = None,
+    ) -> None:
+        positions: range | list[int] = (
+            range(journal.base, journal.end) if kind is None else journal.by_type.get(kind, [])
+        )
+        if tail is not None:
+            offset = max(len(positions) - tail, 0)
+            limit = None
+        stop = len(positions) if limit is None else min(offset + limit, len(positions))
+        chosen = positions[offset:stop]
+        self.offset = offset
+        self.next_offset: int | None = stop if stop < len(positions) and tail is None else None
+        self._records = [journal.record(position) for position in chosen]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def records(self) -> list[EventRecord]:
+        return self._records
+
+    async def __aiter__(self) -> AsyncIterator[JsonDocument]:
+        for record in self._records:
+            yield record.document
+
+
+class HistoryJournal:
+    """The journals of every job this process has read, within a memory budget."""
+
+    def __init__(
+        self,
+        runtime: RuntimePort,
+        *,
+        budget_bytes: int = 64 * 1024 * 1024,
+        job_bytes: int | None = None,
+        heartbeat_seconds: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._runtime = runtime
+        self._budget = budget_bytes
+        self._job_budget = job_bytes if job_bytes is not None else max(budget_bytes // 4, 1)
+        self._heartbeat = heartbeat_seconds
+        self._clock = clock
+        self._journals: OrderedDict[str, _Journal] = OrderedDict()
+        self._held = 0
+        self.stats = JournalStats()
+        self.core_streams = 0
+        self.watchers = 0
+
+    # -- what the gauges read -------------------------------------------------------------
+
+    @property
+    def bytes_held(self) -> int:
+        return sum(j.size for j in self._journals.values())
+
+    @property
+    def jobs_held(self) -> int:
+        return len(self._journals)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def read(self, job_id: str, *, ended: bool | None = None) -> _Journal | None:
+        """The job's whole journal, up to date as of now; None when its history is too big
+        to keep (the caller streams from the runtime instead). An unknown job raises
+        JobNotFoundError, as the runtime reports it. `ended`: whether the caller knows the
+        job has ended (else, where it matters, the runtime is asked)."""
+        journal = await self._current(job_id, ended)
+        return journal if journal.whole else None
+
+    async def _current(self, job_id: str, ended: bool | None = None) -> _Journal:
+        journal = self._journals.get(job_id)
+        if journal is None:
+            journal = self._new(job_id)
+        self._touch(journal)
+        if journal.final:
+            self.stats.hits += 1
+            return journal
+        if journal.follower is not None and not journal.follower.done():
+            # Kept current by its follower, as of its last read: reading the core now would
+            # be a second reader of the same history. Unless the job has ended, and the
+            # follower has yet to read that end: then the reader waits for it.
+            if ended is None:
+                ended = is_terminal(await job_status(self._runtime, job_id))
+            if not ended or await self._followed_to_the_end(journal):
+                self.stats.hits += 1
+                return journal
+            if journal.follower is not None and not journal.follower.done():
+                return journal  # a follower that does not end: what it has, not a hang
+        self.stats.misses += 1
+        try:
+            await self._catch_up(journal)
+        except DomainError:
+            if journal.end == 0:
+                self._drop(journal)  # an unknown job leaves nothing behind
+            raise
+        return journal
+
+    def reopen(self, job_id: str) -> None:
+        """The job's history grows again (a dead letter was replayed): it is no longer final."""
+        journal = self._journals.get(job_id)
+        if journal is not None:
+            journal.final = False
+
+    def forget(self, job_ids: Iterable[str] | None = None) -> None:
+        """Drop the journals of these jobs (of every finished job when None): cleared jobs."""
+        ids = (
+            [job_id for job_id, journal in self._journals.items() if journal.final]
+            if job_ids is None
+            else list(job_ids)
+        )
+        for job_id in ids:
+            journal = self._journals.get(job_id)
+            if journal is not None and journal.watchers == 0:
+                self._drop(journal)
+
+    async def close(self) -> None:
+        for journal in list(self._journals.values()):
+            await self._stop_follower(journal)
+        self._journals.clear()
+
+    # -- watching ---------------------------------------------------------------------------
+
+    async def watch(
+        self, job_id: str, *, after: int = -1, follow: bool = True, ended: bool | None = None
+    ) -> AsyncIterator[EventRecord | Heartbeat] | None:
+        """Every event after `after`, from the journal, then (with `follow`) each new one as
+        it comes, until the job's end; Heartbeat when quiet for the heartbeat interval.
+        None when the history is too big to keep: the caller streams from the runtime.
+        `ended`: whether the caller knows the job has ended."""
+        journal = await self._current(job_id, ended)
+        if after + 1 < journal.base or (journal.oversized and journal.final):
+            return None  # positions this journal does not hold: read from the runtime
+        journal.watchers += 1
+        journal.idle_since = None
+        self.watchers += 1
+        return self._watch(journal, after, follow)
+
+    async def _watch(
+        self, journal: _Journal, after: int, follow: bool
+    ) -> AsyncIterator[EventRecord | Heartbeat]:
+        position = after + 1
+        try:
+            while True:
+                if position < journal.base:
+                    raise HistoryWindowError(journal.job_id, position, journal.base)
+                while position < journal.end:
+                    if position < journal.base:
+                        raise HistoryWindowError(journal.job_id, position, journal.base)
+                    yield journal.record(position)
+                    position += 1
+                if journal.final or not follow:
+                    return
+                if journal.failure is not None:
+                    raise journal.failure
+                self._ensure_follower(journal)
+                changed = journal.changed
+                if position < journal.end:
+                    continue
+                try:
+                    async with asyncio.timeout(self._heartbeat):
+                        await changed.wait()
+                except TimeoutError:
+                    yield Heartbeat()
+        finally:
+            journal.watchers -= 1
+            self.watchers -= 1
+            if journal.watchers == 0:
+                journal.idle_since = self._clock()
+            self._touch(journal)
+
+    # -- keeping journals current -------------------------------------------------------------
+
+    def _new(self, job_id: str) -> _Journal:
+        journal = _Journal(job_id)
+        self._journals[job_id] = journal
+        return journal
+
+    def _touch(self, journal: _Journal) -> None:
+        journal.last_used = self._clock()
+        if journal.job_id in self._journals:
+            self._journals.move_to_end(journal.job_id)
+
+    async def _catch_up(self, journal: _Journal) -> None:
+        """Read what the core holds beyond the journal's end; one reader at a time per job
+        (a reader that waited for another finds the journal already current)."""
+        asked_at = journal.end
+        async with journal.lock:
+            if journal.final or (journal.end > asked_at and not journal.oversized):
+                return
+            try:
+                await self._read_core(journal, follow=False)
+            except _Diverged:
+                log.warning("the history of job %s changed in the core: read anew", journal.job_id)
+                self._reset(journal)
+                await self._read_core(journal, follow=False)
+        self._bound(journal)
+
+    async def _read_core(self, journal: _Journal, *, follow: bool) -> None:
+        """One stream from the core, resuming after the journal's end; the last known event
+        is asked for again and must read the same, else the history has diverged."""
+        if journal.oversized and not follow:
+            # A history too big to keep is not read again for nothing: readers stream it.
+            return
+        known = journal.end
+        check = known - 1 if known > journal.base else None
+        after = known - 2 if check is not None else known - 1
+        seen_any = False
+        self.core_streams += 1
+        try:
+            stream = self._runtime.stream_events(
+                journal.job_id,
+                follow=follow,
+                after=after,
+                heartbeat_seconds=self._heartbeat if follow else None,
+            )
+            async with contextlib.aclosing(stream):
+                async for item in stream:
+                    if type(item) is not EventRecord:
+                        if follow and self._unwatched(journal):
+                            return  # nobody watches any more: the follower stops
+                        continue
+                    seen_any = True
+                    if item.index < known:
+                        if item.index == check and item.document.raw != journal.raws[-1]:
+                            raise _Diverged
+                        continue
+                    if item.index != journal.end:
+                        raise _Diverged  # a gap: positions must follow one another
+                    journal.append(item.document)
+                    if journal.size > self._job_budget:
+                        if journal.final or not follow:
+                            journal.oversized = True
+                            self._shrink(journal)
+                            return
+                        journal.trim(self._job_budget // 2)
+                    if journal.final:
+                        return
+        finally:
+            self.core_streams -= 1
+        if check is not None and not seen_any:
+            raise _Diverged  # the core no longer holds what the journal does
+        if not seen_any and known == 0:
+            await self._runtime.get_job(journal.job_id)  # an unknown job, or none yet
+
+    async def _followed_to_the_end(self, journal: _Journal) -> bool:
+        """Wait (a while) for the follower to read the end of a job that has ended."""
+        try:
+            async with asyncio.timeout(FOLLOWER_END_SECONDS):
+                while not journal.final and journal.follower is not None:
+                    await journal.changed.wait()
+        except TimeoutError:
+            pass
+        return journal.final
+
+    def _unwatched(self, journal: _Journal) -> bool:
+        idle = journal.idle_since
+        return (
+            journal.watchers == 0
+            and idle is not None
+            and self._clock() - idle >= FOLLOWER_IDLE_SECONDS
+        )
+
+    def _ensure_follower(self, journal: _Journal) -> None:
+        if journal.follower is None or journal.follower.done():
+            journal.failure = None
+            journal.follower = asyncio.create_task(
+                self._follow(journal), name=f"journal-follower-{journal.job_id}"
+            )
+
+    async def _follow(self, journal: _Journal) -> None:
+        """One following stream for every watcher of the job, resumed when it breaks."""
+        backoff = RESUME_BACKOFF[0]
+        while not journal.final and not self._unwatched(journal):
+            try:
+                async with journal.lock:
+                    await self._read_core(journal, follow=True)
+                backoff = RESUME_BACKOFF[0]
+            except _Diverged:
+                log.warning("the history of job %s changed in the core: read anew", journal.job_id)
+                self._reset(journal)
+                continue
+            except DomainError as error:
+                if journal.watchers == 0:
+                    break
+                log.warning("following job %s failed: %s", journal.job_id, error.detail)
+                journal.failure = error
+                journal.wake()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, RESUME_BACKOFF[1])
+                journal.failure = None
+                continue
+            if journal.final:
+                break
+            # The stream ended before the job did: a brief pause, then resume after the end.
+            await asyncio.sleep(backoff)
+        journal.follower = None
+        journal.wake()
+        self._bound(journal)
+
+    async def _stop_follower(self, journal: _Journal) -> None:
+        task, journal.follower = journal.follower, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- memory -------------------------------------------------------------------------------
+
+    def _reset(self, journal: _Journal) -> None:
+        journal.raws, journal.by_type, journal.dead_letters = [], {}, []
+        journal.fold, journal.base, journal.size = EventFold(), 0, 0
+        journal.final = journal.oversized = False
+        journal.wake()
+
+    def _shrink(self, journal: _Journal) -> None:
+        """A history too big to keep: only how far it goes is remembered."""
+        journal.base = journal.end
+        journal.raws, journal.by_type, journal.dead_letters = [], {}, []
+        journal.fold = EventFold()
+        journal.size = 0
+        self.stats.oversized += 1
+
+    def _drop(self, journal: _Journal) -> None:
+        if journal.follower is not None and not journal.follower.done():
+            journal.follower.cancel()
+        self._journals.pop(journal.job_id, None)
+
+    def _bound(self, journal: _Journal) -> None:
+        """Least recently read journals out until the budget holds (watched ones stay)."""
+        total = self.bytes_held
+        for other in list(self._journals.values()):
+            if total <= self._budget:
+                break
+            if other is journal or other.watchers or other.follower is not None:
+                continue
+            total -= other.size
+            self._drop(other)
+            self.stats.evictions += 1
