@@ -35,7 +35,12 @@ from typing import Any
 
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.documents import JsonDocument
-from mn_api.domain.errors import DomainError
+from mn_api.domain.errors import (
+    DomainError,
+    HistoryWindowError,
+    JobNotFoundError,
+    RuntimeAuthError,
+)
 from mn_api.domain.events import DEAD_LETTER, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.graph import EventFold
 from mn_api.domain.status import is_terminal
@@ -58,18 +63,6 @@ async def job_status(runtime: RuntimePort, job_id: str) -> str:
     job = details.get("job") if isinstance(details, Mapping) else None
     status = job.get("status") if isinstance(job, Mapping) else None
     return status if isinstance(status, str) else ""
-
-
-class HistoryWindowError(DomainError):
-    """The journal no longer holds the asked position (it kept a window of newer events)."""
-
-    def __init__(self, job_id: str, position: int, first: int) -> None:
-        super().__init__(
-            f"the history of job {job_id!r} before position {first} is no longer held; "
-            f"reconnect with Last-Event-ID to resume from there (asked: {position})"
-        )
-        self.position = position
-        self.first = first
 
 
 class JournalStats:
@@ -307,6 +300,8 @@ class HistoryJournal:
         journal = await self._current(job_id, ended)
         if after + 1 < journal.base or (journal.oversized and journal.final):
             return None  # positions this journal does not hold: read from the runtime
+        if journal.follower is None:
+            journal.failure = None  # a new watcher tries again
         journal.watchers += 1
         journal.idle_since = None
         self.watchers += 1
@@ -456,15 +451,15 @@ class HistoryJournal:
                 log.warning("the history of job %s changed in the core: read anew", journal.job_id)
                 self._reset(journal)
                 continue
-            except DomainError as error:
-                if journal.watchers == 0:
-                    break
-                log.warning("following job %s failed: %s", journal.job_id, error.detail)
+            except (JobNotFoundError, RuntimeAuthError) as error:
+                # Nothing to resume: the job is gone, or the runtime refuses the gateway.
                 journal.failure = error
-                journal.wake()
+                break
+            except DomainError as error:
+                # A broken stream: resumed after the journal's end, nothing lost or repeated.
+                log.warning("following job %s broke: %s", journal.job_id, error.detail)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RESUME_BACKOFF[1])
-                journal.failure = None
                 continue
             if journal.final:
                 break

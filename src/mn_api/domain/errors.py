@@ -30,6 +30,19 @@ class DeadLetterNotFoundError(DomainError):
         self.index = index
 
 
+class HistoryWindowError(DomainError):
+    """A live stream fell so far behind that the gateway no longer holds its next position
+    (it keeps a window of a long history's newest events): it must resume from there."""
+
+    def __init__(self, job_id: str, position: int, first: int) -> None:
+        super().__init__(
+            f"the history of job {job_id!r} before position {first} is no longer held; "
+            f"reconnect with Last-Event-ID to resume from there (asked: {position})"
+        )
+        self.position = position
+        self.first = first
+
+
 class BundleNotFoundError(DomainError):
     def __init__(self, bundle_id: str) -> None:
         super().__init__(f"bundle {bundle_id!r} was not found or has expired")

@@ -58,6 +58,10 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.RuntimeUnavailableError, ProblemKind(503, "runtime_unavailable", "Runtime unavailable")),
     (e.RuntimeTimeoutError, ProblemKind(504, "runtime_timeout", "Runtime timeout")),
     (e.NotSupportedError, ProblemKind(501, "not_supported", "Not supported by this runtime")),
+    (
+        e.HistoryWindowError,
+        ProblemKind(410, "history_position_gone", "History position no longer held"),
+    ),
     (e.RuntimeAuthError, ProblemKind(502, "runtime_auth_failed", "Runtime refused the gateway")),
     (e.RuntimeFailureError, ProblemKind(502, "runtime_error", "Runtime error")),
     (
