@@ -49,6 +49,9 @@ log = logging.getLogger("mn_api.journal")
 
 # What one event costs beyond its bytes: its slot in the list and the bytes object's header.
 RECORD_OVERHEAD = 64
+# How often a quiet following stream from the core says it is alive: the follower looks
+# then whether anybody still watches.
+FOLLOW_HEARTBEAT_SECONDS = 1.0
 # A follower nobody watches any more stops after this long.
 FOLLOWER_IDLE_SECONDS = 5.0
 # How long a reader of a job that has ended waits for its follower to read that end.
@@ -96,6 +99,7 @@ class _Journal:
         # Too big to keep whole: pages stream from the core, watchers get a window.
         self.oversized = False
         self.follower: asyncio.Task[None] | None = None
+        self.catching_up: asyncio.Future[None] | None = None
         self.failure: DomainError | None = None
         self.raws: list[bytes] = []
         self.by_type: dict[str, list[int]] = {}
@@ -154,6 +158,10 @@ class _Journal:
         changed.set()
 
 
+def _cleared(journal: _Journal) -> None:
+    journal.catching_up = None
+
+
 class JournalPage:
     """One page of a journal, fixed when it is made: events appended later, or a window that
     moves, never change a page already being sent.
@@ -178,19 +186,30 @@ class JournalPage:
             offset = max(len(positions) - tail, 0)
             limit = None
         stop = len(positions) if limit is None else min(offset + limit, len(positions))
-        chosen = positions[offset:stop]
         self.offset = offset
         self.next_offset: int | None = stop if stop < len(positions) and tail is None else None
-        self._records = [journal.record(position) for position in chosen]
+        self._parse = journal.parse
+        if kind is None:
+            # A slice of the journal's own list: no copy of any event.
+            first = journal.base + offset
+            self._positions: range | list[int] = range(first, journal.base + stop)
+            self.raws = journal.raws[offset:stop]
+        else:
+            self._positions = positions[offset:stop]
+            self.raws = [journal.raws[p - journal.base] for p in self._positions]
 
     def __len__(self) -> int:
-        return len(self._records)
+        return len(self.raws)
 
     def records(self) -> list[EventRecord]:
-        return self._records
+        assert self._parse is not None or not self.raws
+        return [
+            EventRecord(position, JsonDocument(raw, self._parse))  # type: ignore[arg-type]
+            for position, raw in zip(self._positions, self.raws, strict=True)
+        ]
 
     async def __aiter__(self) -> AsyncIterator[JsonDocument]:
-        for record in self._records:
+        for record in self.records():
             yield record.document
 
 
@@ -353,11 +372,16 @@ class HistoryJournal:
             self._journals.move_to_end(journal.job_id)
 
     async def _catch_up(self, journal: _Journal) -> None:
-        """Read what the core holds beyond the journal's end; one reader at a time per job
-        (a reader that waited for another finds the journal already current)."""
-        asked_at = journal.end
+        """Read what the core holds beyond the journal's end: one read at a time per job,
+        and every reader who comes while one is under way shares it."""
+        if journal.catching_up is None:
+            journal.catching_up = asyncio.ensure_future(self._catch_up_once(journal))
+            journal.catching_up.add_done_callback(lambda _done: _cleared(journal))
+        await asyncio.shield(journal.catching_up)
+
+    async def _catch_up_once(self, journal: _Journal) -> None:
         async with journal.lock:
-            if journal.final or (journal.end > asked_at and not journal.oversized):
+            if journal.final:
                 return
             try:
                 await self._read_core(journal, follow=False)
@@ -383,7 +407,7 @@ class HistoryJournal:
                 journal.job_id,
                 follow=follow,
                 after=after,
-                heartbeat_seconds=self._heartbeat if follow else None,
+                heartbeat_seconds=FOLLOW_HEARTBEAT_SECONDS if follow else None,
             )
             async with contextlib.aclosing(stream):
                 async for item in stream:

@@ -1,6 +1,7 @@
 """The routes most requests take, answered without the framework's per-request machinery.
 
-GET /jobs/{id}, GET /jobs and POST /jobs are served here when the request is plain: a job
+GET /jobs/{id}, GET /jobs/{id}/events, GET /jobs and POST /jobs are served here when the
+request is plain: a job
 id the route's pattern accepts, query values in their simple spelling, a JSON body that
 validates. Each calls the same use case and builds the same answer as its FastAPI route;
 the FastAPI route stays in the route table and the OpenAPI document, and every request
@@ -15,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
 from pydantic import ValidationError
 from starlette.responses import Response
 
+from mn_api.application.journal import JournalPage
 from mn_api.domain.errors import DomainError
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import CALLER_KEY, Caller
@@ -29,6 +31,13 @@ from mn_api.entrypoints.http.json_body import LARGE_BODY_BYTES, strict_loads
 from mn_api.entrypoints.http.problems import HttpProblem, domain_problem, http_problem
 from mn_api.entrypoints.http.responses import dumps
 from mn_api.entrypoints.http.routers import API_PREFIX, JOB_ID_PATTERN
+from mn_api.entrypoints.http.routers.events import (
+    EVENT_NUMBERS as _EVENT_NUMBERS,
+)
+from mn_api.entrypoints.http.routers.events import (
+    MAX_TYPE_CHARS,
+    event_page_stream,
+)
 from mn_api.entrypoints.http.routers.jobs import submit
 
 Scope = MutableMapping[str, Any]
@@ -41,6 +50,18 @@ JOBS = f"{API_PREFIX}/jobs"
 _JOB_ID = re.compile(JOB_ID_PATTERN.removeprefix("^").removesuffix("$"))
 _JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
 _BOOLS = {"true": True, "false": False}
+EVENTS = "/events"
+# Longer numbers go to the framework's route, which refuses them in its words.
+MAX_DIGITS = 18
+
+
+async def send_chunks(send: Send, chunks: AsyncIterator[bytes]) -> None:
+    """A JSON answer written as it is made (its length unknown until the end)."""
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    async for chunk in chunks:
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def send_json(send: Send, status: int, body: bytes, extra: list[Any] | None = None) -> None:
@@ -57,6 +78,7 @@ class HotRoutes:
         self._get_job = provided["get_job"]
         self._list_jobs = provided["list_jobs"]
         self._submit_job = provided["submit_job"]
+        self._list_events = provided["list_events"]
         self._idempotency = provided["idempotency"]
         # The framework's route objects, so that metrics and logs name the same template.
         self._routes = routes
@@ -75,6 +97,13 @@ class HotRoutes:
             elif method == "GET" and rest[0] == "/" and _JOB_ID.fullmatch(rest, 1):
                 await self._job(scope, receive, send, rest[1:])
                 return
+            elif (
+                method == "GET"
+                and rest.endswith(EVENTS)
+                and _JOB_ID.fullmatch(rest, 1, len(rest) - len(EVENTS))
+                and await self._events(scope, receive, send, rest[1 : -len(EVENTS)])
+            ):
+                return
         await self.app(scope, receive, send)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send, work: Any) -> None:
@@ -92,6 +121,42 @@ class HotRoutes:
             await send_json(send, 200, dumps(await self._get_job(job_id)))
 
         await self._answer(scope, receive, send, work())
+
+    async def _events(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> bool:
+        query = _plain_query(scope["query_string"])
+        if query is None:
+            return False
+        asked: dict[str, Any] = {}
+        for name, value in query.items():
+            if name in _EVENT_NUMBERS:
+                low, high = _EVENT_NUMBERS[name]
+                plain = value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS
+                if not (plain and low <= int(value) <= high):
+                    return False
+                asked[name] = int(value)
+            elif name == "type":
+                if len(value) > MAX_TYPE_CHARS:
+                    return False
+                asked["type"] = value
+        if "tail" in asked and ("offset" in asked or "limit" in asked):
+            return False  # refused by the framework's route, in its words
+        scope["route"] = self._routes["list_events"]
+
+        async def work() -> None:
+            page = await self._list_events(job_id, **asked)
+            if isinstance(page, JournalPage):
+                # Held in memory already: one answer, its length known.
+                body = b'{"data":[%s],"offset":%d,"next_offset":%s}' % (
+                    b",".join(page.raws),
+                    page.offset,
+                    dumps(page.next_offset),
+                )
+                await send_json(send, 200, body)
+                return
+            await send_chunks(send, event_page_stream(page))
+
+        await self._answer(scope, receive, send, work())
+        return True
 
     async def _list(self, scope: Scope, receive: Receive, send: Send) -> bool:
         query = _plain_query(scope["query_string"])

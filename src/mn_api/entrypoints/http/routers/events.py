@@ -11,6 +11,7 @@ from starlette.responses import Response, StreamingResponse
 
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
+from mn_api.application.journal import JournalPage
 from mn_api.config import Settings
 from mn_api.domain.errors import DomainError, RequestValidationError
 from mn_api.domain.events import EventRecord, Heartbeat
@@ -36,8 +37,16 @@ router = APIRouter(
 )
 
 NDJSON = "application/x-ndjson"
+# The bounds of the event page's numbers (the fast path in front of FastAPI reads them too).
+EVENT_NUMBERS = {"offset": (0, 2**62), "limit": (1, 100_000), "tail": (1, 10_000)}
+MAX_TYPE_CHARS = 128
 TailQuery = Annotated[
-    int | None, Query(ge=1, le=10_000, description="Only the last N events of the history")
+    int | None,
+    Query(
+        ge=EVENT_NUMBERS["tail"][0],
+        le=EVENT_NUMBERS["tail"][1],
+        description="Only the last N events of the history",
+    ),
 ]
 RETRY_MS = 3000
 NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -52,9 +61,11 @@ NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 async def list_events(
     job_id: JobId,
     use_case: Annotated[uc.ListEvents, provided("list_events")],
-    offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int | None, Query(ge=1, le=100_000)] = None,
-    type: Annotated[str | None, Query(max_length=128)] = None,
+    offset: Annotated[int, Query(ge=EVENT_NUMBERS["offset"][0])] = 0,
+    limit: Annotated[
+        int | None, Query(ge=EVENT_NUMBERS["limit"][0], le=EVENT_NUMBERS["limit"][1])
+    ] = None,
+    type: Annotated[str | None, Query(max_length=MAX_TYPE_CHARS)] = None,
     tail: TailQuery = None,
 ) -> Response:
     """Oldest first; `next_offset` is null on the last page. The answer is streamed as the
@@ -74,11 +85,16 @@ async def list_events(
             ],
         )
     page = await use_case(job_id, offset=offset, limit=limit, type=type, tail=tail)
+    return StreamingResponse(event_page_stream(page), media_type=JSON)
+
+
+def event_page_stream(page: uc.EventPage | JournalPage) -> AsyncIterator[bytes]:
+    """The page's answer, written as its events come."""
 
     def tail() -> bytes:
         return b'],"offset":%d,"next_offset":%s}' % (page.offset, dumps(page.next_offset))
 
-    return StreamingResponse(json_document_stream(b'{"data":[', aiter(page), tail), media_type=JSON)
+    return json_document_stream(b'{"data":[', aiter(page), tail)
 
 
 @router.get(
