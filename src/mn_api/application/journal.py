@@ -40,6 +40,7 @@ from mn_api.domain.errors import (
     HistoryWindowError,
     JobNotFoundError,
     RuntimeAuthError,
+    RuntimeFailureError,
 )
 from mn_api.domain.events import DEAD_LETTER, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.graph import EventFold
@@ -78,6 +79,11 @@ class JournalStats:
         self.misses = 0
         self.evictions = 0
         self.oversized = 0
+
+
+# What a follower does not expect: anything but the runtime's own refusals and a history that
+# changed. It ends the follower, and its watchers get a problem instead of a silent retry.
+_Unexpected = (ArithmeticError, AssertionError, AttributeError, LookupError, TypeError, ValueError)
 
 
 class _Diverged(Exception):
@@ -478,6 +484,12 @@ class HistoryJournal:
             except (JobNotFoundError, RuntimeAuthError) as error:
                 # Nothing to resume: the job is gone, or the runtime refuses the gateway.
                 journal.failure = error
+                break
+            except _Unexpected as error:
+                log.exception("following job %s failed", journal.job_id)
+                journal.failure = RuntimeFailureError(
+                    f"following job {journal.job_id!r} failed ({type(error).__name__})"
+                )
                 break
             except DomainError as error:
                 # A broken stream: resumed after the journal's end, nothing lost or repeated.
