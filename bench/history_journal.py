@@ -104,7 +104,6 @@ def _finished_figures(client: httpx.Client, pid: int, job_id: str, events: int) 
         "paging by 100 CPU (ms)": paged * 1000,
         "paging / full listing": paged / full if full else float("inf"),
         "as many plain /health requests CPU (ms)": plain * 1000,
-        "paging less those requests / full listing": (paged - plain) / full if full else 0.0,
         "graph call CPU after the first (ms)": graph * 1000,
         "details + events + graph cycle CPU (ms)": _cpu_of(pid, cycle) / cycles * 1000,
     }
