@@ -210,3 +210,69 @@ async def test_a_hundred_thousand_events_read_page_by_page_match_the_full_read(
 def test_logs_name_the_stream_route(server: GatewayProcess) -> None:
     log = Path(server.tmp_path / "api.log").read_text()
     assert "/api/v1/jobs/{job_id}/events/stream" in log
+
+
+def _core_reads(server: GatewayProcess) -> float:
+    """The history reads the gateway has opened: closed StreamEvents calls, and those its
+    journal holds open."""
+    total = 0.0
+    for line in httpx.get(f"{server.base}/metrics").text.splitlines():
+        if (
+            line.startswith("mn_api_core_calls_total{") and 'rpc="StreamEvents"' in line
+        ) or line.startswith("mn_api_history_journal_core_streams "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _watch_until_cancelled(client: httpx.AsyncClient, url: str, after: int) -> list[int]:
+    ids: list[int] = []
+    try:
+        headers = {"Last-Event-ID": str(after)}
+        async with client.stream("GET", url, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("id:"):
+                    ids.append(int(line[3:]))
+    except asyncio.CancelledError:
+        pass
+    return ids
+
+
+async def test_many_watchers_and_reconnects_share_one_read_of_the_history(
+    client: httpx.AsyncClient, server: GatewayProcess
+) -> None:
+    """Every watcher of a live job sees each new event, fed from one read of its history:
+    the reads the gateway opens do not grow with the watchers or their reconnects."""
+    job_id = await _submit(client, {**pipeline_manifest(), "daemon": True})
+    url = f"{API}/jobs/{job_id}/events/stream"
+    end = -1
+    async with asyncio.timeout(20):
+        while True:  # the job's start has settled
+            history = (await client.get(f"{API}/jobs/{job_id}/events")).json()["data"]
+            if len(history) - 1 == end and history[-1]["type"] != "job_pending":
+                break
+            end = len(history) - 1
+            await asyncio.sleep(0.3)
+    before = _core_reads(server)
+    watchers = [asyncio.create_task(_watch_until_cancelled(client, url, end)) for _ in range(30)]
+    await asyncio.sleep(1.0)
+    for action in ("pause", "resume", "pause", "resume"):
+        assert (await client.post(f"{API}/jobs/{job_id}/{action}")).status_code == 200
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)
+    for watcher in watchers:
+        watcher.cancel()
+    seen = await asyncio.gather(*watchers)
+    assert all(ids == list(range(end + 1, end + 5)) for ids in seen), seen
+    for _ in range(10):  # EventSource reconnects, each resuming a little further back
+        async with client.stream("GET", url, headers={"Last-Event-ID": str(end)}) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("id:"):
+                    break
+    reads = _core_reads(server) - before
+    if server.runtime != "grpc_legacy":
+        # A following runtime (in process too): one catch-up read and one follower.
+        assert reads <= 2, reads
+    else:
+        # A core that ignores `follow` is polled every half second, by one follower.
+        assert reads <= 20, reads
+    assert (await client.post(f"{API}/jobs/{job_id}/cancel")).status_code == 200

@@ -435,8 +435,8 @@ class HistoryJournal:
                             self._shrink(journal)
                             return
                         journal.trim(self._job_budget // 2)
-                    if journal.final:
-                        return
+                # Read to the stream's own end (the runtime ends it after a job's end): a
+                # call given up half way would leave its trace span open.
         finally:
             self.core_streams -= 1
         if check is not None and not seen_any:
