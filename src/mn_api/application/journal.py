@@ -322,6 +322,12 @@ class HistoryJournal:
         it comes, until the job's end; Heartbeat when quiet for the heartbeat interval.
         None when the history is too big to keep: the caller streams from the runtime.
         `ended`: whether the caller knows the job has ended."""
+        if follow and not ended:
+            known = self._journals.get(job_id)
+            if known is None or not known.final:
+                # The follower first: its own read brings the journal up to date, and every
+                # watcher who comes meanwhile finds it rather than reading the core again.
+                self._ensure_follower(known or self._new(job_id))
         journal = await self._current(job_id, ended)
         if after + 1 < journal.base or (journal.oversized and journal.final):
             return None  # positions this journal does not hold: read from the runtime
