@@ -26,11 +26,12 @@ import re
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import httpx
 
 from bench._procs import BIN, PeakRss, free_port, rss_bytes, start, stop, wait_http
-from bench.compare import cpu_seconds
+from bench.compare import cpu_seconds, gateway_env
 
 MB = 1024 * 1024
 TOKEN = "bench-core-token"
@@ -215,16 +216,13 @@ def run(events: int, watchers: int, reconnects: int) -> dict[str, dict]:
         try:
             for label, cache_mb in (("journal", "64"), ("no journal", "0")):
                 port = free_port()
+                files = Path(tmp) / label.replace(" ", "-")
+                files.mkdir()
                 env = {
-                    "MN_API_HOST": "127.0.0.1",
-                    "MN_API_PORT": str(port),
-                    "MN_API_LOG_PATH": f"{tmp}/{label}.log",
-                    "MN_API_BUNDLE_DIR": f"{tmp}/b-{port}",
+                    **gateway_env(f"127.0.0.1:{core_port}", port, files),
                     "MN_LOG_LEVEL": "WARNING",
                     "MN_RUNTIME": "grpc",
-                    "MN_GRPC_TARGET": f"127.0.0.1:{core_port}",
                     "MN_GRPC_AUTH_TOKEN": TOKEN,
-                    "MN_GRPC_TIMEOUT_SECONDS": "60",
                     "MN_HISTORY_CACHE_MB": cache_mb,
                 }
                 gateway = start([str(BIN / "mn-api")], env=env)

@@ -240,3 +240,20 @@ def test_the_gateway_answers_while_attacked(gateway: GatewayProcess, tmp_path: P
         for thread in attackers:
             thread.join()
     assert all(answered)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/health", "/api/v1/jobs/j-1/events/stream", "/nowhere"])
+@pytest.mark.parametrize("protocol", ["websocket", "h2c"])
+def test_a_protocol_upgrade_is_refused_at_once(
+    gateway: GatewayProcess, path: str, protocol: str
+) -> None:
+    """No route speaks WebSocket: an upgrade gets a problem at once, never a hang."""
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: {protocol}\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    _seconds, answer = exchange(gateway, request)
+    status, problem = problem_of(answer)
+    assert status == 404 and problem["error"] == "upgrade_not_supported"
+    assert "Server-Sent Events" in problem["detail"]
+    assert healthy(gateway)

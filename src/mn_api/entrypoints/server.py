@@ -125,7 +125,14 @@ class GuardedProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._unsupported_upgrade_warning()
+            # No route of the gateway speaks WebSocket (or any other upgraded protocol): the
+            # upgrade is refused at once, never left waiting for a protocol that is not there.
+            self._refuse(
+                404,
+                "upgrade_not_supported",
+                "this gateway serves HTTP only: no route accepts a protocol upgrade "
+                "(live events are Server-Sent Events at /api/v1/jobs/{job_id}/events/stream)",
+            )
             return
         except httptools.HttpParserError as error:
             if isinstance(error.__context__, _TooLarge) or (self._in_headers and self._too_large()):
