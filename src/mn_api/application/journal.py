@@ -57,6 +57,10 @@ FOLLOW_HEARTBEAT_SECONDS = 1.0
 FOLLOWER_IDLE_SECONDS = 5.0
 # How long a reader of a job that has ended waits for its follower to read that end.
 FOLLOWER_END_SECONDS = 10.0
+# How often, and how far apart, a job known to have ended is read again until the event
+# that ended it shows.
+END_READS = 20
+END_PAUSE = 0.1
 # How long a broken follow stream waits before it resumes, at first and at most.
 RESUME_BACKOFF = (0.1, 5.0)
 
@@ -284,6 +288,13 @@ class HistoryJournal:
         self.stats.misses += 1
         try:
             await self._catch_up(journal)
+            # A core may record a job's end before the event that ended it reaches the
+            # history: a reader who knows the job ended reads again until it shows.
+            for _ in range(END_READS):
+                if not ended or journal.final or journal.oversized:
+                    break
+                await asyncio.sleep(END_PAUSE)
+                await self._catch_up(journal)
         except DomainError:
             if journal.end == 0:
                 self._drop(journal)  # an unknown job leaves nothing behind
