@@ -26,8 +26,10 @@ REFUSAL_CODES = frozenset(
     }
 )
 _NOT_FOUND_TEXTS = ("not found", "unknown job", "no such job", "does not exist")
+# Cores say "not running" of an unknown job as well as of one whose status refuses the
+# call: such a refusal is resolved by asking whether the job exists.
+_AMBIGUOUS_TEXTS = ("not running",)
 _TRANSITION_TEXTS = (
-    "not running",
     "not paused",
     "terminal state",
     "already cancelled",
@@ -46,10 +48,11 @@ COORDINATOR_GONE_TEXT = "is not running in the connected cluster"
 
 
 def refusal_meaning(text: str) -> str | None:
-    """`not_found` or `transition` when a control refusal's text says which; else None."""
+    """`not_found` or `transition` when a control refusal's text says which, `ambiguous`
+    when it may mean either (the job's existence decides); else None."""
     lowered = text.lower()
-    if COORDINATOR_GONE_TEXT in lowered:
-        return None
+    if any(marker in lowered for marker in _AMBIGUOUS_TEXTS):
+        return "ambiguous"
     if any(marker in lowered for marker in _NOT_FOUND_TEXTS):
         return "not_found"
     if any(marker in lowered for marker in _TRANSITION_TEXTS):
@@ -112,7 +115,7 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
     log.warning("core call %s failed: %s %.300s", rpc, code.name, details)
     meaning = refusal_meaning(details) if rpc in CONTROL_RPCS and code in REFUSAL_CODES else None
     match code:
-        case _ if meaning == "transition":
+        case _ if meaning in ("transition", "ambiguous"):
             error: e.DomainError = e.InvalidTransitionError(details)
         case _ if meaning == "not_found" and job_id is not None:
             error = e.JobNotFoundError(job_id)
@@ -153,9 +156,9 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
 
 
 def is_unclear_refusal(err: grpc.aio.AioRpcError, rpc: str) -> bool:
-    """A control call refused with a text that says neither "unknown job" nor "refused"."""
+    """A control call refused with a text that does not say whether the job is unknown."""
     return (
         rpc in CONTROL_RPCS
         and err.code() in REFUSAL_CODES
-        and refusal_meaning(err.details() or "") is None
+        and refusal_meaning(core_text(err.details() or "")) in (None, "ambiguous")
     )

@@ -17,6 +17,7 @@ from mn_api.adapters.grpc.errors import (
     COORDINATOR_GONE_TEXT,
     core_text,
     is_unclear_refusal,
+    refusal_meaning,
     translate,
 )
 from mn_api.adapters.grpc.protos import (
@@ -282,7 +283,8 @@ class GrpcRuntime(RuntimePort):
             job = details.get("job") if isinstance(details, dict) else None
             status = job.get("status") if isinstance(job, dict) else None
             return CoordinatorGoneError(job_id, status if isinstance(status, str) else "unknown")
-        if err.code() is grpc.StatusCode.NOT_FOUND:  # the job exists: the core refused
+        if refusal_meaning(text) == "ambiguous" or err.code() is grpc.StatusCode.NOT_FOUND:
+            # The job exists: the core refused the call for its status.
             return InvalidTransitionError(text or "the core refused the operation")
         return translate(err, rpc=rpc, job_id=job_id)
 
