@@ -257,3 +257,24 @@ def test_a_protocol_upgrade_is_refused_at_once(
     assert status == 404 and problem["error"] == "upgrade_not_supported"
     assert "Server-Sent Events" in problem["detail"]
     assert healthy(gateway)
+
+
+@pytest.mark.parametrize("value", [b"abc", b"12x", b"1, 2", b"99999999999999999999999"])
+def test_a_malformed_content_length_gets_its_documented_code(
+    gateway: GatewayProcess, value: bytes
+) -> None:
+    request = b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: " + value + b"\r\n\r\n{}"
+    _seconds, answer = exchange(gateway, request)
+    status, problem = problem_of(answer)
+    assert (status, problem["error"]) == (400, "invalid_content_length")
+    assert healthy(gateway)
+
+
+def test_two_authorization_headers_are_refused(gateway: GatewayProcess) -> None:
+    request = (
+        b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        b"Authorization: Bearer one\r\nAuthorization: Bearer two\r\n\r\n"
+    )
+    _seconds, answer = exchange(gateway, request)
+    status, problem = problem_of(answer)
+    assert (status, problem["error"]) == (400, "duplicate_authorization")

@@ -137,6 +137,10 @@ class GuardedProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as error:
             if isinstance(error.__context__, _TooLarge) or (self._in_headers and self._too_large()):
                 self._refuse_headers()
+            elif "content-length" in str(error).lower():
+                self._refuse(
+                    400, "invalid_content_length", "the Content-Length header is not a number"
+                )
             else:
                 log.warning("refused a request that is not HTTP/1.1")
                 self._refuse(400, "invalid_request", "the request is not valid HTTP/1.1")

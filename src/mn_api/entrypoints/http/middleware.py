@@ -80,6 +80,7 @@ class GatewayMiddleware:
         rid_bytes = b""
         length: bytes | None = None
         authorization: bytes | None = None
+        authorizations = 0
         chunked = False
         for name, value in scope["headers"]:
             if name == b"x-request-id" and _SAFE_ID.match(value):
@@ -88,6 +89,7 @@ class GatewayMiddleware:
                 length = value
             elif name == b"authorization":
                 authorization = value
+                authorizations += 1
             elif name == b"transfer-encoding":
                 chunked = True
         # Request ids need to be unique, not secret: no system call for randomness here.
@@ -116,7 +118,7 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            refusal = self._check_length(length)
+            refusal = self._check_length(length) or _check_authorizations(authorizations)
             if refusal is not None:
                 await _send_problem(send_with_id, *refusal)
                 return
@@ -234,3 +236,13 @@ def _head_only(receive: Receive, send: Send) -> tuple[Receive, Send]:
         return await receive()
 
     return receive_head, send_head
+
+
+def _check_authorizations(count: int) -> tuple[int, dict[str, Any]] | None:
+    """Two Authorization headers are refused: which one a proxy or the gateway would read
+    differs, and neither may be taken for the caller's."""
+    if count <= 1:
+        return None
+    return 400, problem_body(
+        400, "duplicate_authorization", "the request carries more than one Authorization header"
+    )
