@@ -1,6 +1,8 @@
 """Jobs: submit, list, inspect, control and clear."""
 
 import hashlib
+import logging
+import re
 from typing import Annotated
 
 import orjson
@@ -19,6 +21,7 @@ from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
     AUTH_ERRORS,
+    JOB_ID_PATTERN,
     RUNTIME_ERRORS,
     IdempotencyKey,
     JobId,
@@ -33,6 +36,9 @@ router = APIRouter(
     route_class=StrictJsonRoute,
 )
 
+log = logging.getLogger("mn_api.http")
+# The ids the job routes accept: only those go into a Location header.
+_ROUTABLE_JOB_ID = re.compile(JOB_ID_PATTERN)
 NOT_FOUND = problems(404, 422)
 # What a client (or a fuzzer) can do next with the job a submission created.
 JOB_LINKS = {
@@ -114,10 +120,19 @@ async def submit(
 
     async def work() -> Response:
         ack = await use_case(command)
+        headers = None
+        if _ROUTABLE_JOB_ID.fullmatch(ack.job_id):
+            headers = {"Location": f"{API_PREFIX}/jobs/{ack.job_id}"}
+        else:
+            # The job started, so the answer still says so; but an id the job routes would
+            # not accept (or one that would break the header) is no place to point to.
+            log.warning(
+                "the runtime answered a job id no route accepts (%d chars)", len(ack.job_id)
+            )
         return json_response(
             {"id": ack.job_id, "job_id": ack.job_id, "status": ack.status},
             status_code=201,
-            headers={"Location": f"{API_PREFIX}/jobs/{ack.job_id}"},
+            headers=headers,
         )
 
     async def fingerprint() -> str:
