@@ -176,6 +176,11 @@ class RuntimeAuthError(DomainError):
     """The runtime refused the gateway's own credentials: a gateway misconfiguration."""
 
 
+class RuntimeProtocolError(DomainError):
+    """The runtime answered something the gateway cannot read (not JSON where JSON belongs):
+    nothing of it is passed on."""
+
+
 class RuntimeFailureError(DomainError):
     """The runtime failed in a way that has no better name (perhaps half way)."""
 

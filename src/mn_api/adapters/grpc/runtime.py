@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections import deque
@@ -36,6 +37,7 @@ from mn_api.domain.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     RequestValidationError,
+    RuntimeProtocolError,
 )
 from mn_api.domain.events import HEARTBEAT_TYPES, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from mn_api.config import Settings
 
 T = TypeVar("T")
+log = logging.getLogger("mn_api.grpc")
 
 JOB_SERVICE = "mirrorneuron.job.v1.JobService"
 CLUSTER_SERVICE = "mirrorneuron.cluster.v1.ClusterService"
@@ -84,7 +87,17 @@ _SERVICE_CONFIG = json.dumps(
 
 
 def _loads(raw: bytes) -> Any:
-    return orjson.loads(raw)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        log.warning("the core sent a document that is not JSON (%d bytes)", len(raw))
+        raise RuntimeProtocolError("the runtime answered a document that is not JSON") from err
+
+
+def _read(text: str) -> JsonDocument:
+    """A document of the core's, read at once: one that is not JSON is never relayed."""
+    raw = text.encode()
+    return JsonDocument(raw, _loads, _loads(raw))
 
 
 def _is_heartbeat(raw: bytes) -> bool:
@@ -107,13 +120,11 @@ def _is_heartbeat(raw: bytes) -> bool:
 def _job_document(raw: bytes) -> JsonDocument | None:
     """The GetJob document, or None when it holds no `job` object: `{}` up to 1.2.22 and
     `{"version": 1}` on 1.2.31 are how cores say "no such job"."""
-    if len(raw) > 256:
-        # A small answer is parsed to be sure; a large one always holds the job.
-        return JsonDocument(raw, _loads) if b'"job"' in raw else None
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
+    if len(raw) > 256 and b'"job"' in raw:
+        # A large answer that names its job is read when someone looks inside; anything
+        # else is read at once, so that what is not JSON is told from "no such job".
+        return JsonDocument(raw, _loads)
+    value = _loads(raw)
     if not isinstance(value, dict) or not isinstance(value.get("job"), dict):
         return None
     return JsonDocument(raw, _loads, value)
@@ -316,7 +327,7 @@ class GrpcRuntime(RuntimePort):
         self._connect()
         request = job_pb2.ListJobsRequest(limit=limit, include_terminal=include_terminal)
         response = await self._unary("ListJobs", self._jobs.ListJobs, request)
-        return JsonDocument(response.jobs_json.encode(), _loads)
+        return _read(response.jobs_json)
 
     async def cancel_job(self, job_id: str) -> JobAck:
         self._connect()
@@ -380,7 +391,7 @@ class GrpcRuntime(RuntimePort):
             self._cluster.GetSystemSummary,
             cluster_pb2.GetSystemSummaryRequest(),
         )
-        return JsonDocument(response.summary_json.encode(), _loads)
+        return _read(response.summary_json)
 
     async def ping(self, deadline_seconds: float) -> None:
         self._connect()
@@ -441,7 +452,8 @@ class GrpcRuntime(RuntimePort):
                     position = index
                     last_raw = raw
                     if index - 1 > after:
-                        yield EventRecord(index - 1, JsonDocument(raw, _loads))
+                        # Read now: an event that is not JSON is never passed on as if it were.
+                        yield EventRecord(index - 1, JsonDocument(raw, _loads, _loads(raw)))
                 code = "OK"
             except grpc.aio.AioRpcError as err:
                 code = err.code().name
@@ -475,5 +487,6 @@ class GrpcRuntime(RuntimePort):
 def _type_of(raw: bytes) -> str:
     if not raw:
         return ""
-    kind = orjson.loads(raw).get("type")
+    value = _loads(raw)
+    kind = value.get("type") if isinstance(value, dict) else None
     return kind if isinstance(kind, str) else ""

@@ -20,7 +20,7 @@ from mn_api.application.context import request_id
 from mn_api.domain.errors import DomainError
 from mn_api.entrypoints.http.auth import CALLER_KEY, Gatekeeper
 from mn_api.entrypoints.http.problems import HttpProblem, domain_problem, http_problem, problem_body
-from mn_api.entrypoints.http.responses import PROBLEM_JSON, dumps
+from mn_api.entrypoints.http.responses import PROBLEM_JSON, ResponseAborted, dumps
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -144,6 +144,8 @@ class GatewayMiddleware:
             # Without Content-Length or Transfer-Encoding a request has no body to limit.
             limited = self._limited(receive) if length is not None or chunked else receive
             await self.app(scope, limited, send_with_id)
+        except ResponseAborted:
+            pass  # said by whoever cut it; the server drops the unfinished answer
         except Exception as error:
             # One line, without the stack (which may hold paths and values); the caller gets
             # a problem with its request id, on a connection that stays usable.

@@ -63,6 +63,10 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
         ProblemKind(410, "history_position_gone", "History position no longer held"),
     ),
     (e.RuntimeAuthError, ProblemKind(502, "runtime_auth_failed", "Runtime refused the gateway")),
+    (
+        e.RuntimeProtocolError,
+        ProblemKind(502, "runtime_protocol_error", "Runtime answer unreadable"),
+    ),
     (e.RuntimeFailureError, ProblemKind(502, "runtime_error", "Runtime error")),
     (
         e.SharedStateUnavailableError,

@@ -11,6 +11,13 @@ from starlette.responses import JSONResponse, Response
 from mn_api.domain.documents import JsonDocument
 
 JSON = "application/json"
+
+
+class ResponseAborted(Exception):
+    """A streamed answer that cannot be finished: its status is sent, so the connection is
+    dropped without the body's end, and the client knows the answer is incomplete."""
+
+
 PROBLEM_JSON = "application/problem+json"
 
 

@@ -19,7 +19,12 @@ from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.problems import domain_problem
-from mn_api.entrypoints.http.responses import JSON, dumps, json_document_stream
+from mn_api.entrypoints.http.responses import (
+    JSON,
+    ResponseAborted,
+    dumps,
+    json_document_stream,
+)
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
     AUTH_ERRORS,
@@ -88,13 +93,19 @@ async def list_events(
     return StreamingResponse(event_page_stream(page), media_type=JSON)
 
 
-def event_page_stream(page: uc.EventPage | JournalPage) -> AsyncIterator[bytes]:
-    """The page's answer, written as its events come."""
+async def event_page_stream(page: uc.EventPage | JournalPage) -> AsyncIterator[bytes]:
+    """The page's answer, written as its events come; cut short (never finished as if
+    whole) when the runtime fails half way."""
 
     def tail() -> bytes:
         return b'],"offset":%d,"next_offset":%s}' % (page.offset, dumps(page.next_offset))
 
-    return json_document_stream(b'{"data":[', aiter(page), tail)
+    try:
+        async for chunk in json_document_stream(b'{"data":[', aiter(page), tail):
+            yield chunk
+    except DomainError as error:
+        log.warning("a page of events was cut short: %s", error.detail)
+        raise ResponseAborted from error
 
 
 @router.get(
