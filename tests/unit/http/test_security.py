@@ -161,3 +161,20 @@ async def test_cors_answers_only_listed_origins(secured: httpx.AsyncClient) -> N
         f"{API}/jobs", headers={"Origin": "https://evil.example", **preflight}
     )
     assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_the_gateways_own_refusals_carry_cors_headers(secured: httpx.AsyncClient) -> None:
+    """A browser client must be able to read a 401 or a 413 to act on it."""
+    origin = {"Origin": "https://ui.example"}
+    unauthorized = await secured.get(f"{API}/jobs", headers=origin)
+    too_large = await secured.post(
+        f"{API}/jobs",
+        content=b"{" + b" " * 4096 + b"}",
+        headers={**origin, **_auth("admin-one"), "Content-Type": "application/json"},
+    )
+    for response, status in ((unauthorized, 401), (too_large, 413)):
+        assert response.status_code == status
+        assert response.headers["access-control-allow-origin"] == "https://ui.example"
+        assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
+    stranger = await secured.get(f"{API}/jobs", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers

@@ -157,20 +157,6 @@ def create_app(container: Container | None = None) -> FastAPI:
             if isinstance(route, APIRoute)
         },
     )
-    if settings.cors_allow_origins:
-        front = CORSMiddleware(
-            front,
-            allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "Idempotency-Key",
-                "Last-Event-ID",
-                "X-Request-ID",
-            ],
-            expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
-        )
     app.front = GatewayMiddleware(
         front,
         limit_bytes=settings.request_size_limit_bytes,
@@ -187,6 +173,22 @@ def create_app(container: Container | None = None) -> FastAPI:
         public_prefixes=(f"{_ASSETS}/",),
         on_response=otlp.on_response if otlp is not None and settings.traces else None,
     )
+    # CORS outermost: the gateway's own answers (401, 413, 429, 503) carry its headers too,
+    # so a browser client can read them and back off.
+    if settings.cors_allow_origins:
+        app.front = CORSMiddleware(
+            app.front,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "Last-Event-ID",
+                "X-Request-ID",
+            ],
+            expose_headers=["Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
+        )
     if otlp is not None:
         app.front = otlp.wrap(app.front)
     return app
