@@ -341,6 +341,8 @@ class UrlPolicy:
             raise _refused(f"host {host!r} is not in MN_API_WEBHOOK_ALLOWED_HOSTS")
         if scheme != "https" and not (scheme == "http" and host in self.insecure_hosts):
             raise _refused("only https URLs are called (http only for insecure hosts)")
+        if port == 0:
+            raise _refused("port 0 is no port a receiver listens on")
         port = port or (443 if scheme == "https" else 80)
         shown = f"[{host}]" if literal is not None and literal.version == 6 else host
         default = (scheme == "https" and port == 443) or (scheme == "http" and port == 80)

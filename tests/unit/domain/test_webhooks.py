@@ -48,6 +48,7 @@ POLICY = UrlPolicy.of(
         ("https://partner.example/", "not in MN_API_WEBHOOK_ALLOWED_HOSTS"),
         ("https://xpartner.example/", "not in MN_API_WEBHOOK_ALLOWED_HOSTS"),
         ("https://hooks.example.com:99999/", "cannot be parsed"),
+        ("https://hooks.example.com:0/", "port 0"),
         ("https:///nohost", "names no host"),
         ("https://hööks.example.com/", "printable ASCII"),
         ("https://hooks.example.com/\x00", "printable ASCII"),
