@@ -113,3 +113,28 @@ def test_serves_a_core_over_grpc_by_default(tmp_path: Path) -> None:
             process.kill()
             process.wait()
         core.stop()
+
+
+@pytest.mark.parametrize("command", [[MN_API], [sys.executable, "-m", "mn_api"]])
+def test_both_commands_tell_their_version(command: list[str], tmp_path: Path) -> None:
+    from mn_api import __version__
+
+    result = subprocess.run(
+        [*command, "--version"], env=_env(tmp_path), capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0 and result.stdout.strip() == f"mn-api {__version__}"
+
+
+def test_the_log_level_flag_wins_over_the_environment(tmp_path: Path) -> None:
+    from mn_api.entrypoints.cli import _OVERRIDES, _parser
+
+    args = _parser().parse_args(["--log-level", "debug"])
+    assert args.log_level == "DEBUG" and _OVERRIDES["log_level"] == "MN_LOG_LEVEL"
+    refused = subprocess.run(
+        [MN_API, "--log-level", "chatty"],
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert refused.returncode == 2 and "invalid choice: 'CHATTY'" in refused.stderr

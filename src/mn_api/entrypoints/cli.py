@@ -12,6 +12,7 @@ import tempfile
 
 from pydantic import ValidationError
 
+from mn_api import __version__
 from mn_api.config import Settings, describe_error
 
 _OVERRIDES = {
@@ -19,6 +20,7 @@ _OVERRIDES = {
     "host": "MN_API_HOST",
     "port": "MN_API_PORT",
     "workers": "MN_API_WORKERS",
+    "log_level": "MN_LOG_LEVEL",
 }
 
 
@@ -32,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="bind address (default: MN_API_HOST, else localhost)")
     parser.add_argument("--port", type=int, help="bind port (default: MN_API_PORT, else 4001)")
     parser.add_argument("--workers", type=int, help="worker processes (default: MN_API_WORKERS)")
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        help="the least severe log records written (default: MN_LOG_LEVEL, else INFO)",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
