@@ -278,3 +278,21 @@ def test_two_authorization_headers_are_refused(gateway: GatewayProcess) -> None:
     _seconds, answer = exchange(gateway, request)
     status, problem = problem_of(answer)
     assert (status, problem["error"]) == (400, "duplicate_authorization")
+
+
+def test_a_body_that_never_finishes_arriving_submits_nothing(gateway: GatewayProcess) -> None:
+    """The whole manifest arrives, but less than Content-Length promised: the request is
+    incomplete, so no job may start (a client that retries would run it twice)."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    listing = f"{gateway.base}/api/v1/jobs"
+    before = len(httpx.get(listing, headers=headers, timeout=5).json()["data"])
+    body = json.dumps({"manifest": pipeline_manifest()}).encode()
+    request = (
+        b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + TOKEN.encode() + b"\r\n"
+        b"Content-Length: %d\r\n\r\n" % (len(body) + 100)
+    ) + body
+    _seconds, answer = exchange(gateway, request)
+    assert b" 201 " not in answer.split(b"\r\n", 1)[0]
+    time.sleep(0.5)
+    assert len(httpx.get(listing, headers=headers, timeout=5).json()["data"]) == before

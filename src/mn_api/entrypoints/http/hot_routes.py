@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
@@ -46,6 +47,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+log = logging.getLogger("mn_api.http")
 JOBS = f"{API_PREFIX}/jobs"
 _JOB_ID = re.compile(JOB_ID_PATTERN.removeprefix("^").removesuffix("$"))
 _JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
@@ -209,6 +211,10 @@ class HotRoutes:
             scope["route"] = self._routes["submit_job"]
             await http_problem(problem)(scope, receive, send)
             return
+        except _BodyIncomplete:
+            scope["route"] = self._routes["submit_job"]
+            log.info("a submission ended before its whole body arrived: nothing was submitted")
+            return
         body = (
             await _validated(raw)
             if plain
@@ -250,12 +256,18 @@ def _plain_query(query_string: bytes) -> dict[str, str] | None:
     return query if len(query) == len(pairs) else None
 
 
+class _BodyIncomplete(Exception):
+    """The connection ended (or was ended by a timeout) before the whole body arrived."""
+
+
 async def _read_body(receive: Receive) -> bytes:
+    """The whole body; _BodyIncomplete when the request ends before its last byte came: a
+    part of a body is never taken for all of it."""
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b"".join(chunks)
+            raise _BodyIncomplete
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)

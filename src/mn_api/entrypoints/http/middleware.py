@@ -144,6 +144,8 @@ class GatewayMiddleware:
             # Without Content-Length or Transfer-Encoding a request has no body to limit.
             limited = self._limited(receive) if length is not None or chunked else receive
             await self.app(scope, limited, send_with_id)
+            if not started_response:
+                status = CLIENT_GONE  # nothing to answer: the request never arrived whole
         except ResponseAborted:
             pass  # said by whoever cut it; the server drops the unfinished answer
         except Exception as error:
@@ -238,6 +240,11 @@ def _head_only(receive: Receive, send: Send) -> tuple[Receive, Send]:
         return await receive()
 
     return receive_head, send_head
+
+
+# What the access log and metrics record for a request the client abandoned before it
+# arrived whole (the convention of common proxies): not a server error.
+CLIENT_GONE = 499
 
 
 def _check_authorizations(count: int) -> tuple[int, dict[str, Any]] | None:
