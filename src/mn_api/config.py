@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -451,3 +453,33 @@ def describe_error(err: ValidationError) -> str:
     if where == "configuration" or not where.startswith(("MN_", "OTEL_")):
         return f"invalid configuration: {message}"
     return f"invalid configuration: {where}: {message}"
+
+
+# Variables read by the tools around the gateway (tests, benchmarks), not by its settings.
+_OTHER_VARIABLES = frozenset({"MN_REALCORE_DIR", "MN_TEST_CACHE"})
+
+
+def known_variables() -> frozenset[str]:
+    """Every MN_ environment variable a setting reads."""
+    names: set[str] = set()
+    for spec in Settings.model_fields.values():
+        alias = spec.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names.update(choice for choice in alias.choices if isinstance(choice, str))
+    return frozenset(name for name in names if name.startswith("MN_")) | _OTHER_VARIABLES
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line for each MN_ variable no setting reads, naming the closest one that does:
+    a misspelt variable would otherwise be ignored without a word."""
+    known = known_variables()
+    lines = []
+    for name in sorted(environ):
+        if not name.startswith("MN_") or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        lines.append(f"{name} is not a setting and is ignored{hint}")
+    return lines

@@ -138,3 +138,31 @@ def test_the_log_level_flag_wins_over_the_environment(tmp_path: Path) -> None:
         timeout=30,
     )
     assert refused.returncode == 2 and "invalid choice: 'CHATTY'" in refused.stderr
+
+
+def test_variables_no_setting_reads_are_named_with_the_closest_one() -> None:
+    from mn_api.config import known_variables, unknown_variables
+
+    lines = unknown_variables(
+        {"MN_API_PROT": "1", "MN_API_PORT": "1", "HOME": "/root", "MN_ZZZ_QQQ": "1"}
+    )
+    assert lines == [
+        "MN_API_PROT is not a setting and is ignored (did you mean MN_API_PORT?)",
+        "MN_ZZZ_QQQ is not a setting and is ignored",
+    ]
+    assert {"MN_HISTORY_CACHE_MB", "MN_GRPC_TARGET", "MN_FAKE_CORE_RELEASE"} <= known_variables()
+
+
+def test_the_fake_core_names_itself_and_the_bad_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("mn-fake-core")), "--port", "0"],
+        env=_env(tmp_path, MN_FAKE_CORE_RELEASE="9.9", MN_FAKE_STEP="1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    warning, error = result.stderr.strip().split("\n")
+    assert warning.startswith("mn-fake-core: warning: MN_FAKE_STEP is not a setting")
+    assert "did you mean MN_FAKE_STEP_MS?" in warning
+    assert error.startswith("mn-fake-core: ") and "MN_FAKE_CORE_RELEASE" in error

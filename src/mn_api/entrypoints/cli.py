@@ -13,7 +13,7 @@ import tempfile
 from pydantic import ValidationError
 
 from mn_api import __version__
-from mn_api.config import Settings, describe_error
+from mn_api.config import Settings, describe_error, unknown_variables
 
 _OVERRIDES = {
     "runtime": "MN_RUNTIME",
@@ -44,12 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings() -> Settings:
+def load_settings(command: str = "mn-api") -> Settings:
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as err:
-        print(f"mn-api: {describe_error(err)}", file=sys.stderr)
+        print(f"{command}: {describe_error(err)}", file=sys.stderr)
         raise SystemExit(2) from None
+    return settings
+
+
+def warn_unknown_variables(command: str) -> None:
+    """Name each MN_ variable no setting reads, once, as the command starts."""
+    for line in unknown_variables(os.environ):
+        print(f"{command}: warning: {line}", file=sys.stderr)
 
 
 def app_factory() -> object:
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         value = getattr(args, name)
         if value is not None:
             os.environ[variable] = str(value)
+    warn_unknown_variables("mn-api")
     settings = load_settings()
     core = _shared_core(settings)
     metrics_dir = _shared_metrics(settings)

@@ -34,7 +34,7 @@ from mn_api.adapters.grpc.protos import (
 from mn_api.adapters.memory.releases import LATEST, RELEASES, CoreRelease
 from mn_api.adapters.memory.runtime import InMemoryRuntime, SimulatedNode
 from mn_api.domain import errors as e
-from mn_api.entrypoints.cli import load_settings
+from mn_api.entrypoints.cli import load_settings, warn_unknown_variables
 
 T = TypeVar("T")
 JOB_SERVICE = "/mirrorneuron.job.v1.JobService/"
@@ -451,7 +451,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> None:
-    settings = load_settings()
+    warn_unknown_variables("mn-fake-core")
+    settings = load_settings("mn-fake-core")
     step_ms = args.step_ms if args.step_ms is not None else settings.fake_step_ms
     release = "1.1" if args.legacy else (args.release or settings.fake_core_release)
     node = SimulatedNode(
