@@ -483,3 +483,31 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         hint = f" (did you mean {close[0]}?)" if close else ""
         lines.append(f"{name} is not a setting and is ignored{hint}")
     return lines
+
+
+def startup_summary(settings: Settings) -> str:
+    """One line saying what the gateway serves and talks to, without any secret."""
+    if settings.runtime == "memory":
+        runtime = f"in-memory runtime (core release {settings.fake_core_release} simulated)"
+    else:
+        tls = ", TLS" if settings.grpc_tls_ca_file is not None else ""
+        runtime = f"core at {settings.grpc_target} over gRPC{tls}"
+    target = settings.redis
+    if target is None:
+        state = "shared state on this host (SQLite and local files)"
+    elif target.mode == "server":
+        state = f"shared state in Redis at {_without_credentials(target.url or '')}"
+    else:
+        hosts = ",".join(f"{host}:{port}" for host, port in target.nodes)
+        state = f"shared state in Redis {target.mode} {hosts}"
+    auth = "authentication on" if settings.auth_enabled else "authentication OFF"
+    where = f"http://{settings.api_host}:{settings.api_port}"
+    return f"mn-api {where}: {runtime}; {state}; {auth}"
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    _credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{host}" if at else url

@@ -233,3 +233,28 @@ def test_without_the_variables_no_tracing_code_is_loaded(tmp_path: Path) -> None
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     assert answer.stdout.split() == ["[]", "ProxyTracerProvider", "_ProxyMeterProvider"]
+
+
+def test_the_startup_line_says_what_the_gateway_serves_and_talks_to() -> None:
+    from mn_api.config import startup_summary
+
+    memory = Settings(runtime="memory", fake_core_release="d26bef71", api_port=4002)
+    assert startup_summary(memory) == (
+        "mn-api http://localhost:4002: in-memory runtime (core release d26bef71 simulated); "
+        "shared state on this host (SQLite and local files); authentication OFF"
+    )
+    grpc = Settings(
+        runtime="grpc",
+        grpc_target_raw="core.internal:50051",
+        redis_url="redis://user:s3cret@cache.internal:6379/0",
+        api_token="t0ken",
+    )
+    line = startup_summary(grpc)
+    assert line.endswith(
+        "core at core.internal:50051 over gRPC; shared state in Redis at "
+        "redis://cache.internal:6379/0; authentication on"
+    )
+    assert "s3cret" not in line and "t0ken" not in line
+    cluster = Settings(redis_url="redis+cluster://:pw@a:7000,b:7001")
+    assert "shared state in Redis cluster a:7000,b:7001" in startup_summary(cluster)
+    assert "pw" not in startup_summary(cluster).split("cluster", 1)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import inspect
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -18,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from mn_api import __version__
 from mn_api.adapters.redis_client import close as close_redis
-from mn_api.config import Settings
+from mn_api.config import Settings, startup_summary
 from mn_api.container import Container
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
@@ -38,6 +39,8 @@ _DOCS_POLICY = (
     "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; "
     "connect-src 'self'; frame-ancestors 'none'"
 )
+
+log = logging.getLogger("mn_api")
 
 
 # FastAPI releases that trace by themselves once a tracer provider is set would add spans
@@ -74,6 +77,7 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log.info("%s", startup_summary(settings))
         runtime = container.runtime()
         await runtime.start()
         housekeeping = container.housekeeping()
