@@ -48,6 +48,15 @@ class RedisTarget:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
 
+    def where(self) -> str:
+        """Where it is, for people: no user name, no password."""
+        hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
+        if self.mode == "server":
+            return _without_credentials(self.url or "")
+        if self.mode == "cluster":
+            return f"cluster {hosts}"
+        return f"sentinel {hosts} (master {self.master})"
+
 
 def _nodes(value: str) -> tuple[tuple[str, int], ...]:
     """`host:port,host:port` (IPv6 hosts in brackets) as pairs; ValueError names the bad one."""
@@ -496,10 +505,9 @@ def startup_summary(settings: Settings) -> str:
     if target is None:
         state = "shared state on this host (SQLite and local files)"
     elif target.mode == "server":
-        state = f"shared state in Redis at {_without_credentials(target.url or '')}"
+        state = f"shared state in Redis at {target.where()}"
     else:
-        hosts = ",".join(f"{host}:{port}" for host, port in target.nodes)
-        state = f"shared state in Redis {target.mode} {hosts}"
+        state = f"shared state in Redis {target.where()}"
     auth = "authentication on" if settings.auth_enabled else "authentication OFF"
     where = f"http://{settings.api_host}:{settings.api_port}"
     return f"mn-api {where}: {runtime}; {state}; {auth}"

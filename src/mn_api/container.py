@@ -17,7 +17,12 @@ from mn_api.adapters.idempotency.sqlite import SqliteIdempotencyStore
 from mn_api.adapters.manifests import FileManifestSource
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.ratelimit import LimitsRateLimiter, Unlimited
-from mn_api.adapters.redis_client import RedisClient, connect, replicas_to_wait_for
+from mn_api.adapters.redis_client import (
+    RedisClient,
+    RedisProbe,
+    connect,
+    replicas_to_wait_for,
+)
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.adapters.topologies.batched import BatchedTopologyStore
 from mn_api.adapters.topologies.redis import RedisTopologyStore
@@ -137,6 +142,15 @@ class Container(containers.DeclarativeContainer):
     # replicas must share them.
     shared_state = providers.Callable(lambda s: "redis" if s.redis else "local", settings)
     redis = providers.Singleton(_redis, settings)
+    shared_state_probe = providers.Selector(
+        shared_state,
+        local=providers.Object(None),
+        redis=providers.Singleton(
+            RedisProbe,
+            client=redis,
+            where=providers.Callable(lambda s: s.redis.where() if s.redis else "", settings),
+        ),
+    )
     bundle_store = providers.Selector(
         shared_state,
         local=providers.Singleton(
@@ -289,4 +303,5 @@ class Container(containers.DeclarativeContainer):
         uc.CheckReadiness,
         runtime=runtime,
         timeout_seconds=providers.Callable(lambda s: s.ready_timeout_seconds, settings),
+        shared_state=shared_state_probe,
     )

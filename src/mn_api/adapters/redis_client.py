@@ -6,6 +6,7 @@ receive every key they touch in KEYS, so each store works the same on a cluster.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -13,8 +14,11 @@ from urllib.parse import quote
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import RedisError
 
+from mn_api.application.ports import SharedStateProbe
 from mn_api.config import RedisTarget
+from mn_api.domain.errors import SharedStateUnavailableError
 
 # What every store is typed against: the commands both clients share.
 RedisClient = Redis | RedisCluster
@@ -97,3 +101,20 @@ def limits_uri(target: RedisTarget) -> tuple[str, dict[str, object]]:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+class RedisProbe(SharedStateProbe):
+    """Pings the shared Redis; a failure names where it was looked for, never a password."""
+
+    def __init__(self, client: RedisClient, where: str) -> None:
+        self._client = client
+        self._where = where
+
+    async def ping(self, deadline_seconds: float) -> None:
+        try:
+            async with asyncio.timeout(deadline_seconds):
+                await self._client.ping()
+        except (RedisError, OSError, TimeoutError) as err:
+            raise SharedStateUnavailableError(
+                f"Redis ({self._where}) does not answer: {type(err).__name__}"
+            ) from err

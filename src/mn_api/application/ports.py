@@ -148,6 +148,14 @@ class TopologyStore(ABC):
         """Remove expired topologies; how many went (stores that expire keys: 0)."""
 
 
+class SharedStateProbe(ABC):
+    """Whether the store the replicas share (Redis) answers."""
+
+    @abstractmethod
+    async def ping(self, deadline_seconds: float) -> None:
+        """Return when it answers; SharedStateUnavailableError, naming it, when not."""
+
+
 class ManifestSource(ABC):
     """Reads a manifest file the runtime names in a job's details, when it can."""
 

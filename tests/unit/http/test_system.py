@@ -14,7 +14,7 @@ from mn_api.container import Container
 from mn_api.domain import errors as e
 from mn_api.domain.documents import JsonDocument
 from mn_api.entrypoints.http import create_app
-from tests.support import asgi_client, pipeline_manifest
+from tests.support import asgi_client, free_port, pipeline_manifest
 
 API = "/api/v1"
 
@@ -166,3 +166,19 @@ def test_every_app_is_built_by_its_own_factory_call(
 ) -> None:
     first, second = create_app(container), create_app(container)
     assert first is not second
+
+
+async def test_ready_names_a_shared_redis_that_does_not_answer(
+    settings_factory: Callable[..., Settings], memory_runtime: InMemoryRuntime
+) -> None:
+    port = free_port()  # nothing listens there
+    settings = settings_factory(
+        redis_url=f"redis://gateway:s3cret@127.0.0.1:{port}/0", ready_timeout_seconds=1
+    )
+    async with asgi_client(settings, memory_runtime, lifespan=True) as client:
+        response = await client.get("/api/v1/ready")
+    assert response.status_code == 503
+    problem = response.json()
+    assert problem["error"] == "not_ready"
+    assert f"Redis (redis://127.0.0.1:{port}/0) does not answer" in problem["detail"]
+    assert "s3cret" not in response.text and "gateway:" not in response.text

@@ -58,7 +58,7 @@ async def ready(
         return problem_response(
             503,
             "not_ready",
-            f"the runtime is not ready: {err.detail}",
+            f"not ready: {err.detail}",
             headers={"Retry-After": "5"},
         )
     return json_response({"status": "ready"})
