@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     api_host: str = Field("localhost", validation_alias="MN_API_HOST", min_length=1)
     api_port: int = Field(4001, validation_alias="MN_API_PORT", ge=1, le=65535)
     api_token: str | None = Field(None, validation_alias="MN_API_TOKEN")
+    # `off` says that serving without authentication is meant (an empty token is otherwise
+    # a mistake, not a way to turn it off).
+    api_auth: Literal["on", "off"] | None = Field(None, validation_alias="MN_API_AUTH")
     read_tokens_raw: str | None = Field(None, validation_alias="MN_API_READ_TOKENS")
     api_workers: int = Field(1, validation_alias="MN_API_WORKERS", ge=1, le=256)
 
@@ -318,6 +321,21 @@ class Settings(BaseSettings):
     def _prod_needs_token(self) -> Settings:
         if self.env == "prod" and not self.api_tokens:
             raise ValueError("MN_API_TOKEN is required when MN_ENV=prod")
+        return self
+
+    @model_validator(mode="after")
+    def _tokens_as_meant(self) -> Settings:
+        given = (("MN_API_TOKEN", self.api_token), ("MN_API_READ_TOKENS", self.read_tokens_raw))
+        for name, value in given:
+            if value is not None and not _split(value) and self.api_auth != "off":
+                raise ValueError(
+                    f"{name} is set but empty: give a token, or set MN_API_AUTH=off to serve "
+                    "without authentication"
+                )
+        if self.api_auth == "on" and not self.auth_enabled:
+            raise ValueError("MN_API_AUTH=on needs MN_API_TOKEN or MN_API_READ_TOKENS")
+        if self.api_auth == "off" and self.auth_enabled:
+            raise ValueError("MN_API_AUTH=off contradicts the tokens that are set")
         return self
 
     @model_validator(mode="after")

@@ -258,3 +258,22 @@ def test_the_startup_line_says_what_the_gateway_serves_and_talks_to() -> None:
     cluster = Settings(redis_url="redis+cluster://:pw@a:7000,b:7001")
     assert "shared state in Redis cluster a:7000,b:7001" in startup_summary(cluster)
     assert "pw" not in startup_summary(cluster).split("cluster", 1)[1]
+
+
+@pytest.mark.parametrize("variable", ["MN_API_TOKEN", "MN_API_READ_TOKENS"])
+def test_an_empty_token_is_a_mistake_unless_auth_is_said_to_be_off(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, " , ")
+    with pytest.raises(ValidationError, match=f"{variable} is set but empty"):
+        Settings()
+    monkeypatch.setenv("MN_API_AUTH", "off")
+    assert Settings().auth_enabled is False
+    monkeypatch.setenv(variable, "t0ken")
+    with pytest.raises(ValidationError, match="MN_API_AUTH=off contradicts"):
+        Settings()
+    monkeypatch.setenv("MN_API_AUTH", "on")
+    assert Settings().auth_enabled is True
+    monkeypatch.delenv(variable)
+    with pytest.raises(ValidationError, match="MN_API_AUTH=on needs"):
+        Settings()
