@@ -166,3 +166,26 @@ def test_the_fake_core_names_itself_and_the_bad_variable(tmp_path: Path) -> None
     assert warning.startswith("mn-fake-core: warning: MN_FAKE_STEP is not a setting")
     assert "did you mean MN_FAKE_STEP_MS?" in warning
     assert error.startswith("mn-fake-core: ") and "MN_FAKE_CORE_RELEASE" in error
+
+
+def test_a_taken_port_stops_both_commands_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command, env in (
+            ([MN_API], {"MN_API_HOST": "127.0.0.1", "MN_API_PORT": str(port)}),
+            (
+                [str(Path(sys.executable).with_name("mn-fake-core")), "--host", "127.0.0.1",
+                 "--port", str(port)],
+                {},
+            ),
+        ):  # fmt: skip
+            result = subprocess.run(
+                command, env=_env(tmp_path, **env), capture_output=True, text=True, timeout=30
+            )
+            assert result.returncode == 2, result.stderr
+            (line,) = result.stderr.strip().split("\n")
+            assert f"cannot listen on 127.0.0.1:{port}" in line

@@ -6,6 +6,7 @@ import argparse
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def check_address(host: str, port: int, command: str = "mn-api") -> None:
+    """Stop with one line when the address cannot be listened on (taken, or not this
+    host's), rather than after the application has started. Bound as the server binds it:
+    IPv6 when the host has a colon, else IPv4."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host.strip("[]"), port))
+    except (OSError, UnicodeError) as err:
+        reason = getattr(err, "strerror", None) or type(err).__name__
+        print(f"{command}: cannot listen on {host}:{port}: {reason.lower()}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def load_settings(command: str = "mn-api") -> Settings:
@@ -81,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[variable] = str(value)
     warn_unknown_variables("mn-api")
     settings = load_settings()
+    check_address(settings.api_host, settings.api_port)
     core = _shared_core(settings)
     metrics_dir = _shared_metrics(settings)
 

@@ -34,7 +34,7 @@ from mn_api.adapters.grpc.protos import (
 from mn_api.adapters.memory.releases import LATEST, RELEASES, CoreRelease
 from mn_api.adapters.memory.runtime import InMemoryRuntime, SimulatedNode
 from mn_api.domain import errors as e
-from mn_api.entrypoints.cli import load_settings, warn_unknown_variables
+from mn_api.entrypoints.cli import check_address, load_settings, warn_unknown_variables
 
 T = TypeVar("T")
 JOB_SERVICE = "/mirrorneuron.job.v1.JobService/"
@@ -453,6 +453,8 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> None:
     warn_unknown_variables("mn-fake-core")
     settings = load_settings("mn-fake-core")
+    if args.port:  # 0 asks for any free port
+        check_address(args.host, args.port, "mn-fake-core")
     step_ms = args.step_ms if args.step_ms is not None else settings.fake_step_ms
     release = "1.1" if args.legacy else (args.release or settings.fake_core_release)
     node = SimulatedNode(
@@ -474,7 +476,15 @@ async def _serve(args: argparse.Namespace) -> None:
         token=args.token,
         admin_token=args.admin_token,
     )
-    port = await core.start(args.host, args.port)
+    try:
+        port = await core.start(args.host, args.port)
+    except RuntimeError:
+        print(
+            f"mn-fake-core: cannot listen on {args.host}:{args.port} "
+            "(in use, or not an address of this host)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     replay = "with" if core.replay else "without"
     print(
         f"mn-fake-core (release {release}, {replay} ReplayDeadLetter) "
