@@ -51,6 +51,9 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", "-"),
             "message": record.getMessage(),
         }
+        fields = getattr(record, "http", None)
+        if isinstance(fields, dict):
+            entry.update(fields)  # an access line: method, route, status, duration_ms
         return orjson.dumps(entry).decode()
 
 

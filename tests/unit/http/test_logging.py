@@ -80,3 +80,18 @@ def test_json_lines_carry_the_request_id() -> None:
     record.request_id = "rid-1"
     line = JsonFormatter().format(record)
     assert '"request_id":"rid-1"' in line and '"message":"GET /x"' in line
+
+
+async def test_json_access_lines_carry_their_facts_as_fields(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    import orjson
+
+    caplog.set_level(logging.INFO, logger="mn_api.access")
+    await client.get(f"{API}/jobs/some-job/events", headers={"X-Request-ID": "rid-8"})
+    (record,) = [r for r in caplog.records if r.name == "mn_api.access"]
+    record.request_id = "rid-8"
+    entry = orjson.loads(JsonFormatter().format(record))
+    assert entry["method"] == "GET" and entry["route"] == "/api/v1/jobs/{job_id}/events"
+    assert entry["status"] == 404 and isinstance(entry["duration_ms"], float)
+    assert entry["request_id"] == "rid-8" and entry["message"].startswith("GET /api/v1/jobs/")

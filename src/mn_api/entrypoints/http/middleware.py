@@ -166,7 +166,23 @@ class GatewayMiddleware:
             route = _route(scope)
             self.telemetry.in_flight.dec()
             self.telemetry.request(method, route, status, seconds)
-            access_log.info("%s %s %d %.1fms", method, route, status, seconds * 1000)
+            milliseconds = round(seconds * 1000, 1)
+            access_log.info(
+                "%s %s %d %.1fms",
+                method,
+                route,
+                status,
+                milliseconds,
+                # The same facts as fields of their own, for JSON logs.
+                extra={
+                    "http": {
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "duration_ms": milliseconds,
+                    }
+                },
+            )
             request_id.reset(token)
 
     def _check_length(self, length: bytes | None) -> tuple[int, dict[str, Any]] | None:
