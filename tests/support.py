@@ -651,3 +651,24 @@ async def eventually(check, within: float = 15.0, every: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {within} s")
         await asyncio.sleep(every)
+
+
+@asynccontextmanager
+async def scripted_core(servicer, *services):
+    """A gRPC server on a free loopback port serving `servicer` for each of `services` (the
+    generated `add_..._to_server` functions), and a GrpcRuntime connected to it."""
+    import grpc
+
+    from mn_api.adapters.grpc.runtime import GrpcRuntime
+
+    server = grpc.aio.server()
+    for add_to_server in services:
+        add_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
+    try:
+        yield runtime
+    finally:
+        await runtime.close()
+        await server.stop(None)

@@ -17,6 +17,7 @@ from mn_api.domain.errors import (
     JobNotFoundError,
     RuntimeFailureError,
 )
+from tests.support import scripted_core
 
 KNOWN = "known-1"
 
@@ -43,14 +44,8 @@ class RefusingCore(job_pb2_grpc.JobServiceServicer):
 @pytest.fixture
 async def core() -> AsyncIterator[tuple[RefusingCore, GrpcRuntime]]:
     servicer = RefusingCore()
-    server = grpc.aio.server()
-    job_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
-    yield servicer, runtime
-    await runtime.close()
-    await server.stop(None)
+    async with scripted_core(servicer, job_pb2_grpc.add_JobServiceServicer_to_server) as runtime:
+        yield servicer, runtime
 
 
 @pytest.mark.parametrize("code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.NOT_FOUND])

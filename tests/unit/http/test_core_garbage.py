@@ -19,7 +19,7 @@ from mn_api.adapters.grpc.protos import (
 )
 from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.config import Settings
-from tests.support import asgi_client
+from tests.support import asgi_client, scripted_core
 
 GARBAGE = "<html>502 Bad Gateway</html>"
 JOB = '{"job": {"job_id": "j-1", "status": "running"}, "agents": []}'
@@ -52,16 +52,13 @@ class GarbageCore(
 @pytest.fixture
 async def garbage() -> AsyncIterator[tuple[GarbageCore, GrpcRuntime]]:
     servicer = GarbageCore()
-    server = grpc.aio.server()
-    job_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
-    cluster_pb2_grpc.add_ClusterServiceServicer_to_server(servicer, server)
-    observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
-    yield servicer, runtime
-    await runtime.close()
-    await server.stop(None)
+    async with scripted_core(
+        servicer,
+        job_pb2_grpc.add_JobServiceServicer_to_server,
+        cluster_pb2_grpc.add_ClusterServiceServicer_to_server,
+        observability_pb2_grpc.add_ObservabilityServiceServicer_to_server,
+    ) as runtime:
+        yield servicer, runtime
 
 
 @pytest.mark.parametrize("history_cache_mb", [64, 0])

@@ -11,7 +11,7 @@ import pytest
 from mn_api.adapters.grpc.protos import job_pb2, job_pb2_grpc
 from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.config import Settings
-from tests.support import asgi_client, pipeline_manifest
+from tests.support import asgi_client, pipeline_manifest, scripted_core
 
 
 class ScriptedIds(job_pb2_grpc.JobServiceServicer):
@@ -26,14 +26,8 @@ class ScriptedIds(job_pb2_grpc.JobServiceServicer):
 @pytest.fixture
 async def scripted() -> AsyncIterator[tuple[ScriptedIds, GrpcRuntime]]:
     servicer = ScriptedIds()
-    server = grpc.aio.server()
-    job_pb2_grpc.add_JobServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
-    yield servicer, runtime
-    await runtime.close()
-    await server.stop(None)
+    async with scripted_core(servicer, job_pb2_grpc.add_JobServiceServicer_to_server) as runtime:
+        yield servicer, runtime
 
 
 @pytest.mark.parametrize(
