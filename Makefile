@@ -3,15 +3,17 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The versions the suite runs on, resolved from pyproject.toml by `make lock`.
+CONSTRAINTS := constraints.txt
 
-.PHONY: run test lint fake-core proto bench clean
+.PHONY: run test lint lock fake-core proto bench clean
 
+# The venv keeps the pip its Python ships with: the install must work with it.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+$(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --constraint $(CONSTRAINTS) -e ".[test]"
 	touch $(STAMP)
 
 ## run: serve the gateway on http://localhost:4001 backed by the in-memory runtime
@@ -38,6 +40,12 @@ proto: $(STAMP)
 bench: $(STAMP)
 	@tools/ensure-packages.sh wrk:wrk
 	$(BIN)/python -m bench.compare $(BENCH_ARGS)
+
+## lock: re-resolve constraints.txt from pyproject.toml (newest versions that fit, any platform)
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --extra test \
+		--output-file $(CONSTRAINTS) pyproject.toml
 
 ## lint: ruff and the layer contracts
 lint: $(STAMP)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
 import shutil
 import socket
 import stat
 import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -18,6 +21,35 @@ from typing import Any
 from bench._procs import free_port, wait_http
 
 EPOCH = 1_764_000_000.0
+# Virtual environments of published packages, kept outside the repository between runs.
+TEST_CACHE = Path(os.environ.get("MN_TEST_CACHE", Path.home() / ".cache" / "mn-api-tests"))
+
+
+def cached_venv(name: str, *requirements: str) -> Path:
+    """A virtual environment with the requirements installed, built on first use (once,
+    under a lock, whatever runs in parallel) and kept in the cache; its folder. Unable to
+    install, the test fails in CI and is skipped elsewhere."""
+    import pytest
+
+    home = TEST_CACHE / name
+    ready = home / ".ready"
+    TEST_CACHE.mkdir(parents=True, exist_ok=True)
+    with (TEST_CACHE / f".{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
+            install = subprocess.run(
+                [str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", *requirements],
+                capture_output=True,
+                text=True,
+            )
+            if install.returncode != 0:
+                message = f"cannot install {' '.join(requirements)}: {install.stderr[-500:]}"
+                if os.environ.get("CI"):
+                    pytest.fail(message)
+                pytest.skip(message)
+            ready.touch()
+    return home
 
 
 class FakeClock:

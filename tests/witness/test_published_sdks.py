@@ -6,7 +6,6 @@ repository (cached between runs) and driven by `sdk_driver.py` in that environme
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import subprocess
@@ -16,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.support import CORE_TOKEN, FakeCoreProcess, free_port
+from tests.support import CORE_TOKEN, FakeCoreProcess, cached_venv, free_port
 
 pytestmark = pytest.mark.slow
 
 DRIVER = Path(__file__).with_name("sdk_driver.py")
-CACHE = Path(os.environ.get("MN_TEST_CACHE", Path.home() / ".cache" / "mn-api-tests"))
 # Ours and not the core's: ReplayDeadLetter; and ClearJobsRequest.admin_token, the 1.2.5
 # secret whose number 1.2.31 reserves (a 1.2.31 core ignores it).
 OUR_EXTENSIONS = {
@@ -32,33 +30,8 @@ OUR_EXTENSIONS = {
 
 def sdk_python(version: str) -> Path:
     """A virtual environment with mirrorneuron-python-sdk==version, built once and cached."""
-    home = CACHE / f"mirrorneuron-python-sdk-{version}"
-    python = home / "bin" / "python"
-    ready = home / ".ready"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / f".{version}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not ready.exists():
-            subprocess.run([sys.executable, "-m", "venv", "--clear", str(home)], check=True)
-            install = subprocess.run(
-                [
-                    str(python),
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    f"mirrorneuron-python-sdk=={version}",
-                ],
-                capture_output=True,
-                text=True,
-            )
-            if install.returncode != 0:
-                message = f"cannot install the published SDK {version}: {install.stderr[-500:]}"
-                if os.environ.get("CI"):
-                    pytest.fail(message)
-                pytest.skip(message)
-            ready.touch()
-    return python
+    package = f"mirrorneuron-python-sdk-{version}"
+    return cached_venv(package, f"mirrorneuron-python-sdk=={version}") / "bin" / "python"
 
 
 def drive(version: str | None, *args: str) -> Any:
