@@ -94,6 +94,17 @@ class OtlpReceiver(trace_service_pb2_grpc.TraceServiceServicer):
         return [span for _, span in self.spans if span.trace_id == trace_id]
 
 
+class SilentCollector(trace_service_pb2_grpc.TraceServiceServicer):
+    """A collector that takes every export and never answers it."""
+
+    def __init__(self) -> None:
+        self.exports = 0
+
+    async def Export(self, request: Any, context: Any) -> Any:
+        self.exports += 1
+        await asyncio.Event().wait()
+
+
 def _attributes(attributes: Any) -> dict[str, Any]:
     values = {}
     for item in attributes:
@@ -302,3 +313,38 @@ async def _a_stream_is_one_span_around_its_core_stream(
     # The stream's span lasts as long as the stream it carried.
     assert server.end_time_unix_nano >= call.end_time_unix_nano
     return job_id
+
+
+async def test_a_collector_that_never_answers_does_not_hold_the_stop(tmp_path: Path) -> None:
+    """The exporters would wait out their timeouts and retries (about 50 s here): the
+    gateway gives the collector a bounded wait, says so, and ends."""
+    collector = SilentCollector()
+    server = grpc.aio.server()
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    gateway = GatewayProcess(
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_EXPORTER_OTLP_INSECURE="true",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_METRICS_EXPORTER="none",
+    )
+    await asyncio.to_thread(gateway.start)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.base + API, timeout=30) as client:
+            for _ in range(3):
+                assert (await client.get("/health")).status_code == 200
+        await eventually(lambda: collector.exports > 0, within=20)
+        process = gateway.process
+        assert process is not None
+        process.terminate()
+        # Well under the exporters' own wait: a stop held by the collector times out here.
+        code = await asyncio.to_thread(process.wait, 20)
+        gateway.process = None
+    finally:
+        await asyncio.to_thread(gateway.stop)
+        await server.stop(None)
+    assert code == 0
+    log = (tmp_path / "api.log").read_text()
+    assert "OTLP flushing gave up after 3 s: the collector did not answer" in log

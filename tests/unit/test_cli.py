@@ -189,3 +189,22 @@ def test_a_taken_port_stops_both_commands_with_one_line(tmp_path: Path) -> None:
             assert result.returncode == 2, result.stderr
             (line,) = result.stderr.strip().split("\n")
             assert f"cannot listen on 127.0.0.1:{port}" in line
+
+
+def test_tracing_without_its_packages_names_the_extra(tmp_path: Path) -> None:
+    """As on an install without the `otel` extra: the packages cannot be imported."""
+    hide = "import sys; sys.modules['opentelemetry.sdk'] = None; "
+    run = "from mn_api.entrypoints.cli import main; main()"
+    result = subprocess.run(
+        [sys.executable, "-c", hide + run, "--runtime", "memory"],
+        env=_env(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().split("\n")
+    assert line.startswith("mn-api: OTLP export is asked for")
+    assert "opentelemetry.sdk is not installed" in line
+    assert "pip install 'mn-api[otel]'" in line

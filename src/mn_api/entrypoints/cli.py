@@ -69,6 +69,18 @@ def load_settings(command: str = "mn-api") -> Settings:
     return settings
 
 
+def check_tracing(settings: Settings, command: str = "mn-api") -> None:
+    """Stop with one line naming the extra when OTLP export is asked for without it."""
+    if not (settings.traces or settings.otlp_metrics):
+        return
+    from mn_api.entrypoints.otlp import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        print(f"{command}: {reason}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def warn_unknown_variables(command: str) -> None:
     """Name each MN_ variable no setting reads, once, as the command starts."""
     for line in unknown_variables(os.environ):
@@ -97,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             os.environ[variable] = str(value)
     warn_unknown_variables("mn-api")
     settings = load_settings()
+    check_tracing(settings)
     check_address(settings.api_host, settings.api_port)
     core = _shared_core(settings)
     metrics_dir = _shared_metrics(settings)

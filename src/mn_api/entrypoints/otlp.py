@@ -14,7 +14,11 @@ path does not change.
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,15 +26,65 @@ from mn_api import __version__
 
 # Where the server span of a request waits, in its ASGI scope, to be named.
 SPAN_KEY = "mn_api.span"
+# How long stopping waits for the collector: one that does not answer must not hold the
+# process (the exporters would otherwise retry for their own timeouts, each time).
+STOP_SECONDS = 3.0
+# The packages tracing needs, and the extra that installs them.
+EXTRA = "mn-api[otel]"
+_REQUIRED = (
+    "opentelemetry.sdk",
+    "opentelemetry.exporter.otlp.proto.grpc",
+    "opentelemetry.instrumentation.asgi",
+    "opentelemetry.instrumentation.grpc",
+    "opentelemetry.instrumentation.redis",
+    "opentelemetry.instrumentation.sqlite3",
+    "opentelemetry.instrumentation.httpx",
+)
+
+log = logging.getLogger(__name__)
 
 _started: Otlp | None = None
+
+
+class TracingUnavailable(RuntimeError):
+    """OTLP export is asked for, but the packages it needs are not installed."""
+
+
+def missing_packages() -> list[str]:
+    """The modules OTLP export needs that cannot be imported here."""
+    from importlib.util import find_spec
+
+    absent = []
+    for name in _REQUIRED:
+        try:
+            found = find_spec(name) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            absent.append(name)
+    return absent
+
+
+def unavailable_reason() -> str | None:
+    """One line saying what to install, when the OpenTelemetry packages are missing."""
+    absent = missing_packages()
+    if not absent:
+        return None
+    return (
+        f"OTLP export is asked for (OTEL_EXPORTER_OTLP_*), but {absent[0]} is not "
+        f"installed: install the extra with pip install '{EXTRA}'"
+    )
 
 
 def start(*, traces: bool, metrics: bool) -> Otlp:
     """This process's exporters: one set, however many apps it builds."""
     global _started
     if _started is None:
+        reason = unavailable_reason()
+        if reason is not None:
+            raise TracingUnavailable(reason)
         _started = Otlp(traces=traces, metrics=metrics)
+        atexit.register(_started.stop)
     return _started
 
 
@@ -50,6 +104,8 @@ class Otlp:
         from opentelemetry.sdk.resources import Resource
 
         resource = Resource.create(_defaults())
+        # False once the collector failed to answer within a bounded wait.
+        self._answering = True
         self.tracer_provider: Any = trace.NoOpTracerProvider()
         self.meter_provider: Any = NoOpMeterProvider()
         if traces:
@@ -57,7 +113,7 @@ class Otlp:
             from opentelemetry.sdk.trace import TracerProvider
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-            self.tracer_provider = TracerProvider(resource=resource)
+            self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
             self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             trace.set_tracer_provider(self.tracer_provider)
         if metrics:
@@ -69,7 +125,9 @@ class Otlp:
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
             reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-            self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+            self.meter_provider = MeterProvider(
+                resource=resource, metric_readers=[reader], shutdown_on_exit=False
+            )
             metrics_api.set_meter_provider(self.meter_provider)
         providers = {"tracer_provider": self.tracer_provider}
         if traces:
@@ -105,11 +163,51 @@ class Otlp:
         span.set_attribute("http.route", route)
         span.set_attribute("mn_api.request_id", rid)
 
-    def flush(self) -> None:
-        """Send what is still buffered (the providers themselves shut down at exit)."""
-        for provider in (self.tracer_provider, self.meter_provider):
-            if hasattr(provider, "force_flush"):
-                provider.force_flush()
+    def flush(self, within: float = STOP_SECONDS) -> bool:
+        """Send what is still buffered, waiting at most `within` seconds; whether it went."""
+        self._answering = self._answering and _bounded(
+            self._providers("force_flush"), within, "flushing"
+        )
+        return self._answering
+
+    def stop(self, within: float = STOP_SECONDS) -> bool:
+        """Shut the providers down (at exit), waiting at most `within` seconds; not at all
+        once a flush found the collector not answering (the shutdown would wait on it too)."""
+        if not self._answering:
+            return False
+        self._answering = _bounded(self._providers("shutdown"), within, "stopping")
+        return self._answering
+
+    def _providers(self, method: str) -> list[Callable[[], object]]:
+        return [
+            getattr(provider, method)
+            for provider in (self.tracer_provider, self.meter_provider)
+            if hasattr(provider, method)
+        ]
+
+
+def _bounded(calls: list[Callable[[], object]], within: float, doing: str) -> bool:
+    """Run the calls on a daemon thread and wait for them at most `within` seconds: a
+    collector that hangs leaves that thread behind, never the caller (or the exit)."""
+    done = threading.Event()
+
+    def run() -> None:
+        for call in calls:
+            try:
+                call()
+            except Exception:  # an exporter's failure is its own to log
+                log.debug("OTLP %s failed", doing, exc_info=True)
+        done.set()
+
+    threading.Thread(target=run, name=f"otlp-{doing}", daemon=True).start()
+    if done.wait(within):
+        return True
+    log.warning(
+        "OTLP %s gave up after %.0f s: the collector did not answer; what was buffered is dropped",
+        doing,
+        within,
+    )
+    return False
 
 
 def _defaults() -> dict[str, Any]:
