@@ -508,11 +508,17 @@ def terminate(process, within: float = 15) -> int:
 
 @asynccontextmanager
 async def asgi_client(
-    settings, runtime, *, raise_app_exceptions: bool = True, lifespan: bool = False, **overrides
+    settings,
+    runtime,
+    *,
+    raise_app_exceptions: bool = True,
+    lifespan: bool = False,
+    peer: tuple[str, int] = ("127.0.0.1", 123),
+    **overrides,
 ):
     """An httpx client for an app built by create_app() around `settings` and `runtime`
-    (and any other container providers named in `overrides`); with `lifespan`, the app's
-    startup and shutdown run around the client, as a server would run them."""
+    (and any other container providers named in `overrides`), connecting from `peer`; with
+    `lifespan`, the app's startup and shutdown run around the client, as a server would."""
     from contextlib import AsyncExitStack
 
     import httpx
@@ -527,7 +533,7 @@ async def asgi_client(
     for name, value in overrides.items():
         getattr(container, name).override(providers.Object(value))
     app = create_app(container)
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions, client=peer)
     async with AsyncExitStack() as stack:
         if lifespan:
             await stack.enter_async_context(app.router.lifespan_context(app))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import tempfile
 from collections.abc import Mapping
@@ -106,6 +107,10 @@ class Settings(BaseSettings):
         5 * 1024 * 1024, validation_alias="MN_API_REQUEST_SIZE_LIMIT_BYTES", gt=0
     )
     cors_allow_origins_raw: str | None = Field(None, validation_alias="MN_API_CORS_ALLOW_ORIGINS")
+    # The proxies (addresses or networks, or * for any peer) whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed: the client behind them is then the caller that rate
+    # limits and failed-token counts apply to. None by default.
+    trusted_proxies_raw: str | None = Field(None, validation_alias="MN_API_TRUSTED_PROXIES")
     # What one connection may cost before the app sees a request (entrypoints/server.py).
     max_header_bytes: int = Field(
         32 * 1024, validation_alias="MN_API_MAX_HEADER_BYTES", ge=1024, le=1024 * 1024
@@ -367,6 +372,20 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _proxies_are_addresses(self) -> Settings:
+        for entry in self.trusted_proxies:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"MN_API_TRUSTED_PROXIES: {entry[:80]!r} is neither an IP address nor a "
+                    "network (like 10.0.0.0/8)"
+                ) from None
+        return self
+
+    @model_validator(mode="after")
     def _tls_files_exist(self) -> Settings:
         files = {
             "MN_GRPC_TLS_CA_FILE": self.grpc_tls_ca_file,
@@ -398,6 +417,10 @@ class Settings(BaseSettings):
     @property
     def cors_allow_origins(self) -> tuple[str, ...]:
         return _split(self.cors_allow_origins_raw)
+
+    @property
+    def trusted_proxies(self) -> tuple[str, ...]:
+        return _split(self.trusted_proxies_raw)
 
     @property
     def webhook_allowed_hosts(self) -> tuple[str, ...]:
@@ -527,6 +550,8 @@ def startup_summary(settings: Settings) -> str:
     else:
         state = f"shared state in Redis {target.where()}"
     auth = "authentication on" if settings.auth_enabled else "authentication OFF"
+    if settings.trusted_proxies:
+        auth += f"; forwarded addresses believed from {','.join(settings.trusted_proxies)}"
     where = f"http://{settings.api_host}:{settings.api_port}"
     return f"mn-api {where}: {runtime}; {state}; {auth}"
 

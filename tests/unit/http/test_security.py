@@ -178,3 +178,53 @@ async def test_the_gateways_own_refusals_carry_cors_headers(secured: httpx.Async
         assert "x-request-id" in response.headers["access-control-expose-headers"].lower()
     stranger = await secured.get(f"{API}/jobs", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in stranger.headers
+
+
+PROXY = ("10.9.8.7", 40000)
+
+
+async def _guesses(client: httpx.AsyncClient, forwarded_for: str | None, count: int) -> list[int]:
+    """Wrong tokens from one client, as the proxy forwards them: the answers' codes."""
+    headers = {"Authorization": "Bearer wrong"}
+    if forwarded_for is not None:
+        headers["X-Forwarded-For"] = forwarded_for
+    return [(await client.get(f"{API}/jobs", headers=headers)).status_code for _ in range(count)]
+
+
+@pytest.mark.parametrize("trusted", ["10.9.8.7", "10.0.0.0/8", "10.9.8.7,192.0.2.1", "*"])
+async def test_clients_behind_a_trusted_proxy_are_counted_apart(
+    settings_factory: Callable, memory_runtime: InMemoryRuntime, trusted: str
+) -> None:
+    settings = settings_factory(
+        api_token="admin", rate_limit="3/minute", trusted_proxies_raw=trusted
+    )
+    async with asgi_client(settings, memory_runtime, peer=PROXY) as client:
+        assert await _guesses(client, "203.0.113.5", 4) == [401, 401, 401, 429]
+        # Another client behind the same proxy has its own count.
+        assert await _guesses(client, "198.51.100.7", 1) == [401]
+        # Addresses the client wrote in front of the one the proxy added change nothing.
+        if trusted != "*":
+            assert await _guesses(client, "192.0.2.200, 203.0.113.5", 1) == [429]
+        # Requests that name no client are the proxy's own, counted apart from the clients'.
+        assert await _guesses(client, None, 4) == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("trusted", [None, "192.0.2.1"])
+async def test_forwarded_addresses_from_an_untrusted_peer_are_ignored(
+    settings_factory: Callable, memory_runtime: InMemoryRuntime, trusted: str | None
+) -> None:
+    settings = settings_factory(
+        api_token="admin", rate_limit="3/minute", trusted_proxies_raw=trusted
+    )
+    async with asgi_client(settings, memory_runtime, peer=PROXY) as client:
+        codes = [(await _guesses(client, f"203.0.113.{n}", 1))[0] for n in range(4)]
+        # Each guess claimed another client: all of them were the peer's.
+        assert codes == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize("entry", ["proxy.internal", "10.0.0.0/33", "10.0.0.1/8/2", "::g"])
+def test_a_trusted_proxy_must_be_an_address_or_a_network(
+    settings_factory: Callable, entry: str
+) -> None:
+    with pytest.raises(ValueError, match=r"MN_API_TRUSTED_PROXIES: .* is neither an IP address"):
+        settings_factory(trusted_proxies_raw=f"10.1.1.1,{entry}")

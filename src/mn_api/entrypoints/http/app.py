@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mn_api import __version__
 from mn_api.adapters.redis_client import close as close_redis
@@ -195,6 +196,10 @@ def create_app(container: Container | None = None) -> FastAPI:
         )
     if otlp is not None:
         app.front = otlp.wrap(app.front)
+    # Outermost of all: every layer (traces, CORS, rate limits, failed tokens, logs) sees
+    # the client a trusted proxy forwarded, never the proxy's own address.
+    if settings.trusted_proxies:
+        app.front = ProxyHeadersMiddleware(app.front, list(settings.trusted_proxies))
     return app
 
 
