@@ -228,3 +228,35 @@ def test_a_trusted_proxy_must_be_an_address_or_a_network(
 ) -> None:
     with pytest.raises(ValueError, match=r"MN_API_TRUSTED_PROXIES: .* is neither an IP address"):
         settings_factory(trusted_proxies_raw=f"10.1.1.1,{entry}")
+
+
+async def test_a_read_token_sees_no_receiver_path_nor_query(
+    settings_factory: Callable, memory_runtime: InMemoryRuntime
+) -> None:
+    from tests.support import map_resolver, webhook_secret
+
+    settings = settings_factory(
+        api_token="admin",
+        read_tokens_raw="reader",
+        webhook_allowed_hosts_raw="hooks.example.com",
+        webhook_secret=webhook_secret("redaction"),
+    )
+    secret_url = "https://hooks.example.com/services/T01/B02/s3cr3tpath?token=s3cr3tquery"
+    resolver = map_resolver({"hooks.example.com": [["93.184.215.14"]]})
+    async with asgi_client(settings, memory_runtime, resolver=resolver) as client:
+        submitted = await client.post(
+            f"{API}/jobs",
+            json={"manifest": pipeline_manifest(), "webhook": {"url": secret_url}},
+            headers=_auth("admin"),
+        )
+        assert submitted.status_code == 201, submitted.text
+        listing = f"{API}/jobs/{submitted.json()['job_id']}/webhooks"
+        as_reader = await client.get(listing, headers=_auth("reader"))
+        as_admin = await client.get(listing, headers=_auth("admin"))
+    assert as_reader.status_code == as_admin.status_code == 200
+    (seen,) = as_reader.json()["subscriptions"]
+    assert seen["url"] == "https://hooks.example.com/redacted?redacted"
+    assert "s3cr3t" not in as_reader.text
+    (full,) = as_admin.json()["subscriptions"]
+    assert full["url"] == "https://hooks.example.com/services/T01/B02/s3cr3tpath?redacted"
+    assert "s3cr3tquery" not in as_admin.text

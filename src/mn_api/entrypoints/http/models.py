@@ -536,7 +536,10 @@ class BundleUploadResponse(BaseModel):
 
 class WebhookSubscriptionView(BaseModel):
     id: str = Field(examples=["whs_5d41402abc4b2a76"])
-    url: str = Field(description="The receiver; a query string is shown as `?redacted`")
+    url: str = Field(
+        description="The receiver; a query string is shown as `?redacted`, and to a read-only "
+        "token the path as `/redacted`"
+    )
     events: list[str]
     source: Literal["job", "global"] = Field(
         description="Asked for at submission, or configured for every job"

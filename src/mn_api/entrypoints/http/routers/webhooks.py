@@ -10,7 +10,7 @@ from mn_api.application import use_cases as uc
 from mn_api.domain.events import iso_timestamp
 from mn_api.domain.webhooks import Attempt, Delivery, Subscription
 from mn_api.entrypoints.http import models as m
-from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.auth import AuthDep, authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
@@ -40,15 +40,20 @@ DeliveryId = Annotated[
     summary="A job's webhooks and their deliveries",
 )
 async def list_webhooks(
-    job_id: JobId, use_case: Annotated[uc.ListWebhooks, provided("list_webhooks")]
+    job_id: JobId,
+    caller: AuthDep,
+    use_case: Annotated[uc.ListWebhooks, provided("list_webhooks")],
 ) -> Response:
     """Each subscription, and each delivery with every attempt: when, how long, the status
-    code or the error, and when the next retry is due."""
+    code or the error, and when the next retry is due. A receiver's query string is never
+    shown; to a read-only token, nor is its path (receivers often keep a secret there)."""
     found = await use_case(job_id)
     return json_response(
         {
             "job_id": found.job_id,
-            "subscriptions": [_subscription(s) for s in found.subscriptions],
+            "subscriptions": [
+                _subscription(s, with_path=caller.can_write) for s in found.subscriptions
+            ],
             "deliveries": [_delivery(d) for d in found.deliveries],
         }
     )
@@ -71,16 +76,20 @@ async def redeliver_webhook(
     return json_response(_delivery(await use_case(job_id, delivery_id)))
 
 
-def _shown_url(url: str) -> str:
-    """The URL without its query string, which may hold a receiver's token."""
+def _shown_url(url: str, *, with_path: bool) -> str:
+    """The URL without its query string, which may hold a receiver's token; without its
+    path too unless `with_path` (the path of many receivers is their secret)."""
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(query="redacted" if parts.query else "", fragment=""))
+    path = parts.path if with_path or parts.path in ("", "/") else "/redacted"
+    return urlunsplit(
+        parts._replace(path=path, query="redacted" if parts.query else "", fragment="")
+    )
 
 
-def _subscription(sub: Subscription) -> dict[str, Any]:
+def _subscription(sub: Subscription, *, with_path: bool) -> dict[str, Any]:
     return {
         "id": sub.id,
-        "url": _shown_url(sub.url),
+        "url": _shown_url(sub.url, with_path=with_path),
         "events": list(sub.events),
         "source": sub.source,
         "created_at": iso_timestamp(sub.created_at),
