@@ -241,6 +241,12 @@ class Settings(BaseSettings):
     webhook_retention_seconds: float = Field(
         7 * 86400, validation_alias="MN_API_WEBHOOK_RETENTION_SECONDS", gt=0
     )
+    webhook_concurrency: int = Field(
+        128, validation_alias="MN_API_WEBHOOK_CONCURRENCY", ge=1, le=4096
+    )
+    webhook_receiver_concurrency: int = Field(
+        4, validation_alias="MN_API_WEBHOOK_RECEIVER_CONCURRENCY", ge=1, le=4096
+    )
 
     @field_validator("grpc_timeout_seconds", mode="before")
     @classmethod

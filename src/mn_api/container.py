@@ -94,6 +94,8 @@ def _webhook_config(settings: Settings) -> WebhookConfig:
         lease_seconds=settings.webhook_lease_seconds,
         poll_seconds=settings.webhook_poll_seconds,
         retention_seconds=settings.webhook_retention_seconds,
+        concurrency=settings.webhook_concurrency,
+        receiver_concurrency=settings.webhook_receiver_concurrency,
     )
 
 
@@ -229,6 +231,7 @@ class Container(containers.DeclarativeContainer):
         policy=providers.Callable(lambda c: c.policy, webhook_config),
         resolver=resolver,
         read_timeout=providers.Callable(lambda s: s.webhook_timeout_seconds, settings),
+        max_connections=providers.Callable(lambda c: c.concurrency, webhook_config),
     )
     owner = providers.Singleton(_owner)
     webhooks = providers.Singleton(

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -11,11 +14,14 @@ from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.adapters.webhooks.notifier import HttpxNotifier
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
+from mn_api.application.ports import NotifierPort, SendResult
 from mn_api.application.use_cases.stream_events import StreamEvents
 from mn_api.application.webhooks import DeliverySender, WebhookConfig
 from mn_api.application.webhooks.worker import WebhookWorker
-from mn_api.domain.webhooks import UrlPolicy
-from tests.support import map_resolver
+from mn_api.domain.webhooks import Delivery, UrlPolicy, delivery_id
+from tests.support import eventually, map_resolver
+
+POLICY = UrlPolicy.of(["*.example.test"], [])
 
 
 def loops_alive() -> list[str]:
@@ -55,3 +61,87 @@ async def test_stop_ends_both_loops_even_when_a_wake_up_comes_at_the_same_moment
             if task.get_name().startswith("webhook-"):
                 task.cancel()
         await notifier.close()
+
+
+class Receivers(NotifierPort):
+    """Receivers by host: those named slow hold every request until released; the others
+    answer at once. Counts what is in flight at each."""
+
+    def __init__(self, slow: set[str]) -> None:
+        self.slow = slow
+        self.release = asyncio.Event()
+        self.in_flight: dict[str, int] = {}
+        self.most: dict[str, int] = {}
+        self.answered: list[str] = []
+
+    async def send(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        host = urlsplit(url).hostname or ""
+        self.in_flight[host] = self.in_flight.get(host, 0) + 1
+        self.most[host] = max(self.most.get(host, 0), self.in_flight[host])
+        try:
+            if host in self.slow:
+                await self.release.wait()
+            self.answered.append(host)
+            return SendResult(0.001, status_code=204)
+        finally:
+            self.in_flight[host] -= 1
+
+
+def _deliveries(host: str, count: int, *, at: float) -> list[Delivery]:
+    return [
+        Delivery(
+            id=delivery_id(f"whs_{host}", n),
+            job_id=f"job-{host}",
+            subscription_id=f"whs_{host}",
+            url=f"https://{host}/in",
+            event_type="job_completed",
+            event_index=n,
+            body="{}",
+            created_at=at,
+            next_attempt_at=at + n * 0.001,
+        )
+        for n in range(count)
+    ]
+
+
+async def _healthy_answered_while_slow_hold(
+    tmp_path: Path, slow: dict[str, int], cfg: WebhookConfig
+) -> Receivers:
+    """Deliveries to the slow receivers fall due first, then one to a healthy receiver:
+    it must be answered while every slow request is still held."""
+    store = SqliteWebhookStore(tmp_path / "state.sqlite3")
+    receivers = Receivers(set(slow))
+    sender = DeliverySender(store, receivers, PrometheusTelemetry(), cfg)
+    worker = WebhookWorker(store, sender, StreamEvents(InMemoryRuntime(), 1.0), cfg, owner="w")
+    now = time.time()
+    for host, count in slow.items():
+        await store.add_deliveries(_deliveries(host, count, at=now - 10))
+    await store.add_deliveries(_deliveries("healthy.example.test", 1, at=now - 5))
+    worker.start()
+    try:
+        await eventually(lambda: "healthy.example.test" in receivers.answered, within=10)
+        assert not set(receivers.answered) & set(slow)  # all of them still held
+    finally:
+        receivers.release.set()
+        await worker.stop()
+    return receivers
+
+
+async def test_forty_slow_receivers_do_not_delay_a_healthy_one(tmp_path: Path) -> None:
+    slow = {f"slow-{n}.example.test": 1 for n in range(40)}
+    cfg = WebhookConfig(policy=POLICY, secrets=(b"s" * 32,), poll_seconds=0.05)
+    await _healthy_answered_while_slow_hold(tmp_path, slow, cfg)
+
+
+async def test_one_receiver_gets_at_most_its_share_of_the_sends(tmp_path: Path) -> None:
+    cfg = WebhookConfig(
+        policy=POLICY,
+        secrets=(b"s" * 32,),
+        poll_seconds=0.05,
+        concurrency=6,
+        receiver_concurrency=2,
+    )
+    receivers = await _healthy_answered_while_slow_hold(
+        tmp_path, {"slow-a.example.test": 30, "slow-b.example.test": 30}, cfg
+    )
+    assert receivers.most["slow-a.example.test"] == receivers.most["slow-b.example.test"] == 2

@@ -126,6 +126,18 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def receiver_of(url: str) -> str:
+    """Who answers a URL: its scheme, host and port, the unit webhook concurrency is
+    counted in (a receiver's paths share its server)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    host = (parts.hostname or "").rstrip(".")
+    return f"{parts.scheme.lower()}://{host}:{port or (443 if parts.scheme == 'https' else 80)}"
+
+
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """One event told to one subscription; retried until delivered or given up."""
@@ -141,6 +153,14 @@ class Delivery:
     state: DeliveryState = DeliveryState.PENDING
     next_attempt_at: float | None = None
     attempts: tuple[Attempt, ...] = field(default=())
+
+    @property
+    def receiver(self) -> str:
+        return receiver_of(self.url)
+
+    def postponed(self, until: float) -> Delivery:
+        """Unchanged, but not due before `until` (its receiver is busy)."""
+        return replace(self, next_attempt_at=until)
 
     def with_attempt(
         self, attempt: Attempt, state: DeliveryState, next_at: float | None

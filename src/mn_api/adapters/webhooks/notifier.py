@@ -87,12 +87,16 @@ class HttpxNotifier(NotifierPort):
         *,
         connect_timeout: float = 5.0,
         read_timeout: float = 10.0,
+        max_connections: int = 128,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         # httpx's timeouts bound each network operation; a receiver trickling its answer a
         # byte at a time is stopped by this bound on the whole exchange.
         self._deadline = connect_timeout + read_timeout
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        # As many connections as deliveries may be in flight: none waits on the pool.
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=min(16, max_connections)
+        )
         self._client = httpx.AsyncClient(
             transport=transport or GuardedTransport(policy, resolver, limits),
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),

@@ -19,6 +19,10 @@ class WebhookConfig:
     lease_seconds: float = 60.0
     poll_seconds: float = 1.0
     retention_seconds: float = 7 * 86400.0
+    # Deliveries sent at once by one process, and to one receiver (scheme, host and port):
+    # receivers that answer slowly hold only their own share, never a healthy one's turn.
+    concurrency: int = 128
+    receiver_concurrency: int = 4
 
     @property
     def enabled(self) -> bool:

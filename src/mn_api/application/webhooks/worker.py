@@ -33,7 +33,6 @@ from mn_api.domain.webhooks import (
 
 log = logging.getLogger("mn_api.webhooks")
 
-BATCH = 32  # deliveries in flight per process
 MAX_WATCHES = 256  # jobs followed at once per process
 STOP_SECONDS = 10.0  # how long stop() waits for the loops to let go
 
@@ -58,6 +57,8 @@ class WebhookWorker:
         self._dispatch_wake = asyncio.Event()
         self._following: dict[str, asyncio.Task[None]] = {}
         self._sending: set[asyncio.Task[None]] = set()
+        # Deliveries in flight from this process, by receiver.
+        self._busy: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
 
@@ -167,9 +168,13 @@ class WebhookWorker:
     # Dispatching ------------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
-        """Keep up to BATCH deliveries in flight; a slow receiver holds only its own."""
+        """Keep up to `concurrency` deliveries in flight, and at most
+        `receiver_concurrency` to any one receiver: a slow receiver holds only its own
+        share. A delivery claimed while its receiver has its share out is put back, due
+        a poll later, so that the claims behind it reach the other receivers."""
+        limit = self._config.concurrency
         while True:
-            room = BATCH - len(self._sending)
+            room = limit - len(self._sending)
             batch: list[Delivery] = []
             if room > 0:
                 now = self._clock()
@@ -180,15 +185,38 @@ class WebhookWorker:
                     await self._purge(now)
                 except DomainError as err:
                     log.warning("webhook deliveries cannot be claimed: %s", err.detail)
-            for delivery in batch:
-                task = asyncio.create_task(self._send(delivery), name=f"webhook {delivery.id}")
-                self._sending.add(task)
-                task.add_done_callback(self._sent)
+            waiting = [d for d in batch if not self._start(d)]
+            if waiting:
+                await self._postpone(waiting, self._clock() + self._config.poll_seconds)
             if len(batch) < room or room == 0:
                 await _wait(self._dispatch_wake, self._config.poll_seconds)
 
-    def _sent(self, task: asyncio.Task[None]) -> None:
+    def _start(self, delivery: Delivery) -> bool:
+        """Send the delivery now, unless its receiver has its share in flight."""
+        receiver = delivery.receiver
+        busy = self._busy.get(receiver, 0)
+        if busy >= self._config.receiver_concurrency:
+            return False
+        self._busy[receiver] = busy + 1
+        task = asyncio.create_task(self._send(delivery), name=f"webhook {delivery.id}")
+        self._sending.add(task)
+        task.add_done_callback(lambda done: self._sent(done, receiver))
+        return True
+
+    async def _postpone(self, deliveries: list[Delivery], until: float) -> None:
+        for delivery in deliveries:
+            try:
+                await self._store.save_delivery(delivery.postponed(until), self.owner)
+            except DomainError as err:  # its lease runs out and it is claimed again
+                log.warning("webhook %s could not be put back: %s", delivery.id, err.detail)
+
+    def _sent(self, task: asyncio.Task[None], receiver: str) -> None:
         self._sending.discard(task)
+        left = self._busy.get(receiver, 1) - 1
+        if left > 0:
+            self._busy[receiver] = left
+        else:
+            self._busy.pop(receiver, None)
         self._dispatch_wake.set()  # room for one more
 
     async def _send(self, delivery: Delivery) -> None:
