@@ -145,3 +145,24 @@ async def test_one_receiver_gets_at_most_its_share_of_the_sends(tmp_path: Path) 
         tmp_path, {"slow-a.example.test": 30, "slow-b.example.test": 30}, cfg
     )
     assert receivers.most["slow-a.example.test"] == receivers.most["slow-b.example.test"] == 2
+
+
+async def test_deliveries_waiting_their_turn_are_let_go_when_the_worker_stops(
+    tmp_path: Path,
+) -> None:
+    cfg = WebhookConfig(
+        policy=POLICY, secrets=(b"s" * 32,), poll_seconds=0.05, receiver_concurrency=2
+    )
+    store = SqliteWebhookStore(tmp_path / "state.sqlite3")
+    receivers = Receivers({"slow.example.test"})
+    sender = DeliverySender(store, receivers, PrometheusTelemetry(), cfg)
+    worker = WebhookWorker(store, sender, StreamEvents(InMemoryRuntime(), 1.0), cfg, owner="w")
+    now = time.time()
+    await store.add_deliveries(_deliveries("slow.example.test", 10, at=now - 10))
+    worker.start()
+    await eventually(lambda: receivers.in_flight.get("slow.example.test") == 2)
+    await worker.stop()
+    # Two were in flight, eight waited behind them: all ten are free for another process.
+    taken = await store.claim_deliveries("other", time.time(), time.time() + 60, 100)
+    assert len(taken) == 10
+    assert receivers.most["slow.example.test"] == 2

@@ -19,10 +19,12 @@ class WebhookConfig:
     lease_seconds: float = 60.0
     poll_seconds: float = 1.0
     retention_seconds: float = 7 * 86400.0
-    # Deliveries sent at once by one process, and to one receiver (scheme, host and port):
-    # receivers that answer slowly hold only their own share, never a healthy one's turn.
+    # Deliveries one process holds at once, those of them in flight to one receiver
+    # (scheme, host and port), and those waiting their turn behind them: receivers that
+    # answer slowly hold only their own share, never a healthy one's turn.
     concurrency: int = 128
     receiver_concurrency: int = 4
+    receiver_queue: int = 64
 
     @property
     def enabled(self) -> bool:

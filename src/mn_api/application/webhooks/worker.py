@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import aclosing, suppress
 
@@ -57,8 +58,10 @@ class WebhookWorker:
         self._dispatch_wake = asyncio.Event()
         self._following: dict[str, asyncio.Task[None]] = {}
         self._sending: set[asyncio.Task[None]] = set()
-        # Deliveries in flight from this process, by receiver.
+        # Deliveries in flight from this process, by receiver, and those claimed to follow
+        # them (each with the end of its lease).
         self._busy: dict[str, int] = {}
+        self._queued: dict[str, deque[tuple[Delivery, float]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._last_purge = 0.0
 
@@ -77,6 +80,11 @@ class WebhookWorker:
         tasks = [*self._tasks, *self._following.values(), *self._sending]
         for task in tasks:
             task.cancel()
+        queued = [delivery for queue in self._queued.values() for delivery, _ in queue]
+        self._queued.clear()
+        for delivery in queued:  # claimable by another process at once
+            with suppress(DomainError):
+                await self._store.release_delivery(delivery.id, self.owner)
         if tasks:
             done, stuck = await asyncio.wait(tasks, timeout=STOP_SECONDS)
             for task in done:
@@ -168,40 +176,46 @@ class WebhookWorker:
     # Dispatching ------------------------------------------------------------------------
 
     async def _dispatch_loop(self) -> None:
-        """Keep up to `concurrency` deliveries in flight, and at most
-        `receiver_concurrency` to any one receiver: a slow receiver holds only its own
-        share. A delivery claimed while its receiver has its share out is put back, due
-        a poll later, so that the claims behind it reach the other receivers."""
-        limit = self._config.concurrency
+        """Keep up to `concurrency` deliveries in flight, and at most `receiver_concurrency`
+        to any one receiver: a slow receiver holds only its own share.
+        Claimed while its receiver has its share out, a delivery waits here for its turn
+        (up to `receiver_queue` of them a receiver); past that it is put back, due a poll
+        later, so the claims behind it reach the other receivers."""
         while True:
-            room = limit - len(self._sending)
+            room = self._config.concurrency - len(self._sending)
             batch: list[Delivery] = []
             if room > 0:
                 now = self._clock()
+                lease_until = now + self._config.lease_seconds
                 try:
-                    batch = await self._store.claim_deliveries(
-                        self.owner, now, now + self._config.lease_seconds, room
-                    )
+                    batch = await self._store.claim_deliveries(self.owner, now, lease_until, room)
                     await self._purge(now)
                 except DomainError as err:
                     log.warning("webhook deliveries cannot be claimed: %s", err.detail)
-            waiting = [d for d in batch if not self._start(d)]
-            if waiting:
-                await self._postpone(waiting, self._clock() + self._config.poll_seconds)
-            if len(batch) < room or room == 0:
+                over = [d for d in batch if not self._start_or_queue(d, lease_until)]
+                if over:
+                    await self._postpone(over, self._clock() + self._config.poll_seconds)
+            if len(batch) < room or room <= 0:
                 await _wait(self._dispatch_wake, self._config.poll_seconds)
 
-    def _start(self, delivery: Delivery) -> bool:
-        """Send the delivery now, unless its receiver has its share in flight."""
+    def _start_or_queue(self, delivery: Delivery, lease_until: float) -> bool:
+        """Send the delivery now, or queue it behind its receiver's sends; False when
+        that queue is full too."""
         receiver = delivery.receiver
-        busy = self._busy.get(receiver, 0)
-        if busy >= self._config.receiver_concurrency:
+        if self._busy.get(receiver, 0) < self._config.receiver_concurrency:
+            self._launch(delivery, receiver)
+            return True
+        queue = self._queued.setdefault(receiver, deque())
+        if len(queue) >= self._config.receiver_queue:
             return False
-        self._busy[receiver] = busy + 1
+        queue.append((delivery, lease_until))
+        return True
+
+    def _launch(self, delivery: Delivery, receiver: str) -> None:
+        self._busy[receiver] = self._busy.get(receiver, 0) + 1
         task = asyncio.create_task(self._send(delivery), name=f"webhook {delivery.id}")
         self._sending.add(task)
         task.add_done_callback(lambda done: self._sent(done, receiver))
-        return True
 
     async def _postpone(self, deliveries: list[Delivery], until: float) -> None:
         for delivery in deliveries:
@@ -211,13 +225,27 @@ class WebhookWorker:
                 log.warning("webhook %s could not be put back: %s", delivery.id, err.detail)
 
     def _sent(self, task: asyncio.Task[None], receiver: str) -> None:
+        """A send ended: the receiver's next queued delivery takes its place, if enough of
+        its lease is left for a whole attempt (else it is let go, to be claimed anew)."""
         self._sending.discard(task)
         left = self._busy.get(receiver, 1) - 1
         if left > 0:
             self._busy[receiver] = left
         else:
             self._busy.pop(receiver, None)
-        self._dispatch_wake.set()  # room for one more
+        queue = self._queued.get(receiver)
+        while queue:
+            delivery, lease_until = queue.popleft()
+            if lease_until - self._clock() > self._config.lease_seconds / 2:
+                self._launch(delivery, receiver)
+                break
+            release = self._store.release_delivery(delivery.id, self.owner)
+            letting_go = asyncio.create_task(release, name=f"webhook {delivery.id} let go")
+            self._sending.add(letting_go)
+            letting_go.add_done_callback(self._sending.discard)
+        if not queue:
+            self._queued.pop(receiver, None)
+        self._dispatch_wake.set()  # room for more
 
     async def _send(self, delivery: Delivery) -> None:
         try:
