@@ -578,6 +578,18 @@ def map_resolver(table: dict[str, list[list[str]]]):
     return MapResolver()
 
 
+def check_problem(body: dict[str, Any]) -> dict[str, Any]:
+    """A problem answer as every client may read it: the stable code, and `errors` as
+    sentences with codes (what the newest Web UI shows)."""
+    assert isinstance(body.get("error"), str) and body["error"], body
+    items = body.get("errors")
+    assert isinstance(items, list) and items, body
+    for item in items:
+        assert isinstance(item.get("code"), str) and item["code"], item
+        assert isinstance(item.get("message"), str) and item["message"].strip(), item
+    return body
+
+
 def webhook_secret(seed: str) -> str:
     """A Standard Webhooks secret (`whsec_<base64>`) made from a readable seed."""
     import base64

@@ -20,7 +20,7 @@ from tests.contract.conftest import generation_a, wait_for_status
 from tests.contract.test_generation_a_contract import relay
 from tests.contract.test_http_contract import nulls
 from tests.realcore import RealCore
-from tests.support import asgi_client
+from tests.support import asgi_client, check_problem
 
 API = "/api/v1"
 GHOST = "relay-1000000000000-000000000000"
@@ -52,7 +52,7 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
     assert body["error"] == code, body
-    return body
+    return check_problem(body)
 
 
 async def run(client: httpx.AsyncClient, manifest: dict[str, Any]) -> str:
@@ -90,7 +90,9 @@ async def test_the_cores_parser_message_reaches_the_problem_unquoted(
 ) -> None:
     response = await client.post(f"{API}/jobs", json={"manifest_json": "{nope"})
     body = problem(response, 422, "manifest_invalid")
-    assert body["errors"] == ['unexpected byte at position 1: 0x6E ("n")']
+    assert body["errors"] == [
+        {"code": "manifest_invalid", "message": 'unexpected byte at position 1: 0x6E ("n")'}
+    ]
     assert body["detail"] == 'unexpected byte at position 1: 0x6E ("n")'
 
 

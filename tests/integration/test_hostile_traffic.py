@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import GatewayProcess, pipeline_manifest
+from tests.support import GatewayProcess, check_problem, pipeline_manifest
 
 TOKEN = "hostile-traffic-admin-token"
 LIMITS = {
@@ -53,10 +53,14 @@ def exchange(gateway: GatewayProcess, data: bytes, *, wait: float = 5.0) -> tupl
     return time.monotonic() - started, answer
 
 
-def problem_of(answer: bytes) -> tuple[int, dict]:
+def answer_of(answer: bytes) -> tuple[int, dict]:
     head, _, body = answer.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, json.loads(body)
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def problem_of(answer: bytes) -> tuple[int, dict]:
+    status, body = answer_of(answer)
+    return status, check_problem(body)
 
 
 def healthy(gateway: GatewayProcess) -> bool:
@@ -175,7 +179,7 @@ def test_a_body_arriving_with_its_headers_is_not_counted_as_headers(
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body,
     )
-    status, answered = problem_of(answer)
+    status, answered = answer_of(answer)
     assert status == 201, answered
 
 

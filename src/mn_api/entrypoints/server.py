@@ -241,6 +241,7 @@ class GuardedProtocol(HttpToolsProtocol):
                 "status": status,
                 "detail": detail,
                 "error": code,
+                "errors": [{"code": code, "message": detail}],
                 "request_id": rid,
             }
         )

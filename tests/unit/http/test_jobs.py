@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
-from tests.support import pipeline_manifest
+from tests.support import check_problem, pipeline_manifest
 
 API = "/api/v1"
 
@@ -28,7 +28,7 @@ def _assert_problem(response: httpx.Response, status: int, code: str) -> dict:
     body = response.json()
     assert body["error"] == code and body["status"] == status
     assert {"type", "title", "detail", "request_id"} <= set(body)
-    return body
+    return check_problem(body)
 
 
 async def test_submit_answers_201_with_location(client: httpx.AsyncClient) -> None:
@@ -101,7 +101,8 @@ async def test_runtime_refusal_of_a_manifest_is_manifest_invalid(client: httpx.A
     problem = _assert_problem(
         await client.post(f"{API}/jobs", json={"manifest": manifest}), 422, "manifest_invalid"
     )
-    assert any("entrypoint" in e for e in problem["errors"])
+    assert any("entrypoint" in e["message"] for e in problem["errors"])
+    assert {e["code"] for e in problem["errors"]} == {"manifest_invalid"}
     assert "entrypoint" in problem["detail"]
 
 
@@ -312,8 +313,11 @@ async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient
     _assert_problem(await client.put(f"{API}/jobs"), 405, "method_not_allowed")
 
 
-async def test_requirements_the_runtime_cannot_meet_are_422(client: httpx.AsyncClient) -> None:
+async def test_requirements_the_runtime_cannot_meet_are_412(client: httpx.AsyncClient) -> None:
     manifest = {**pipeline_manifest(), "requirements": {"gpu": 2}}
     response = await client.post(f"{API}/jobs", json={"manifest": manifest})
-    problem = _assert_problem(response, 422, "requirements_not_met")
+    problem = _assert_problem(response, 412, "requirements_not_met")
     assert problem["detail"] == "requirements_not_met: gpu=2 available=0"
+    assert problem["errors"] == [
+        {"code": "requirements_not_met", "message": "requirements_not_met: gpu=2 available=0"}
+    ]

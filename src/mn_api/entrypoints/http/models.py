@@ -574,6 +574,15 @@ class JobWebhooksResponse(BaseModel):
     deliveries: list[WebhookDeliveryView]
 
 
+class ProblemItem(BaseModel):
+    """One thing wrong with a request."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(examples=["job_not_found"])
+    message: str = Field(examples=["job 'nightly-1764341290123-3f9a0c1d2e4b' was not found"])
+
+
 class Problem(BaseModel):
     """An error, as RFC 9457 problem details with a stable machine code."""
 
@@ -587,6 +596,12 @@ class Problem(BaseModel):
                     "status": 404,
                     "detail": "job 'nightly-1764341290123-3f9a0c1d2e4b' was not found",
                     "error": "job_not_found",
+                    "errors": [
+                        {
+                            "code": "job_not_found",
+                            "message": "job 'nightly-1764341290123-3f9a0c1d2e4b' was not found",
+                        }
+                    ],
                     "request_id": "5f0c2a9e8b7d4c3e9a1b2c3d4e5f6a7b",
                 }
             ]
@@ -598,4 +613,8 @@ class Problem(BaseModel):
     status: int
     detail: str
     error: str = Field(examples=["job_not_found"])
+    errors: list[ProblemItem] = Field(
+        description="What went wrong, as sentences to show, each with its stable code: one "
+        "item, or one per problem of a manifest or per invalid field of a request"
+    )
     request_id: str = optional()

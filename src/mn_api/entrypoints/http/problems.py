@@ -39,7 +39,7 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.ManifestInvalidError, ProblemKind(422, "manifest_invalid", "Manifest invalid")),
     (
         e.RequirementsNotMetError,
-        ProblemKind(422, "requirements_not_met", "The runtime cannot meet the requirements"),
+        ProblemKind(412, "requirements_not_met", "The runtime cannot meet the requirements"),
     ),
     (e.InvalidArgumentError, ProblemKind(400, "invalid_argument", "Invalid argument")),
     (e.RequestValidationError, ProblemKind(422, "validation_error", "Validation error")),
@@ -121,6 +121,9 @@ def problem_body(
         "status": status,
         "detail": detail,
         "error": code,
+        # What went wrong as sentences a client can show, each with its stable code; one
+        # item unless the problem lists several (a manifest's, a request's fields).
+        "errors": one_error(code, detail),
     }
     rid = request_id.get()
     if rid is not None:
@@ -148,10 +151,10 @@ def domain_problem(error: e.DomainError) -> Response:
     headers: dict[str, str] = {}
     code = kind.code
     if isinstance(error, e.ManifestInvalidError):
-        extra["errors"] = error.errors
+        extra["errors"] = [{"code": code, "message": problem} for problem in error.errors]
         extra["error_count"] = error.total
     elif isinstance(error, e.RequestValidationError):
-        extra["errors"] = error.fields
+        extra["errors"] = _validation_fields(error.fields) or one_error(code, error.detail)
     elif isinstance(error, e.BundleRejectedError):
         code = error.code
     elif isinstance(error, e.UnsafePayloadPathError):
@@ -174,11 +177,25 @@ def domain_problem(error: e.DomainError) -> Response:
     return problem_response(kind.status, code, detail, title=kind.title, headers=headers, **extra)
 
 
+def one_error(code: str, detail: str) -> list[dict[str, str]]:
+    return [{"code": code, "message": detail}]
+
+
 def _validation_fields(errors: Any) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in errors
-    ]
+    fields = []
+    for err in errors:
+        where = ".".join(str(part) for part in err.get("loc", ()))
+        message = err.get("msg", "")
+        fields.append(
+            {
+                "code": "validation_error",
+                "message": f"{where}: {message}" if where else message,
+                "loc": list(err.get("loc", ())),
+                "msg": message,
+                "type": err.get("type", ""),
+            }
+        )
+    return fields
 
 
 async def _on_domain_error(_request: Request, exc: Exception) -> Response:
