@@ -101,11 +101,29 @@ async def test_what_the_core_lacks_answers_not_implemented(client: httpx.AsyncCl
         ("DELETE", "/jobs", "ClearJobs"),
         ("POST", "/jobs/cleanup", "ClearJobs"),
         ("POST", "/jobs:cleanup", "ClearJobs"),
-        ("POST", "/jobs/cancel-all", "CancelAllJobs"),
-        ("POST", "/jobs:cancel-all", "CancelAllJobs"),
     ):
         body = problem(await client.request(method, API + path), 501, "not_supported")
         assert body["detail"] == f"{call} is not supported by this core", path
+
+
+@pytest.mark.parametrize("path", ["/jobs:cancel-all", "/jobs/cancel-all"])
+async def test_cancel_all_cancels_each_live_job_where_the_core_has_no_call_for_it(
+    client: httpx.AsyncClient, runtime: RuntimePort, path: str
+) -> None:
+    waiting = [await run(client, relay()) for _ in range(2)]
+    for job_id in waiting:
+        await wait_for_status(runtime, job_id, {"running"})
+    answer = await client.post(API + path)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["via"] == "CancelJob" and body["status"] == "cancelled"
+    assert set(waiting) <= set(body["cancelled_job_ids"]) == set(body["job_ids"])
+    assert body["cancelled_count"] == len(body["cancelled_job_ids"]) == body["active_count"]
+    assert "failed" not in body
+    for job_id in waiting:
+        assert await wait_for_status(runtime, job_id) == "cancelled"
+    again = (await client.post(API + path)).json()
+    assert again["status"] == "no_active_jobs" and again["active_count"] == 0
 
 
 async def test_the_graph_counts_the_start_message_instead_of_drawing_the_runtime(

@@ -181,16 +181,40 @@ class JobActionResponse(BaseModel):
     job_id: str
 
 
-class CancelAllJobsResponse(Open):
+class CancelAllFailure(BaseModel):
+    job_id: str
+    error: str = Field(description="The stable code of the refusal", examples=["runtime_error"])
+    message: str
+
+
+class CancelAllJobsResponse(BaseModel):
     model_config = ConfigDict(
-        extra="allow",
         json_schema_extra={
-            "examples": [{"cancelled_count": 2, "job_ids": ["rf-1a2b3c4d", "rf-5e6f7a8b"]}]
+            "examples": [
+                {
+                    "status": "cancelled",
+                    "active_count": 2,
+                    "cancelled_count": 2,
+                    "cancelled_job_ids": ["rf-1a2b3c4d", "rf-5e6f7a8b"],
+                    "job_ids": ["rf-1a2b3c4d", "rf-5e6f7a8b"],
+                    "via": "CancelJob",
+                }
+            ]
         },
     )
 
+    status: Literal["no_active_jobs", "cancelled", "partially_cancelled", "failed"]
+    active_count: int = Field(description="Live jobs when the call came")
     cancelled_count: int
-    job_ids: list[str] = optional("the jobs the core cancelled, where it names them")
+    cancelled_job_ids: list[str] = Field(
+        description="The jobs cancelled (the core's one call may not name them)"
+    )
+    job_ids: list[str] = Field(description="The same ids, by the 1.2.31 core's name")
+    via: Literal["CancelAllJobs", "CancelJob"] = Field(
+        description="The core's one call, or a cancel for each live job"
+    )
+    ended_job_ids: list[str] = optional("jobs that ended before their cancel came")
+    failed: list[CancelAllFailure] = optional("jobs whose cancel was refused, and why")
 
 
 class ClearJobsResponse(BaseModel):

@@ -17,6 +17,7 @@ from mn_api.entrypoints.http.auth import AuthDep, Caller, authenticate
 from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.json_body import StrictJsonRoute
+from mn_api.entrypoints.http.problems import kind_of
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
@@ -177,7 +178,24 @@ async def clear_jobs(
 
 
 async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
-    return json_response(await use_case())
+    done = await use_case()
+    answer: dict[str, object] = {
+        "status": done.status,
+        "active_count": done.active,
+        "cancelled_count": len(done.cancelled) if done.via == "CancelJob" else done.active,
+        "cancelled_job_ids": done.cancelled,
+        # The 1.2.31 core's own name for the ids, for the clients written against it.
+        "job_ids": done.cancelled,
+        "via": done.via,
+    }
+    if done.ended:
+        answer["ended_job_ids"] = done.ended
+    if done.refused:
+        answer["failed"] = [
+            {"job_id": job_id, "error": kind_of(refusal).code, "message": refusal.detail}
+            for job_id, refusal in done.refused
+        ]
+    return json_response(answer)
 
 
 @router.post(
@@ -188,8 +206,11 @@ async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
 async def cancel_all_jobs(
     use_case: Annotated[uc.CancelAllJobs, provided("cancel_all_jobs")],
 ) -> Response:
-    """Cores from 1.2.31 cancel every live job at once; older cores and generation A cores
-    lack the call, and the answer is 501 `not_supported`."""
+    """Cores from 1.2.31 cancel every live job at once (`via: "CancelAllJobs"`). Older cores
+    lack that call: the live jobs are listed and each is cancelled (`via: "CancelJob"`),
+    and each one's outcome is told: `cancelled_job_ids`, `ended_job_ids` (ended before
+    its cancel came), `failed` (refused, with the reason). `status` sums it up:
+    `no_active_jobs`, `cancelled`, `partially_cancelled` or `failed`."""
     return await _cancel_all(use_case)
 
 
