@@ -223,14 +223,17 @@ class GatewayProcess:
             self.core = None
 
 
-async def read_sse(lines, stop=None) -> list[dict]:
-    """Parse Server-Sent Events from an async iterator of lines until it ends (or `stop`)."""
+async def read_sse(lines, stop=None, on_event=None) -> list[dict]:
+    """Parse Server-Sent Events from an async iterator of lines until it ends (or `stop`);
+    `on_event` (a coroutine function) is awaited with each event as it comes."""
     events: list[dict] = []
     current: dict = {}
     async for line in lines:
         if line == "":
             if current:
                 events.append(current)
+                if on_event is not None:
+                    await on_event(current, events)
                 if stop is not None and stop(current, events):
                     return events
             current = {}

@@ -292,6 +292,14 @@ class Container(containers.DeclarativeContainer):
         heartbeat_seconds=providers.Callable(lambda s: s.sse_heartbeat_seconds, settings),
         journal=journal,
     )
+    # One for the process: viewers of the same job share the snapshots it builds.
+    workflow_progress = providers.Singleton(
+        uc.WorkflowProgress,
+        runtime=runtime,
+        topology=topology_lookup,
+        journal=journal,
+        heartbeat_seconds=providers.Callable(lambda s: min(5.0, s.sse_heartbeat_seconds), settings),
+    )
     replay_dead_letter = providers.Factory(uc.ReplayDeadLetter, runtime=runtime, journal=journal)
     cancel_job = providers.Factory(uc.CancelJob, runtime=runtime)
     pause_job = providers.Factory(uc.PauseJob, runtime=runtime)

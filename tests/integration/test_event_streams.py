@@ -74,6 +74,42 @@ async def test_a_stream_follows_the_job_until_it_ends(client: httpx.AsyncClient)
     assert data == history
 
 
+async def test_the_workflow_progress_stream_is_live_until_the_job_ends(
+    client: httpx.AsyncClient,
+) -> None:
+    """As the job page of Web UI 1.2.5 reads it: snapshots as the job moves, and the last
+    one once it has ended; here the job is cancelled by another client mid-way."""
+    manifest = _long_manifest(3)
+    manifest["nodes"][1]["config"] = {"simulate": {"delay_ms": 600_000}}  # never done here
+    job_id = await _submit(client, manifest)
+    url = f"{API}/jobs/{job_id}/workflow-progress/stream"
+    async with client.stream("GET", url) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+
+        async def cancel_once_running(event: dict, _events: list) -> bool:
+            if event.get("event") == "snapshot":
+                snapshot = orjson.loads(event["data"])
+                if snapshot["agent_count"]["running"] >= 1 and not cancels:
+                    # The router took its first message: live, and waiting on the worker.
+                    cancels.append(await client.post(f"{API}/jobs/{job_id}/cancel"))
+            return False
+
+        cancels: list[httpx.Response] = []
+
+        async with asyncio.timeout(60):
+            events = await read_sse(response.aiter_lines(), on_event=cancel_once_running)
+    snapshots = [orjson.loads(e["data"]) for e in events if e.get("event") == "snapshot"]
+    assert [c.status_code for c in cancels] == [200], [c.text for c in cancels]
+    assert len(snapshots) >= 2
+    assert snapshots[0]["job_id"] == job_id
+    assert any(s["status"] == "running" for s in snapshots)
+    assert snapshots[-1]["status"] == "cancelled"
+    sequences = [s["sequence"] for s in snapshots]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+    assert events[-1] == {"retry": "3600000"}
+
+
 @pytest.mark.parametrize("resume", ["header", "query"])
 async def test_resuming_after_a_dropped_connection_loses_and_repeats_nothing(
     client: httpx.AsyncClient, resume: str

@@ -44,6 +44,7 @@ from mn_api.domain.errors import (
 )
 from mn_api.domain.events import DEAD_LETTER, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.graph import EventFold
+from mn_api.domain.progress import ProgressFold
 from mn_api.domain.status import is_terminal
 
 log = logging.getLogger("mn_api.journal")
@@ -115,6 +116,7 @@ class _Journal:
         self.by_type: dict[str, list[int]] = {}
         self.dead_letters: list[int] = []
         self.fold = EventFold()
+        self.progress = ProgressFold()
         self.lock = asyncio.Lock()
         self.changed = asyncio.Event()
 
@@ -146,6 +148,7 @@ class _Journal:
             self.dead_letters.append(position)
         if isinstance(value, dict):
             self.fold.add(value)
+            self.progress.add(value)
         if kind in TERMINAL_EVENT_STATUS:
             self.final = True
         changed, self.changed = self.changed, asyncio.Event()
@@ -534,6 +537,7 @@ class HistoryJournal:
     def _reset(self, journal: _Journal) -> None:
         journal.raws, journal.by_type, journal.dead_letters = [], {}, []
         journal.fold, journal.base, journal.size = EventFold(), 0, 0
+        journal.progress = ProgressFold()
         journal.final = journal.oversized = False
         journal.wake()
 

@@ -20,6 +20,7 @@ from mn_api.application.use_cases.resume_job import ResumeJob
 from mn_api.application.use_cases.stream_events import FeedItem, StreamEnd, StreamEvents
 from mn_api.application.use_cases.submit_bundle import BundleUpload, SubmitBundle
 from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
+from mn_api.application.use_cases.workflow_progress import WorkflowProgress
 
 __all__ = [
     "BundleUpload",
@@ -49,4 +50,5 @@ __all__ = [
     "SubmitJob",
     "SubmitJobCommand",
     "TopologyLookup",
+    "WorkflowProgress",
 ]

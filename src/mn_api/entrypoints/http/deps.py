@@ -24,6 +24,7 @@ PROVIDED = (
     "get_job_graph",
     "list_events",
     "stream_events",
+    "workflow_progress",
     "list_dead_letters",
     "replay_dead_letter",
     "cancel_job",

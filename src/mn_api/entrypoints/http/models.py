@@ -642,3 +642,65 @@ class Problem(BaseModel):
         "item, or one per problem of a manifest or per invalid field of a request"
     )
     request_id: str = optional()
+
+
+class AgentCounts(BaseModel):
+    done: int
+    running: int
+    idle: int
+    ready: int
+    failed: int
+    total: int
+
+
+class WorkflowStep(Open):
+    """One agent of the manifest (or seen in the history) as a step of the workflow."""
+
+    id: str
+    label: str
+    status: str = Field(
+        description="done, running, ready, idle, paused, failed or cancelled",
+        examples=["running"],
+    )
+    layer: int = Field(description="Distance from an entrypoint along the declared edges")
+    parents: list[str]
+    children: list[str]
+    agents: list[dict[str, Any]]
+
+
+class WorkflowProgressView(Open):
+    """A job's progress, built from its whole history and its declared topology."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "version": 1,
+                    "job_id": "pipeline-1764341290123-3f9a0c1d2e4b",
+                    "workflow_id": "pipeline",
+                    "status": "running",
+                    "sequence": 6,
+                    "agent_count": {
+                        "done": 0, "running": 2, "idle": 1, "ready": 0, "failed": 0, "total": 3
+                    },
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    version: int
+    job_id: str
+    workflow_id: str = Field(description="The manifest's graph_id")
+    name: str
+    status: str
+    sequence: int = Field(description="Events of the history this snapshot has taken in")
+    generated_at: str
+    elapsed_seconds: float
+    agent_count: AgentCounts
+    current_step_ids: list[str]
+    steps: list[WorkflowStep]
+    agents: list[dict[str, Any]]
+    edges: list[dict[str, str]]
+    recent_events: list[dict[str, Any]] = Field(description="The last 20 events, oldest first")
+    failure: dict[str, Any] = optional("Why the job failed (mn.error.v1), once it has")

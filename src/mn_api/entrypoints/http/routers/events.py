@@ -185,19 +185,17 @@ async def stream_events(
         return Response(status_code=204, headers=NO_CACHE)
     if NDJSON in request.headers.get("accept", ""):
         return StreamingResponse(
-            _counted(telemetry, _ndjson(feed)), media_type=NDJSON, headers=NO_CACHE
+            counted(telemetry, _ndjson(feed)), media_type=NDJSON, headers=NO_CACHE
         )
     return EventSourceResponse(
-        _counted(telemetry, _sse(feed)),
+        counted(telemetry, _sse(feed)),
         headers=NO_CACHE,
         ping=settings.sse_heartbeat_seconds,
         ping_message_factory=lambda: ServerSentEvent(comment="heartbeat"),
     )
 
 
-async def _counted(
-    telemetry: PrometheusTelemetry, chunks: AsyncIterator[Any]
-) -> AsyncIterator[Any]:
+async def counted(telemetry: PrometheusTelemetry, chunks: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """Keeps the open-streams gauge true, whether the stream ends or the client leaves."""
     telemetry.stream_opened()
     try:

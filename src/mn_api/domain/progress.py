@@ -1,0 +1,325 @@
+"""A job's workflow progress: what its history says about each agent, folded one event at
+a time, and the snapshot the newest clients draw (the job, its steps and their agents).
+
+Every agent of the manifest is a step; its layer is its distance from an entrypoint. An
+agent's status follows from the job's and from what the history shows it doing:
+- the job has ended: `done` for an agent that took part (`failed` for the one the job
+  failed in), `idle` for one that never did (`cancelled` jobs leave theirs `cancelled`);
+- the job is live: `running` once it has received a message, `ready` for an entrypoint
+  still waiting for its first, `idle` otherwise; `paused` while the job is.
+Nothing is guessed: there is no per-agent percentage unless the agent has finished.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mn_api.domain.events import (
+    AGENT_MESSAGE_RECEIVED,
+    DEAD_LETTER,
+    JOB_FAILED,
+    JOB_PENDING,
+    JOB_RUNNING,
+    TERMINAL_EVENT_STATUS,
+)
+from mn_api.domain.graph import CORE_SENDERS, topology_of
+from mn_api.domain.webhooks import status_after
+
+RECENT_EVENTS = 20
+# The buckets the clients count agents in.
+BUCKETS = ("done", "running", "idle", "ready", "failed")
+
+
+class AgentActivity:
+    """One agent as its history shows it."""
+
+    __slots__ = ("dead_letters", "first_at", "last_at", "last_event", "received", "sent")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.sent = 0
+        self.dead_letters = 0
+        self.first_at = ""
+        self.last_at = ""
+        self.last_event = ""
+
+    def saw(self, kind: str, stamp: str) -> None:
+        if not self.first_at:
+            self.first_at = stamp
+        if stamp:
+            self.last_at = stamp
+        self.last_event = kind
+
+
+class ProgressFold:
+    """What a history says about a job's progress, extended with each new event."""
+
+    __slots__ = (
+        "agents",
+        "ended_at",
+        "events",
+        "failed_agent",
+        "failure",
+        "graph_id",
+        "recent",
+        "started_at",
+        "status",
+        "submitted_at",
+        "updated_at",
+    )
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.status: str | None = None
+        self.graph_id = ""
+        self.submitted_at = ""
+        self.started_at = ""
+        self.ended_at = ""
+        self.updated_at = ""
+        self.failure: Mapping[str, Any] | None = None
+        self.failed_agent = ""
+        self.agents: dict[str, AgentActivity] = {}
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
+
+    def add(self, event: Mapping[str, Any]) -> None:
+        self.events += 1
+        kind = event.get("type")
+        kind = kind if isinstance(kind, str) else ""
+        stamp = event.get("timestamp")
+        stamp = stamp if isinstance(stamp, str) else ""
+        if stamp:
+            self.updated_at = stamp
+            self.submitted_at = self.submitted_at or stamp
+        self.status = status_after(kind, self.status)
+        if kind == JOB_PENDING and isinstance(event.get("graph_id"), str):
+            self.graph_id = event["graph_id"]
+        elif kind == JOB_RUNNING and not self.started_at:
+            self.started_at = stamp
+        elif kind in TERMINAL_EVENT_STATUS:
+            self.ended_at = stamp
+            if kind == JOB_FAILED:
+                self.failure = event
+        agent_id = event.get("agent_id")
+        recent: dict[str, Any] = {"timestamp": stamp, "type": kind}
+        if isinstance(agent_id, str) and agent_id:
+            recent["agent_id"] = agent_id
+            agent = self._agent(agent_id)
+            agent.saw(kind, stamp)
+            if kind == AGENT_MESSAGE_RECEIVED:
+                agent.received += 1
+                payload = event.get("payload")
+                sender = payload.get("from") if isinstance(payload, dict | Mapping) else None
+                if isinstance(sender, str) and sender and sender not in CORE_SENDERS:
+                    self._agent(sender).sent += 1
+            elif kind == DEAD_LETTER:
+                agent.dead_letters += 1
+            if kind == JOB_FAILED:
+                self.failed_agent = agent_id
+        self.recent.append(recent)
+
+    def _agent(self, agent_id: str) -> AgentActivity:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            agent = self.agents[agent_id] = AgentActivity()
+        return agent
+
+
+def snapshot(
+    fold: ProgressFold,
+    job_id: str,
+    *,
+    manifest: Mapping[str, Any] | None,
+    status: str | None,
+    generated_at: str,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The workflow-progress document of a job: `status` is the job's as the runtime
+    reports it (the history's, when not given); `manifest` its declared topology."""
+    topology = topology_of(manifest or {})
+    status = status or fold.status or "pending"
+    if status == "queued":  # scheduled, not yet running: a job's status says pending
+        status = "pending"
+    ended = status in TERMINAL_EVENT_STATUS.values()
+    declared = {n["node_id"]: n for n in topology["nodes"] if n.get("node_id")}
+    order = list(declared) + sorted(a for a in fold.agents if a not in declared)
+    layers = _layers(order, topology)
+    parents: dict[str, list[str]] = {a: [] for a in order}
+    children: dict[str, list[str]] = {a: [] for a in order}
+    edges = []
+    for edge in topology["edges"]:
+        source, target = edge.get("from_node"), edge.get("to_node")
+        if source in parents and target in parents:
+            children[source].append(target)
+            parents[target].append(source)
+            edges.append({"from": source, "to": target, "event": edge.get("message_type", "*")})
+    entrypoints = set(topology["entrypoints"])
+    agents = []
+    steps = []
+    counts = dict.fromkeys(BUCKETS, 0)
+    for agent_id in order:
+        activity = fold.agents.get(agent_id) or AgentActivity()
+        agent_status = _agent_status(fold, agent_id, activity, status, ended, entrypoints)
+        bucket = agent_status if agent_status in counts else "idle"
+        counts[bucket] += 1
+        node = declared.get(agent_id, {})
+        role = node.get("agent_type") or "agent"
+        agent = {
+            "id": agent_id,
+            "display_name": agent_id,
+            "role": role,
+            "working_on": node.get("role") or role,
+            "status": agent_status,
+            "progress": 100 if agent_status == "done" else 0,
+            "progress_source": "events",
+            "items_done": activity.received,
+            "messages_received": activity.received,
+            "messages_sent": activity.sent,
+            "dead_letters": activity.dead_letters,
+            "live": agent_status == "running",
+        }
+        agent.update(_times(activity, ended))
+        agents.append(agent)
+        step = {
+            "id": agent_id,
+            "label": agent_id,
+            "goal": role,
+            "status": agent_status,
+            "current": agent_status == "running",
+            "parents": parents[agent_id],
+            "children": children[agent_id],
+            "layer": layers.get(agent_id, 0),
+            "total_count": 1,
+            "live": agent_status == "running",
+            "agents": [agent],
+        }
+        step.update({f"{b}_count": int(bucket == b) for b in BUCKETS})
+        step.update(_times(activity, ended))
+        steps.append(step)
+    running = [a["id"] for a in agents if a["status"] == "running"]
+    document: dict[str, Any] = {
+        "version": 1,
+        "schema_version": 1,
+        "job_id": job_id,
+        "workflow_id": fold.graph_id or "workflow",
+        "name": name or fold.graph_id or job_id,
+        "status": status,
+        "workflow_kind": "batch",
+        "progress_source": "events",
+        "sequence": fold.events,
+        "generated_at": generated_at,
+        "elapsed_seconds": _elapsed(fold.submitted_at, fold.ended_at or generated_at),
+        "agent_count": {**counts, "total": len(agents)},
+        "current_step_ids": running,
+        "steps": steps,
+        "agents": agents,
+        "edges": edges,
+        "layers": _grouped(layers, order),
+        "messages": [],
+        "recent_events": list(fold.recent),
+    }
+    if fold.submitted_at:
+        document["submitted_at"] = fold.submitted_at
+    if running:
+        document["current_step_id"] = running[0]
+    if status == "failed":
+        document["failure"] = _failure(fold)
+    return document
+
+
+def _agent_status(
+    fold: ProgressFold,
+    agent_id: str,
+    activity: AgentActivity,
+    status: str,
+    ended: bool,
+    entrypoints: set[str],
+) -> str:
+    took_part = activity.received > 0 or activity.sent > 0
+    if ended:
+        if status == "failed" and agent_id == fold.failed_agent:
+            return "failed"
+        if status == "cancelled" and took_part:
+            return "cancelled"
+        return "done" if took_part else "idle"
+    if status == "paused":
+        return "paused"
+    if activity.received > 0:
+        return "running"
+    return "ready" if agent_id in entrypoints or not entrypoints else "idle"
+
+
+def _times(activity: AgentActivity, ended: bool) -> dict[str, str]:
+    times = {}
+    if activity.first_at:
+        times["started_at"] = activity.first_at
+    if activity.last_at:
+        times["last_event_at"] = activity.last_at
+        if ended:
+            times["ended_at"] = activity.last_at
+    return times
+
+
+def _layers(order: list[str], topology: Mapping[str, Any]) -> dict[str, int]:
+    """Each agent's distance from an entrypoint along the declared edges (breadth first);
+    agents no edge reaches are put after the deepest."""
+    following: dict[str, list[str]] = {}
+    for edge in topology["edges"]:
+        following.setdefault(edge.get("from_node", ""), []).append(edge.get("to_node", ""))
+    layers: dict[str, int] = {}
+    frontier = [e for e in topology["entrypoints"] if e in order]
+    depth = 0
+    while frontier:
+        nxt = []
+        for agent_id in frontier:
+            if agent_id in layers:
+                continue
+            layers[agent_id] = depth
+            nxt.extend(following.get(agent_id, ()))
+        frontier, depth = nxt, depth + 1
+    last = max(layers.values(), default=-1) + 1
+    for agent_id in order:
+        layers.setdefault(agent_id, last)
+    return layers
+
+
+def _grouped(layers: dict[str, int], order: list[str]) -> list[list[str]]:
+    grouped: dict[int, list[str]] = {}
+    for agent_id in order:
+        grouped.setdefault(layers[agent_id], []).append(agent_id)
+    return [grouped[depth] for depth in sorted(grouped)]
+
+
+def _elapsed(start: str, end: str) -> float:
+    first, last = _moment(start), _moment(end)
+    if first is None or last is None:
+        return 0.0
+    return round(max((last - first).total_seconds(), 0.0), 3)
+
+
+def _moment(stamp: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _failure(fold: ProgressFold) -> dict[str, Any]:
+    """The job's failure in the shape the clients show (`mn.error.v1`)."""
+    event = fold.failure or {}
+    result = event.get("result")
+    reason = event.get("reason") or event.get("error")
+    if reason is None and isinstance(result, dict | Mapping):
+        reason = result.get("reason") or result.get("error")
+    failure: dict[str, Any] = {
+        "schema_version": "mn.error.v1",
+        "code": "job.failed",
+        "desc": reason if isinstance(reason, str) and reason else "the job failed",
+        "severity": "ERROR",
+        "details": {k: v for k, v in event.items() if k not in ("type", "timestamp", "version")},
+    }
+    if fold.ended_at:
+        failure["occurred_at"] = fold.ended_at
+    return failure

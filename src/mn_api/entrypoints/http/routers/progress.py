@@ -1,0 +1,101 @@
+"""A job's workflow progress: one snapshot, or followed live as snapshots (SSE)."""
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.responses import Response
+
+from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
+from mn_api.application import use_cases as uc
+from mn_api.domain.errors import DomainError
+from mn_api.domain.events import Heartbeat, iso_timestamp
+from mn_api.entrypoints.http import models as m
+from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.deps import provided
+from mn_api.entrypoints.http.problems import domain_problem
+from mn_api.entrypoints.http.responses import json_response
+from mn_api.entrypoints.http.routers import (
+    API_PREFIX,
+    AUTH_ERRORS,
+    RUNTIME_ERRORS,
+    JobId,
+    problems,
+)
+from mn_api.entrypoints.http.routers.events import NO_CACHE, RETRY_MS, counted
+
+log = logging.getLogger("mn_api.http")
+router = APIRouter(
+    prefix=f"{API_PREFIX}/jobs",
+    tags=["events"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+)
+# After the last snapshot of an ended job, how long an EventSource waits before it asks
+# again (it reconnects whenever a stream ends): there is nothing more to tell.
+ENDED_RETRY_MS = 3_600_000
+
+Progress = Annotated[uc.WorkflowProgress, provided("workflow_progress")]
+
+
+@router.get(
+    "/{job_id}/workflow-progress",
+    response_model=m.WorkflowProgressView,
+    responses=problems(404, 422),
+    summary="A job's workflow progress",
+)
+async def get_workflow_progress(job_id: JobId, use_case: Progress) -> Response:
+    """Every agent of the job as a step, with its status, the messages it took and sent,
+    and when; counts by status; the edges between them and the last events. Built from
+    the job's whole history, as `/workflow-progress/stream` sends it."""
+    return json_response(await use_case(job_id))
+
+
+@router.get(
+    "/{job_id}/workflow-progress/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`event: snapshot` with the document of `/workflow-progress` now "
+            "and after each change, `event: heartbeat` every 5 s while nothing changes, and "
+            "a last snapshot once the job has ended (then the stream ends)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **problems(404, 422),
+    },
+    summary="Follow a job's workflow progress live",
+)
+async def stream_workflow_progress(
+    job_id: JobId,
+    use_case: Progress,
+    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
+) -> Response:
+    feed = await use_case.follow(job_id)
+    return EventSourceResponse(counted(telemetry, _sse(feed)), headers=NO_CACHE, ping=None)
+
+
+async def _sse(feed: AsyncIterator[Any]) -> AsyncIterator[ServerSentEvent]:
+    yield ServerSentEvent(retry=RETRY_MS)
+    last: dict[str, Any] | None = None
+    try:
+        async for item in feed:
+            if isinstance(item, Heartbeat):
+                beat = orjson.dumps({"timestamp": iso_timestamp(time.time())}).decode()
+                yield ServerSentEvent(event="heartbeat", data=beat)
+            else:
+                last = item
+                yield ServerSentEvent(
+                    event="snapshot", data=orjson.dumps(item).decode(), id=str(item["sequence"])
+                )
+    except DomainError as error:
+        log.warning("workflow progress stream failed: %s", error.detail)
+        yield ServerSentEvent(event="error", data=bytes(domain_problem(error).body).decode())
+        return
+    finally:
+        await feed.aclose()  # type: ignore[attr-defined]
+    if last is not None:
+        yield ServerSentEvent(retry=ENDED_RETRY_MS)
