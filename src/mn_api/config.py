@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # X-Forwarded-Proto are believed: the client behind them is then the caller that rate
     # limits and failed-token counts apply to. None by default.
     trusted_proxies_raw: str | None = Field(None, validation_alias="MN_API_TRUSTED_PROXIES")
+    # Blueprints on this host: the catalogue (a folder of blueprint folders), and the
+    # folders a launch by path may read from (the catalogue is one of them). None by default.
+    blueprint_dir: Path | None = Field(None, validation_alias="MN_API_BLUEPRINT_DIR")
+    launch_roots_raw: str | None = Field(None, validation_alias="MN_API_LAUNCH_ROOTS")
     # What one connection may cost before the app sees a request (entrypoints/server.py).
     max_header_bytes: int = Field(
         32 * 1024, validation_alias="MN_API_MAX_HEADER_BYTES", ge=1024, le=1024 * 1024
@@ -378,6 +382,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _launch_folders_exist(self) -> Settings:
+        named = [("MN_API_BLUEPRINT_DIR", self.blueprint_dir)] if self.blueprint_dir else []
+        named += [("MN_API_LAUNCH_ROOTS", root) for root in self.launch_roots]
+        for variable, folder in named:
+            if not folder.is_absolute() or not folder.is_dir():
+                raise ValueError(f"{variable} names no folder: give absolute paths of folders")
+        return self
+
+    @model_validator(mode="after")
     def _proxies_are_addresses(self) -> Settings:
         for entry in self.trusted_proxies:
             if entry == "*":
@@ -423,6 +436,10 @@ class Settings(BaseSettings):
     @property
     def cors_allow_origins(self) -> tuple[str, ...]:
         return _split(self.cors_allow_origins_raw)
+
+    @property
+    def launch_roots(self) -> tuple[Path, ...]:
+        return tuple(Path(root) for root in _split(self.launch_roots_raw))
 
     @property
     def trusted_proxies(self) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from dependency_injector import containers, providers
 
 from mn_api import __version__
+from mn_api.adapters.blueprints import FolderBlueprints
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
 from mn_api.adapters.bundles.redis import RedisBundleStore
 from mn_api.adapters.idempotency.redis import RedisIdempotencyStore
@@ -274,6 +275,20 @@ class Container(containers.DeclarativeContainer):
         webhooks=webhooks,
         topologies=topology_store,
         bundle_submissions=providers.Callable(lambda s: s.bundle_submissions_at_once, settings),
+    )
+    blueprints = providers.Singleton(
+        FolderBlueprints,
+        catalog=providers.Callable(lambda s: s.blueprint_dir, settings),
+        roots=providers.Callable(lambda s: s.launch_roots, settings),
+        limits=providers.Callable(_limits, settings),
+    )
+    launch_log = providers.Singleton(uc.LaunchLog)
+    launch_blueprint = providers.Factory(
+        uc.LaunchBlueprint,
+        blueprints=blueprints,
+        bundles=bundle_store,
+        submit_job=submit_job,
+        log=launch_log,
     )
     submit_bundle = providers.Factory(uc.SubmitBundle, bundles=bundle_store, submit_job=submit_job)
     list_jobs = providers.Factory(uc.ListJobs, runtime=runtime)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from mn_api.domain.documents import JsonDocument
@@ -154,6 +155,35 @@ class SharedStateProbe(ABC):
     @abstractmethod
     async def ping(self, deadline_seconds: float) -> None:
         """Return when it answers; SharedStateUnavailableError, naming it, when not."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blueprint:
+    """A blueprint of the catalogue: a folder with a manifest and its payloads."""
+
+    id: str
+    name: str
+    description: str = ""
+    category: str = ""
+
+
+class BlueprintSource(ABC):
+    """Blueprints on the gateway's host: a catalogue, and folders under the launch roots.
+    Nothing is ever fetched from the network."""
+
+    @abstractmethod
+    async def catalog(self) -> list[Blueprint]:
+        """Every blueprint of the catalogue (none when no catalogue is configured)."""
+
+    @abstractmethod
+    async def blueprint(self, blueprint_id: str) -> tuple[Blueprint, BundleContents]:
+        """A catalogue blueprint's manifest and payloads; BlueprintNotFoundError."""
+
+    @abstractmethod
+    async def at_path(self, path: str) -> BundleContents | Path:
+        """What a path holds: a blueprint folder (or its manifest.json) as its contents,
+        or a .zip archive as its file. LaunchPathNotAllowedError outside the roots,
+        BlueprintNotFoundError when nothing usable is there."""
 
 
 class ManifestSource(ABC):

@@ -49,6 +49,19 @@ class BundleNotFoundError(DomainError):
         self.bundle_id = bundle_id
 
 
+class BlueprintNotFoundError(DomainError):
+    """No blueprint of the catalogue, or no blueprint at a path, by that name."""
+
+
+class LaunchPathNotAllowedError(DomainError):
+    """A launch path outside the folders launches may read."""
+
+
+class LaunchNotFoundError(DomainError):
+    def __init__(self, progress_id: str) -> None:
+        super().__init__(f"no launch {progress_id[:128]!r} is known here (or it has expired)")
+
+
 class InvalidTransitionError(DomainError):
     """The job's current state forbids the requested operation."""
 

@@ -9,6 +9,12 @@ from mn_api.application.use_cases.get_job import GetJob
 from mn_api.application.use_cases.get_job_graph import GetJobGraph
 from mn_api.application.use_cases.get_runtime_metrics import GetRuntimeMetrics
 from mn_api.application.use_cases.get_system_summary import GetSystemSummary
+from mn_api.application.use_cases.launch_blueprint import (
+    Launch,
+    LaunchBlueprint,
+    LaunchLog,
+    LaunchRequest,
+)
 from mn_api.application.use_cases.list_dead_letters import ListDeadLetters
 from mn_api.application.use_cases.list_events import EventPage, ListEvents
 from mn_api.application.use_cases.list_jobs import ListJobs
@@ -35,6 +41,10 @@ __all__ = [
     "GetRuntimeMetrics",
     "GetSystemSummary",
     "JobWebhooks",
+    "Launch",
+    "LaunchBlueprint",
+    "LaunchLog",
+    "LaunchRequest",
     "ListDeadLetters",
     "ListEvents",
     "ListJobs",

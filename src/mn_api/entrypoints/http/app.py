@@ -29,7 +29,15 @@ from mn_api.entrypoints.http.hot_routes import HotRoutes
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.openapi import install_openapi
 from mn_api.entrypoints.http.responses import JsonResponse
-from mn_api.entrypoints.http.routers import bundles, events, jobs, progress, system, webhooks
+from mn_api.entrypoints.http.routers import (
+    bundles,
+    events,
+    jobs,
+    launches,
+    progress,
+    system,
+    webhooks,
+)
 
 _ASSETS = "/docs-assets"
 GC_THRESHOLD = 50_000
@@ -144,6 +152,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         events.router,
         progress.router,
         bundles.router,
+        launches.router,
         webhooks.router,
     )
     for router in routers:

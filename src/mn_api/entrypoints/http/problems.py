@@ -34,6 +34,12 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.JobNotFoundError, ProblemKind(404, "job_not_found", "Job not found")),
     (e.DeadLetterNotFoundError, ProblemKind(404, "dead_letter_not_found", "Dead letter not found")),
     (e.BundleNotFoundError, ProblemKind(404, "bundle_not_found", "Bundle not found")),
+    (e.BlueprintNotFoundError, ProblemKind(404, "blueprint_not_found", "Blueprint not found")),
+    (e.LaunchNotFoundError, ProblemKind(404, "launch_not_found", "Launch not found")),
+    (
+        e.LaunchPathNotAllowedError,
+        ProblemKind(403, "path_not_allowed", "Path outside the launch folders"),
+    ),
     (e.InvalidTransitionError, ProblemKind(409, "invalid_transition", "Invalid transition")),
     (e.AlreadyExistsError, ProblemKind(409, "conflict", "Conflict")),
     (e.ManifestInvalidError, ProblemKind(422, "manifest_invalid", "Manifest invalid")),

@@ -1,0 +1,175 @@
+"""Blueprints and launching them (as the newest Web UI does), and the catalogue-side
+routes of the later releases this gateway answers plainly: models and run pages."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from mn_api.application import use_cases as uc
+from mn_api.application.ports import BlueprintSource
+from mn_api.application.use_cases.launch_blueprint import blueprint_view
+from mn_api.entrypoints.http import models as m
+from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.deps import provided
+from mn_api.entrypoints.http.problems import HttpProblem
+from mn_api.entrypoints.http.responses import json_response
+from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
+
+router = APIRouter(
+    prefix=API_PREFIX,
+    tags=["blueprints"],
+    dependencies=[Depends(authenticate)],
+    responses=problems(*AUTH_ERRORS),
+)
+
+
+class LaunchRunRequest(BaseModel):
+    """What to launch: a catalogue blueprint, a folder (or .zip) under the launch roots,
+    or a bundle uploaded through `/bundles/upload`."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {"version": 1, "source": "catalog", "blueprint_id": "demo/relay"},
+                {"version": 1, "source": "bundle", "_bundle_path": "bnd_" + "0" * 32},
+            ]
+        },
+    )  # fmt: skip
+
+    version: int = 1
+    source: Literal["catalog", "path", "bundle"]
+    blueprint_id: str | None = Field(None, max_length=512)
+    path: str | None = Field(None, max_length=4096)
+    bundle_path: str | None = Field(
+        None,
+        alias="_bundle_path",
+        max_length=256,
+        description="The `bundle_path` (the bundle id) `/bundles/upload` answered",
+    )
+    bundle_id: str | None = Field(None, max_length=256)
+    progress_id: str | None = Field(None, max_length=128)
+    config_overrides: dict[str, Any] | None = None
+
+
+class BlueprintView(BaseModel):
+    id: str
+    name: str
+    description: str
+    category: str = m.optional()
+
+
+class BlueprintList(BaseModel):
+    blueprints: list[BlueprintView]
+    categories: list[dict[str, Any]]
+
+
+class LaunchPhase(BaseModel):
+    id: str
+    label: str
+    status: str = Field(description="pending, running, completed, skipped or failed")
+    message: str
+
+
+class LaunchView(m.Open):
+    version: int
+    progress_id: str
+    source: str
+    status: str = Field(description="running, completed or failed")
+    completed: bool
+    phases: list[LaunchPhase]
+    events: list[dict[str, Any]]
+    job_id: str = m.optional("The job started, once submitted")
+    id: str = m.optional("The same job id")
+    progress_url: str = m.optional()
+    error: str = m.optional("Why the launch failed")
+
+
+@router.get("/blueprints", response_model=BlueprintList, summary="The blueprint catalogue")
+async def list_blueprints(
+    blueprints: Annotated[BlueprintSource, provided("blueprints")],
+) -> Response:
+    """The blueprints of the catalogue folder (`MN_API_BLUEPRINT_DIR`); none without it."""
+    found = await blueprints.catalog()
+    categories: dict[str, int] = {}
+    for blueprint in found:
+        if blueprint.category:
+            categories[blueprint.category] = categories.get(blueprint.category, 0) + 1
+    return json_response(
+        {
+            "blueprints": [blueprint_view(b) for b in found],
+            "categories": [
+                {"id": name, "name": name, "count": count} for name, count in categories.items()
+            ],
+        }
+    )
+
+
+@router.post(
+    "/blueprints/launch/runs",
+    status_code=201,
+    response_model=LaunchView,
+    responses=problems(400, 403, 404, 409, 412, 413, 422, *RUNTIME_ERRORS),
+    summary="Launch a job from a blueprint",
+)
+async def launch_blueprint(
+    body: Annotated[LaunchRunRequest, Body()],
+    use_case: Annotated[uc.LaunchBlueprint, provided("launch_blueprint")],
+) -> Response:
+    """Reads the blueprint, submits its job and answers with the job id and the launch's
+    steps; `GET /blueprints/launch/progress/{progress_id}` tells the same afterwards. A
+    launch that fails answers its problem, and its progress says `failed` with the reason.
+    Nothing is fetched from the network: paths are read on this host, under the launch
+    roots only."""
+    launch = await use_case(
+        uc.LaunchRequest(
+            source=body.source,
+            blueprint_id=body.blueprint_id,
+            path=body.path,
+            bundle_id=body.bundle_path or body.bundle_id,
+            progress_id=body.progress_id,
+            config_overrides=body.config_overrides,
+        )
+    )
+    headers = {"Location": f"{API_PREFIX}/jobs/{launch.job_id}"} if launch.job_id else None
+    return json_response(_launch_view(launch), status_code=201, headers=headers)
+
+
+@router.get(
+    "/blueprints/launch/progress/{progress_id}",
+    response_model=LaunchView,
+    responses=problems(404, 422),
+    summary="How a launch went",
+)
+async def launch_progress(
+    progress_id: Annotated[str, Path(max_length=128)],
+    log: Annotated[uc.LaunchLog, provided("launch_log")],
+) -> Response:
+    """Each step of the launch and, once submitted, its `job_id`; launches are kept for an
+    hour by the gateway process that ran them."""
+    return json_response(_launch_view(log.get(progress_id)))
+
+
+@router.get("/models", summary="Runtime models")
+async def list_models() -> Response:
+    """The models the runtime serves: this gateway and the cores it knows report none."""
+    return json_response({"models": [], "runner_available": False, "warnings": []})
+
+
+@router.get("/runs/{run_id}/ui", responses=problems(404), summary="A blueprint run's page")
+async def run_ui(run_id: Annotated[str, Path(max_length=256)]) -> Response:
+    raise HttpProblem(
+        404,
+        "run_not_found",
+        "this gateway keeps no blueprint run pages: a launch starts a job, followed at "
+        "/jobs/{job_id}/workflow-progress",
+    )
+
+
+def _launch_view(launch: uc.Launch) -> dict[str, Any]:
+    view = launch.as_dict()
+    view["progress_url"] = f"{API_PREFIX}/blueprints/launch/progress/{launch.progress_id}"
+    return view
