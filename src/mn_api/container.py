@@ -295,7 +295,9 @@ class Container(containers.DeclarativeContainer):
     topology_lookup = providers.Singleton(
         uc.TopologyLookup, topologies=topology_store, manifests=manifest_source
     )
-    get_job = providers.Factory(uc.GetJob, runtime=runtime, topology=topology_lookup)
+    get_job = providers.Factory(
+        uc.GetJob, runtime=runtime, topology=topology_lookup, journal=journal
+    )
     get_job_graph = providers.Factory(
         uc.GetJobGraph, runtime=runtime, topology=topology_lookup, journal=journal
     )

@@ -70,6 +70,20 @@ def _fill_agent(
         }
 
 
+# How much of a job's details an answer carries (`?include=`): everything (the default,
+# what every client has always had), the job and its summary, or the job alone.
+INCLUDES = ("full", "summary", "compact")
+RECENT_EVENTS = 25
+
+
+def included(details: Any, include: str) -> Any:
+    """The part of a job's details `include` asks for."""
+    if include == "full" or not isinstance(details, dict):
+        return details
+    keep = ("job", "summary") if include == "summary" else ("job",)
+    return {key: details[key] for key in keep if key in details}
+
+
 def job_details_view(details: Any, topology: Mapping[str, Any] | None) -> Any:
     """A job's details with the fields clients read beside the core's own, filled in place
     (the caller owns `details`: a document parsed for this request).
@@ -136,4 +150,36 @@ def _node_view(node: Mapping[str, Any]) -> dict[str, Any]:
     view = dict(node)
     if "self" not in view and isinstance(view.get("self?"), bool):
         view["self"] = view["self?"]
+    hardware = view.get("hardware")
+    if isinstance(hardware, Mapping):
+        view["hardware"] = _hardware_view(hardware)
+    return view
+
+
+def _hardware_view(hardware: Mapping[str, Any]) -> dict[str, Any]:
+    """A node's hardware in one shape, whatever the release sent: `gpu` a list of devices
+    (with `gpu_count`, and `gpu_status` for a core's word such as "Not available"), and
+    memory whose `total_bytes` comes with `available_bytes` or not at all: no core tells
+    the memory in use, and a total alone reads as all of it used. The total is then kept
+    as `capacity_bytes` (beside the core's `total_mb`)."""
+    view = dict(hardware)
+    gpu = view.get("gpu")
+    if isinstance(gpu, Mapping):
+        devices = gpu.get("devices")
+        view["gpu"] = (
+            [d for d in devices if isinstance(d, Mapping)] if isinstance(devices, list) else []
+        )
+        count = gpu.get("count")
+        view["gpu_count"] = count if isinstance(count, int) else len(view["gpu"])
+    elif isinstance(gpu, str):
+        view["gpu"], view["gpu_count"], view["gpu_status"] = [], 0, gpu
+    elif isinstance(gpu, list):
+        view["gpu_count"] = len(gpu)
+    memory = view.get("memory")
+    if isinstance(memory, Mapping) and "available_bytes" not in memory:
+        memory = dict(memory)
+        total = memory.pop("total_bytes", None)
+        if isinstance(total, int):
+            memory["capacity_bytes"] = total
+        view["memory"] = memory
     return view

@@ -9,7 +9,8 @@ import orjson
 import pytest
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
-from tests.support import check_problem, pipeline_manifest
+from mn_api.config import Settings
+from tests.support import asgi_client, check_problem, pipeline_manifest
 
 API = "/api/v1"
 
@@ -321,3 +322,39 @@ async def test_requirements_the_runtime_cannot_meet_are_412(client: httpx.AsyncC
     assert problem["errors"] == [
         {"code": "requirements_not_met", "message": "requirements_not_met: gpu=2 available=0"}
     ]
+
+
+@pytest.mark.parametrize("spelling", ["?include={}", "?include={}&include={}"])
+async def test_include_cuts_the_details_down_on_both_paths(
+    client: httpx.AsyncClient, memory_runtime: InMemoryRuntime, spelling: str
+) -> None:
+    """Plain requests are answered in front of the framework, a repeated parameter by its
+    route: both give the same parts."""
+    job_id = await _submit(client)
+    memory_runtime.run_until_idle()
+    whole = (await client.get(f"{API}/jobs/{job_id}")).json()
+    assert {"job", "summary", "agents", "recent_events"} <= set(whole)
+    parts = {}
+    for include in ("full", "summary", "compact"):
+        answer = await client.get(f"{API}/jobs/{job_id}" + spelling.format(include, include))
+        assert answer.status_code == 200, answer.text
+        parts[include] = answer.json()
+    assert parts["full"] == whole
+    assert parts["summary"] == {"job": whole["job"], "summary": whole["summary"]}
+    assert parts["compact"] == {"job": whole["job"]}
+    refused = await client.get(f"{API}/jobs/{job_id}?include=everything")
+    _assert_problem(refused, 422, "validation_error")
+
+
+async def test_recent_events_are_filled_where_the_core_leaves_them_empty(
+    settings: Settings,
+) -> None:
+    runtime = InMemoryRuntime(release="1.2.31", auto_run=False)
+    assert runtime.release.recent_events == 0  # the core sends an empty list
+    async with asgi_client(settings, runtime) as client:
+        job_id = await _submit(client)
+        runtime.run_until_idle()
+        details = (await client.get(f"{API}/jobs/{job_id}")).json()
+        history = (await client.get(f"{API}/jobs/{job_id}/events")).json()["data"]
+    assert details["recent_events"] == list(reversed(history))[:25]
+    assert details["recent_events"][0]["type"] == "job_completed"

@@ -182,3 +182,41 @@ async def test_ready_names_a_shared_redis_that_does_not_answer(
     assert problem["error"] == "not_ready"
     assert f"Redis (redis://127.0.0.1:{port}/0) does not answer" in problem["detail"]
     assert "s3cret" not in response.text and "gateway:" not in response.text
+
+
+@pytest.mark.parametrize("release", ["1.1", "1.2.5", "1.2.31", "d26bef71"])
+async def test_hardware_comes_in_one_shape_whatever_the_release_sends(
+    settings: Settings, release: str
+) -> None:
+    """What the 1.2.5 dashboard reads: `gpu` a list it can count, and no memory total
+    without what is available (a total alone reads as 100% used)."""
+    runtime = InMemoryRuntime(release=release, auto_run=False)
+    sent = (await runtime.system_summary()).value["nodes"][0]["hardware"]
+    async with asgi_client(settings, runtime) as client:
+        node = (await client.get(f"{API}/system/summary")).json()["nodes"][0]
+    hardware = node["hardware"]
+    assert hardware["gpu"] == [] and hardware["gpu_count"] == 0
+    if isinstance(sent["gpu"], str):  # generation A: "Not available"
+        assert hardware["gpu_status"] == sent["gpu"]
+    assert "total_bytes" not in hardware["memory"]
+    assert hardware["memory"]["capacity_bytes"] == sent["memory"]["total_bytes"]
+    assert hardware["memory"]["total_mb"] == sent["memory"]["total_mb"]
+    assert hardware["cpu"] == sent["cpu"]
+
+
+async def test_gpu_devices_and_reported_memory_pass_through(settings: Settings) -> None:
+    class GpuCore(InMemoryRuntime):
+        async def system_summary(self) -> JsonDocument:
+            node = {
+                "name": "gpu@host",
+                "hardware": {
+                    "gpu": {"count": 2, "devices": [{"id": "0"}, {"id": "1"}]},
+                    "memory": {"total_bytes": 100, "available_bytes": 40},
+                },
+            }
+            return JsonDocument(orjson.dumps({"nodes": [node], "jobs": []}), orjson.loads)
+
+    async with asgi_client(settings, GpuCore(auto_run=False)) as client:
+        hardware = (await client.get(f"{API}/system/summary")).json()["nodes"][0]["hardware"]
+    assert hardware["gpu"] == [{"id": "0"}, {"id": "1"}] and hardware["gpu_count"] == 2
+    assert hardware["memory"] == {"total_bytes": 100, "available_bytes": 40}

@@ -26,6 +26,7 @@ from starlette.responses import Response
 
 from mn_api.application.journal import JournalPage
 from mn_api.domain.errors import DomainError
+from mn_api.domain.views import INCLUDES
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import CALLER_KEY, Caller
 from mn_api.entrypoints.http.json_body import LARGE_BODY_BYTES, strict_loads
@@ -96,10 +97,12 @@ class HotRoutes:
                 if method == "POST":
                     await self._submit(scope, receive, send)
                     return
-            elif method == "GET" and rest[0] == "/" and _JOB_ID.fullmatch(rest, 1):
-                await self._job(scope, receive, send, rest[1:])
-                return
             elif (
+                method == "GET"
+                and rest[0] == "/"
+                and _JOB_ID.fullmatch(rest, 1)
+                and await self._job(scope, receive, send, rest[1:])
+            ) or (
                 method == "GET"
                 and rest.endswith(EVENTS)
                 and _JOB_ID.fullmatch(rest, 1, len(rest) - len(EVENTS))
@@ -116,13 +119,20 @@ class HotRoutes:
         except HttpProblem as problem:
             await http_problem(problem)(scope, receive, send)
 
-    async def _job(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> None:
+    async def _job(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> bool:
+        query = _plain_query(scope["query_string"])
+        if query is None or set(query) - {"include"}:
+            return False
+        include = query.get("include", "full")
+        if include not in INCLUDES:
+            return False  # refused by the framework's route, in its words
         scope["route"] = self._routes["get_job"]
 
         async def work() -> None:
-            await send_json(send, 200, dumps(await self._get_job(job_id)))
+            await send_json(send, 200, dumps(await self._get_job(job_id, include)))
 
         await self._answer(scope, receive, send, work())
+        return True
 
     async def _events(self, scope: Scope, receive: Receive, send: Send, job_id: str) -> bool:
         query = _plain_query(scope["query_string"])

@@ -3,7 +3,7 @@
 import hashlib
 import logging
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -229,8 +229,20 @@ async def clear_jobs_post(
 @router.get(
     "/{job_id}", response_model=m.JobDetails, responses=NOT_FOUND, summary="A job's details"
 )
-async def get_job(job_id: JobId, use_case: Annotated[uc.GetJob, provided("get_job")]) -> Response:
-    return json_response(await use_case(job_id))
+async def get_job(
+    job_id: JobId,
+    use_case: Annotated[uc.GetJob, provided("get_job")],
+    include: Annotated[
+        Literal["full", "summary", "compact"] | None,
+        Query(
+            description="full (the default): job, summary, agents, recent_events and "
+            "sandboxes; summary: job and summary; compact: the job alone"
+        ),
+    ] = None,
+) -> Response:
+    """The job's details. Where the core leaves `recent_events` empty (1.2.31), the newest
+    25 events of the history are given, newest first, as the other cores send them."""
+    return json_response(await use_case(job_id, include or "full"))
 
 
 @router.get(
