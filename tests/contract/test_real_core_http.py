@@ -101,6 +101,7 @@ async def test_what_the_core_lacks_answers_not_implemented(client: httpx.AsyncCl
         ("DELETE", "/jobs", "ClearJobs"),
         ("POST", "/jobs/cleanup", "ClearJobs"),
         ("POST", "/jobs:cleanup", "ClearJobs"),
+        ("POST", "/system/cluster/nodes:leave", "RemoveNode"),
     ):
         body = problem(await client.request(method, API + path), 501, "not_supported")
         assert body["detail"] == f"{call} is not supported by this core", path

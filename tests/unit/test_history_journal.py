@@ -115,6 +115,9 @@ class ScriptedRuntime(RuntimePort):
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
         raise NotImplementedError
 
+    async def remove_node(self, node_name: str) -> str:
+        raise NotImplementedError
+
     async def system_summary(self) -> JsonDocument:
         raise NotImplementedError
 

@@ -72,6 +72,11 @@ class RuntimePort(ABC):
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck: ...
 
     @abstractmethod
+    async def remove_node(self, node_name: str) -> str:
+        """Take a node out of the cluster (RemoveNode): the core's word for what it did;
+        NodeNotFoundError for a node that is no member."""
+
+    @abstractmethod
     async def system_summary(self) -> JsonDocument: ...
 
     @abstractmethod

@@ -49,6 +49,12 @@ class BundleNotFoundError(DomainError):
         self.bundle_id = bundle_id
 
 
+class NodeNotFoundError(DomainError):
+    def __init__(self, node_name: str) -> None:
+        super().__init__(f"node {node_name[:256]!r} is not a member of the cluster")
+        self.node_name = node_name
+
+
 class BlueprintNotFoundError(DomainError):
     """No blueprint of the catalogue, or no blueprint at a path, by that name."""
 

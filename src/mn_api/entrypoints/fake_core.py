@@ -255,13 +255,14 @@ class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
 
     async def RemoveNode(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         await self._answers.missing(context, self._runtime.release.clear_jobs)
-        # The simulated cluster is one node, which stays: removing it is acknowledged only.
-        if request.node_name != self._runtime.node.name:
+        try:
+            status = await self._runtime.remove_node(request.node_name)
+        except e.NodeNotFoundError:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"node {request.node_name} is not a cluster member"
             )
         return cluster_pb2.RemoveNodeResponse(
-            node_name=request.node_name, status="removed", **self._answers.version()
+            node_name=request.node_name, status=status, **self._answers.version()
         )
 
 

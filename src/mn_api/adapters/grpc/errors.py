@@ -108,7 +108,13 @@ def split_problems(text: str) -> list[str]:
     return [part for part in stripped.split("; ") if part] or [stripped]
 
 
-def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None) -> e.DomainError:
+def translate(
+    err: grpc.aio.AioRpcError,
+    *,
+    rpc: str,
+    job_id: str | None = None,
+    node_name: str | None = None,
+) -> e.DomainError:
     """The domain error for a failed call; the gRPC error stays as its cause."""
     code = err.code()
     details = core_text(err.details() or code.name.lower())
@@ -129,6 +135,8 @@ def translate(err: grpc.aio.AioRpcError, *, rpc: str, job_id: str | None = None)
             error = e.InvalidArgumentError(details)
         case grpc.StatusCode.NOT_FOUND if job_id is not None:
             error = e.JobNotFoundError(job_id)
+        case grpc.StatusCode.NOT_FOUND if node_name is not None:
+            error = e.NodeNotFoundError(node_name)
         case grpc.StatusCode.NOT_FOUND:
             error = e.RuntimeFailureError(f"the core found nothing: {details}")
         case grpc.StatusCode.ALREADY_EXISTS:

@@ -271,6 +271,7 @@ class GrpcRuntime(RuntimePort):
         request: Any,
         *,
         job_id: str | None = None,
+        node_name: str | None = None,
         deadline: float | None = None,
         auth: tuple[str, str] | bool | None = True,
     ) -> T:
@@ -281,7 +282,7 @@ class GrpcRuntime(RuntimePort):
         except grpc.aio.AioRpcError as err:
             if job_id is not None and is_unclear_refusal(err, rpc):
                 raise await self._unclear_refusal(err, rpc, job_id) from err
-            raise translate(err, rpc=rpc, job_id=job_id) from err
+            raise translate(err, rpc=rpc, job_id=job_id, node_name=node_name) from err
 
     async def _unclear_refusal(self, err: grpc.aio.AioRpcError, rpc: str, job_id: str) -> Exception:
         """A refusal whose text names no reason: the core is asked whether the job exists."""
@@ -375,6 +376,17 @@ class GrpcRuntime(RuntimePort):
             auth=self._admin_auth,
         )
         return JsonDocument((response.result_json or "{}").encode(), _loads)
+
+    async def remove_node(self, node_name: str) -> str:
+        self._connect()
+        response = await self._unary(
+            "RemoveNode",
+            self._cluster.RemoveNode,
+            cluster_pb2.RemoveNodeRequest(node_name=node_name),
+            node_name=node_name,
+            auth=self._admin_auth,
+        )
+        return response.status or "removed"
 
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
         self._connect()

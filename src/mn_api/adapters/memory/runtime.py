@@ -28,6 +28,7 @@ from mn_api.domain.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     ManifestInvalidError,
+    NodeNotFoundError,
     NotSupportedError,
     RequirementsNotMetError,
 )
@@ -841,6 +842,14 @@ class InMemoryRuntime(RuntimePort):
             return JobAck(job_id, "cancellation_pending")
         self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status=previous)
         return JobAck(job_id, "cancelled")
+
+    async def remove_node(self, node_name: str) -> str:
+        """The simulated cluster is one node, which stays: removing it is acknowledged."""
+        if not self.release.clear_jobs:  # generation A lacks RemoveNode as it lacks ClearJobs
+            raise NotSupportedError("RemoveNode is not supported by this core")
+        if node_name != self._node_name:
+            raise NodeNotFoundError(node_name)
+        return "removed"
 
     async def cancel_all_jobs(self) -> JsonDocument:
         """Cancel every live job (1.2.31's CancelAllJobs): how many, and their ids."""

@@ -23,6 +23,7 @@ from mn_api.application.use_cases.pause_job import PauseJob
 from mn_api.application.use_cases.redeliver_webhook import RedeliverWebhook
 from mn_api.application.use_cases.replay_dead_letter import ReplayDeadLetter, ReplayResult
 from mn_api.application.use_cases.resume_job import ResumeJob
+from mn_api.application.use_cases.runtime_report import RuntimeReport
 from mn_api.application.use_cases.stream_events import FeedItem, StreamEnd, StreamEvents
 from mn_api.application.use_cases.submit_bundle import BundleUpload, SubmitBundle
 from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
@@ -54,6 +55,7 @@ __all__ = [
     "ReplayDeadLetter",
     "ReplayResult",
     "ResumeJob",
+    "RuntimeReport",
     "StreamEnd",
     "StreamEvents",
     "SubmitBundle",

@@ -38,6 +38,7 @@ from mn_api.entrypoints.http.routers import (
     system,
     webhooks,
 )
+from mn_api.entrypoints.http.routers import runtime as operator_routes
 
 _ASSETS = "/docs-assets"
 GC_THRESHOLD = 50_000
@@ -147,6 +148,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         system.public,
         system.router,
         system.exposition,
+        operator_routes.router,
         jobs.router,
         jobs.colon_router,
         events.router,

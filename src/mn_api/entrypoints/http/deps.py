@@ -38,6 +38,7 @@ PROVIDED = (
     "get_system_summary",
     "get_runtime_metrics",
     "check_readiness",
+    "runtime_report",
     "list_webhooks",
     "redeliver_webhook",
 )

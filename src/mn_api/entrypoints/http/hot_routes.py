@@ -54,6 +54,8 @@ _JOB_ID = re.compile(JOB_ID_PATTERN.removeprefix("^").removesuffix("$"))
 _JSON_TYPE = re.compile(r"^application/json\s*(;\s*charset=\"?utf-8\"?\s*)?$", re.IGNORECASE)
 _BOOLS = {"true": True, "false": False}
 EVENTS = "/events"
+# A route of its own, though the job id pattern would take it.
+UNFINISHED = "/unfinished"
 # Longer numbers go to the framework's route, which refuses them in its words.
 MAX_DIGITS = 18
 
@@ -100,6 +102,7 @@ class HotRoutes:
             elif (
                 method == "GET"
                 and rest[0] == "/"
+                and rest != UNFINISHED
                 and _JOB_ID.fullmatch(rest, 1)
                 and await self._job(scope, receive, send, rest[1:])
             ) or (

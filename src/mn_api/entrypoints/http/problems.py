@@ -34,6 +34,7 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.JobNotFoundError, ProblemKind(404, "job_not_found", "Job not found")),
     (e.DeadLetterNotFoundError, ProblemKind(404, "dead_letter_not_found", "Dead letter not found")),
     (e.BundleNotFoundError, ProblemKind(404, "bundle_not_found", "Bundle not found")),
+    (e.NodeNotFoundError, ProblemKind(404, "node_not_found", "Node not found")),
     (e.BlueprintNotFoundError, ProblemKind(404, "blueprint_not_found", "Blueprint not found")),
     (e.LaunchNotFoundError, ProblemKind(404, "launch_not_found", "Launch not found")),
     (

@@ -1,0 +1,117 @@
+"""RuntimeReport: what the later releases' operator routes tell, from what the core reports:
+its nodes, its status, its health, a doctor's findings, and taking a node out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from mn_api.application.ports import RuntimePort, SharedStateProbe
+from mn_api.domain.errors import DomainError, NodeNotFoundError
+from mn_api.domain.views import system_summary_view
+
+
+class RuntimeReport:
+    def __init__(
+        self,
+        runtime: RuntimePort,
+        timeout_seconds: float,
+        shared_state: SharedStateProbe | None = None,
+    ) -> None:
+        self._runtime = runtime
+        self._timeout = timeout_seconds
+        self._shared_state = shared_state
+
+    async def nodes(self) -> list[dict[str, Any]]:
+        return _nodes(await self._summary())
+
+    async def status(self) -> dict[str, Any]:
+        """The cluster as the core reports it: nodes, executor capacity, jobs by status."""
+        summary = await self._summary()
+        nodes = _nodes(summary)
+        jobs = summary.get("jobs") if isinstance(summary.get("jobs"), list) else []
+        by_status: dict[str, int] = {}
+        for job in jobs:
+            status = job.get("status") if isinstance(job, Mapping) else None
+            if isinstance(status, str):
+                by_status[status] = by_status.get(status, 0) + 1
+        capacity = available = 0
+        for node in nodes:
+            pools = node.get("executor_pools")
+            for pool in pools.values() if isinstance(pools, Mapping) else ():
+                if isinstance(pool, Mapping):
+                    capacity += _count(pool.get("capacity"))
+                    available += _count(pool.get("available"))
+        return {
+            "status": "ok" if nodes else "no_nodes",
+            "nodes": {"total": len(nodes), "names": [str(n.get("name", "")) for n in nodes]},
+            "executors": {"capacity": capacity, "available": available},
+            "jobs": {"total": len(jobs), "by_status": by_status},
+        }
+
+    async def health(self) -> dict[str, Any]:
+        """Whether the core answers within the readiness deadline, and how fast; raises
+        the error that says why when it does not."""
+        started = time.perf_counter()
+        await self._runtime.ping(self._timeout)
+        return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+    async def doctor(self) -> dict[str, Any]:
+        """Each check with its finding; `status` is `ok` only when every one passed."""
+        checks: list[dict[str, Any]] = []
+        summary: Mapping[str, Any] = {}
+        try:
+            checks.append({"id": "runtime", "ok": True, **await self.health()})
+            summary = await self._summary()
+        except DomainError as error:
+            checks.append({"id": "runtime", "ok": False, "message": error.detail})
+        if self._shared_state is not None:
+            try:
+                await self._shared_state.ping(self._timeout)
+                checks.append({"id": "shared_state", "ok": True, "message": "Redis answers"})
+            except DomainError as error:
+                checks.append({"id": "shared_state", "ok": False, "message": error.detail})
+        if summary:
+            nodes = _nodes(summary)
+            checks.append(
+                {
+                    "id": "nodes",
+                    "ok": bool(nodes),
+                    "message": f"{len(nodes)} node(s) in the cluster" if nodes else "no node",
+                }
+            )
+            capacity = (await self.status())["executors"]["capacity"]
+            checks.append(
+                {
+                    "id": "executors",
+                    "ok": capacity > 0,
+                    "message": f"executor capacity {capacity}",
+                }
+            )
+        ok = all(check["ok"] for check in checks)
+        return {"status": "ok" if ok else "degraded", "checks": checks}
+
+    async def remove_node(self, node_name: str) -> dict[str, str]:
+        return {"node_name": node_name, "status": await self._runtime.remove_node(node_name)}
+
+    async def leave(self) -> dict[str, str]:
+        """Take out the node the gateway is connected to (the one the core calls itself)."""
+        nodes = _nodes(await self._summary())
+        own = next((n for n in nodes if n.get("self") is True), None)
+        if own is None or not isinstance(own.get("name"), str):
+            raise NodeNotFoundError("(the node this gateway is connected to)")
+        return await self.remove_node(own["name"])
+
+    async def _summary(self) -> Mapping[str, Any]:
+        summary = system_summary_view((await self._runtime.system_summary()).value)
+        return summary if isinstance(summary, Mapping) else {}
+
+
+def _nodes(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    nodes = summary.get("nodes")
+    return [n for n in nodes if isinstance(n, dict)] if isinstance(nodes, list) else []
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
