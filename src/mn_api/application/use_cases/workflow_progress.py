@@ -109,7 +109,10 @@ class WorkflowProgress:
                     continue
                 if changed.is_set():
                     changed.clear()
-                    last = self._snapshot(job, fold, None, shared=shared)
+                    now = self._snapshot(job, fold, None, shared=shared)
+                    if (now["sequence"], now["status"]) == (last["sequence"], last["status"]):
+                        continue  # events the last snapshot had already taken in
+                    last = now
                     yield last
                     await asyncio.sleep(self._interval)  # what comes meanwhile: one snapshot
             pump.result()  # a failure of the feed is the stream's

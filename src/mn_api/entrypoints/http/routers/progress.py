@@ -63,7 +63,23 @@ async def get_workflow_progress(job_id: JobId, use_case: Progress) -> Response:
             "description": "`event: snapshot` with the document of `/workflow-progress` now "
             "and after each change, `event: heartbeat` every 5 s while nothing changes, and "
             "a last snapshot once the job has ended (then the stream ends)",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "description": "One Server-Sent Event",
+                        "properties": {
+                            "id": {"type": "string", "description": "The snapshot's sequence"},
+                            "event": {"type": "string", "enum": ["snapshot", "heartbeat", "error"]},
+                            "data": {
+                                "type": "string",
+                                "description": "Snapshot JSON, heartbeat JSON, or problem JSON",
+                            },
+                            "retry": {"type": "integer"},
+                        },
+                    }
+                }
+            },
         },
         **problems(404, 422),
     },
