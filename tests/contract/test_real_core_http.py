@@ -127,6 +127,28 @@ async def test_cancel_all_cancels_each_live_job_where_the_core_has_no_call_for_i
     assert again["status"] == "no_active_jobs" and again["active_count"] == 0
 
 
+async def test_workflow_progress_of_a_finished_and_a_waiting_job(
+    client: httpx.AsyncClient, runtime: RuntimePort
+) -> None:
+    done = await run(client, relay({"complete_on_message": True}, {"entry": [{"n": 1}]}))
+    await wait_for_status(runtime, done)
+    await _last_event(client, done)
+    progress = (await client.get(f"{API}/jobs/{done}/workflow-progress")).json()
+    assert progress["status"] == "completed"
+    assert {a["id"]: a["status"] for a in progress["agents"]} == {
+        "entry": "done",
+        "collect": "done",
+    }
+    assert progress["layers"] == [["entry"], ["collect"]]
+    # The core's own start message is no agent of the workflow.
+    assert "runtime" not in {a["id"] for a in progress["agents"]}
+    waiting = await run(client, relay())
+    await wait_for_status(runtime, waiting, {"running"})
+    live = (await client.get(f"{API}/jobs/{waiting}/workflow-progress")).json()
+    assert live["status"] == "running" and live["agent_count"]["total"] == 2
+    await client.post(f"{API}/jobs/{waiting}/cancel")
+
+
 async def test_the_graph_counts_the_start_message_instead_of_drawing_the_runtime(
     client: httpx.AsyncClient, runtime: RuntimePort
 ) -> None:
