@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 from pathlib import Path
+from typing import Any
 
 from dependency_injector import containers, providers
 
@@ -24,6 +25,7 @@ from mn_api.adapters.redis_client import (
     connect,
     replicas_to_wait_for,
 )
+from mn_api.adapters.redis_client import close as close_redis
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.adapters.topologies.batched import BatchedTopologyStore
 from mn_api.adapters.topologies.redis import RedisTopologyStore
@@ -339,3 +341,48 @@ class Container(containers.DeclarativeContainer):
         timeout_seconds=providers.Callable(lambda s: s.ready_timeout_seconds, settings),
         shared_state=shared_state_probe,
     )
+
+
+class Running:
+    """What runs around the use cases, started and stopped in one order whoever runs them
+    (the HTTP app's lifespan, the embedding entry): the runtime, housekeeping and the
+    webhook worker; then stopped in reverse, every store closed before the runtime."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self._runtime: Any = None
+        self._housekeeping: Any = None
+        self._worker: Any = None
+
+    async def start(self) -> None:
+        container = self._container
+        self._runtime = container.runtime()
+        await self._runtime.start()
+        try:
+            self._housekeeping = container.housekeeping()
+            self._housekeeping.start()
+            if container.webhook_config().enabled:
+                self._worker = container.webhook_worker()
+                container.webhooks().on_subscribed(self._worker.wake)
+                self._worker.start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        container = self._container
+        if self._housekeeping is not None:
+            await self._housekeeping.stop()
+        await container.idempotency().close()
+        await container.topology_store().close()
+        if self._worker is not None:
+            await self._worker.stop()
+            await container.notifier().close()
+        journal = container.journal()
+        if journal is not None:
+            await journal.close()
+        if self._runtime is not None:
+            await self._runtime.close()
+        if container.settings().redis is not None:
+            await close_redis(container.redis())
+        self._runtime = self._housekeeping = self._worker = None

@@ -19,9 +19,8 @@ from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mn_api import __version__
-from mn_api.adapters.redis_client import close as close_redis
 from mn_api.config import Settings, startup_summary
-from mn_api.container import Container
+from mn_api.container import Container, Running
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
 from mn_api.entrypoints.http.deps import resolve
@@ -88,14 +87,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info("%s", startup_summary(settings))
-        runtime = container.runtime()
-        await runtime.start()
-        housekeeping = container.housekeeping()
-        housekeeping.start()
-        worker = container.webhook_worker() if container.webhook_config().enabled else None
-        if worker is not None:
-            container.webhooks().on_subscribed(worker.wake)
-            worker.start()
+        running = Running(container)
+        await running.start()
         # Everything built so far lives as long as the process: keeping it out of the
         # collector's sight makes full collections short, and with them the worst latencies.
         gc.collect()
@@ -106,18 +99,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await housekeeping.stop()
-            await container.idempotency().close()
-            await container.topology_store().close()
-            if worker is not None:
-                await worker.stop()
-                await container.notifier().close()
-            journal = container.journal()
-            if journal is not None:
-                await journal.close()
-            await runtime.close()
-            if settings.redis is not None:
-                await close_redis(container.redis())
+            await running.stop()
             container.telemetry().process_ended()
             if otlp is not None:
                 otlp.flush()
