@@ -173,7 +173,7 @@ async def test_an_answer_the_store_could_not_take_is_still_the_callers(
     again = await post(replicas[0], "k-store")
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
     store.restart() if fault == "killed" else store.thaw()
-    gateway = replicas[0]._transport.app.state.provided["idempotency"]  # type: ignore[attr-defined]
+    gateway = replicas[0]._transport.app.state.services.services.idempotency  # type: ignore[attr-defined]
     await eventually(lambda: gateway.waiting == 0, within=20)  # written once the store is back
     elsewhere = await post(replicas[1], "k-store")
     assert elsewhere.status_code == 201, elsewhere.text

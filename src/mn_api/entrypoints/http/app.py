@@ -23,7 +23,7 @@ from mn_api.config import Settings, startup_summary
 from mn_api.container import Container, Running
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
-from mn_api.entrypoints.http.deps import resolve
+from mn_api.entrypoints.http.deps import HttpServices
 from mn_api.entrypoints.http.hot_routes import HotRoutes
 from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.openapi import install_openapi
@@ -77,8 +77,10 @@ class GatewayApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(container: Container | None = None) -> FastAPI:
-    """The gateway's ASGI app; the container decides which runtime and stores it uses."""
+def create_app(container: Container | None = None, *, fast_path: bool = True) -> FastAPI:
+    """The gateway's ASGI app; the container decides which runtime and stores it uses.
+    Without `fast_path` every request goes through the framework's routes (the parity
+    test compares the two)."""
     container = container or Container()
     settings = container.settings()
     # Started before anything opens a channel or a connection, so that each is traced.
@@ -123,7 +125,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         container.rate_limiter() if settings.rate_limit else None,
     )
     app.state.gatekeeper = gatekeeper
-    app.state.provided = resolve(container)
+    app.state.services = HttpServices.of(container)
     problems.install(app)
 
     routers = (
@@ -146,16 +148,18 @@ def create_app(container: Container | None = None) -> FastAPI:
 
     # The gateway's own layers wrap the whole framework (its error and routing layers
     # included), so the hot routes can be answered in front of it.
-    front: Any = HotRoutes(
-        app.framework,
-        app.state.provided,
-        {
-            route.name: route
-            for router in routers
-            for route in router.routes
-            if isinstance(route, APIRoute)
-        },
-    )
+    front: Any = app.framework
+    if fast_path:
+        front = HotRoutes(
+            app.framework,
+            app.state.services.services,
+            {
+                route.name: route
+                for router in routers
+                for route in router.routes
+                if isinstance(route, APIRoute)
+            },
+        )
     app.front = GatewayMiddleware(
         front,
         limit_bytes=settings.request_size_limit_bytes,

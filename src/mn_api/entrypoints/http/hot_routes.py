@@ -27,6 +27,7 @@ from starlette.responses import Response
 from mn_api.application.journal import JournalPage
 from mn_api.domain.errors import DomainError
 from mn_api.domain.views import INCLUDES
+from mn_api.embedded import Services
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import CALLER_KEY, Caller
 from mn_api.entrypoints.http.json_body import LARGE_BODY_BYTES, strict_loads
@@ -40,7 +41,12 @@ from mn_api.entrypoints.http.routers.events import (
     MAX_TYPE_CHARS,
     event_page_stream,
 )
-from mn_api.entrypoints.http.routers.jobs import submit
+from mn_api.entrypoints.http.routers.jobs import (
+    LIST_LIMIT,
+    MAX_GRAPH_ID_CHARS,
+    MAX_STATUS_CHARS,
+    submit,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,13 +84,13 @@ async def send_json(send: Send, status: int, body: bytes, extra: list[Any] | Non
 
 
 class HotRoutes:
-    def __init__(self, app: ASGIApp, provided: dict[str, Any], routes: dict[str, Any]) -> None:
+    def __init__(self, app: ASGIApp, services: Services, routes: dict[str, Any]) -> None:
         self.app = app
-        self._get_job = provided["get_job"]
-        self._list_jobs = provided["list_jobs"]
-        self._submit_job = provided["submit_job"]
-        self._list_events = provided["list_events"]
-        self._idempotency = provided["idempotency"]
+        self._get_job = services.get_job
+        self._list_jobs = services.list_jobs
+        self._submit_job = services.submit_job
+        self._list_events = services.list_events
+        self._idempotency = services.idempotency
         # The framework's route objects, so that metrics and logs name the same template.
         self._routes = routes
 
@@ -177,11 +183,12 @@ class HotRoutes:
         query = _plain_query(scope["query_string"])
         if query is None:
             return False
-        limit, include_terminal = 20, True
+        limit, include_terminal = LIST_LIMIT["default"], True
         status = graph_id = None
         for name, value in query.items():
             if name == "limit":
-                if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 1000):
+                plain = value.isascii() and value.isdigit() and len(value) <= MAX_DIGITS
+                if not (plain and LIST_LIMIT["low"] <= int(value) <= LIST_LIMIT["high"]):
                     return False
                 limit = int(value)
             elif name == "include_terminal":
@@ -189,11 +196,11 @@ class HotRoutes:
                     return False
                 include_terminal = _BOOLS[value]
             elif name == "status":
-                if len(value) > 64:
+                if len(value) > MAX_STATUS_CHARS:
                     return False
                 status = value
             elif name == "graph_id":
-                if len(value) > 256:
+                if len(value) > MAX_GRAPH_ID_CHARS:
                     return False
                 graph_id = value
         scope["route"] = self._routes["list_jobs"]

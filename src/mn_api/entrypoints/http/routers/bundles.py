@@ -8,13 +8,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from pydantic import ValidationError
 from starlette.responses import Response
 
-from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
-from mn_api.application.idempotency import Idempotency
-from mn_api.application.use_cases import SubmitBundle
 from mn_api.application.webhooks import WebhookRequest
 from mn_api.domain.errors import BundleRejectedError, RequestValidationError
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.models import BundleUploadResponse, WebhookSpec
 from mn_api.entrypoints.http.responses import json_response
@@ -44,9 +41,9 @@ router = APIRouter(
 async def upload_bundle(
     bundle: Annotated[UploadFile, File(description="A .zip holding manifest.json and payloads/")],
     caller: AuthDep,
-    use_case: Annotated[SubmitBundle, provided("submit_bundle")],
-    idempotency: Annotated[Idempotency, provided("idempotency")],
-    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
+    use_case: deps.SubmitBundle,
+    idempotency: deps.Idempotency,
+    telemetry: deps.Telemetry,
     submit: Annotated[bool, Query(description="Also submit the bundle as a job")] = False,
     webhook: Annotated[
         str | None,

@@ -12,12 +12,11 @@ from starlette.responses import Response, StreamingResponse
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
 from mn_api.application.journal import JournalPage
-from mn_api.config import Settings
 from mn_api.domain.errors import DomainError, RequestValidationError
 from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.problems import domain_problem
 from mn_api.entrypoints.http.responses import (
     JSON,
@@ -65,7 +64,7 @@ NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 )
 async def list_events(
     job_id: JobId,
-    use_case: Annotated[uc.ListEvents, provided("list_events")],
+    use_case: deps.ListEvents,
     offset: Annotated[int, Query(ge=EVENT_NUMBERS["offset"][0])] = 0,
     limit: Annotated[
         int | None, Query(ge=EVENT_NUMBERS["limit"][0], le=EVENT_NUMBERS["limit"][1])
@@ -116,7 +115,7 @@ async def event_page_stream(page: uc.EventPage | JournalPage) -> AsyncIterator[b
 )
 async def list_dead_letters(
     job_id: JobId,
-    use_case: Annotated[uc.ListDeadLetters, provided("list_dead_letters")],
+    use_case: deps.ListDeadLetters,
 ) -> Response:
     letters = await use_case(job_id)
     head = b'{"job_id":%s,"data":[' % dumps(job_id)
@@ -162,9 +161,9 @@ _STREAM_DOC = {
 async def stream_events(
     request: Request,
     job_id: JobId,
-    use_case: Annotated[uc.StreamEvents, provided("stream_events")],
-    settings: Annotated[Settings, provided("settings")],
-    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
+    use_case: deps.StreamEvents,
+    settings: deps.Settings,
+    telemetry: deps.Telemetry,
     follow: Annotated[bool, Query(description="false: send the history and close")] = True,
     type: Annotated[str | None, Query(max_length=128)] = None,
     tail: TailQuery = None,

@@ -12,9 +12,9 @@ from starlette.responses import Response
 from mn_api.application import use_cases as uc
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.use_cases._control import JobControl
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import AuthDep, Caller, authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.idempotent import answer_once
 from mn_api.entrypoints.http.json_body import StrictJsonRoute
 from mn_api.entrypoints.http.problems import kind_of
@@ -55,10 +55,14 @@ JOB_LINKS = {
         "cancel_job",
     )
 }
+# The listing's bounds (the fast path in front of FastAPI reads them too).
+LIST_LIMIT = {"default": 20, "low": 1, "high": 1000}
+MAX_STATUS_CHARS = 64
+MAX_GRAPH_ID_CHARS = 256
 StatusFilter = Annotated[
     str | None,
     Query(
-        max_length=64,
+        max_length=MAX_STATUS_CHARS,
         description="Only jobs in this status ("
         + ", ".join(m.JOB_STATUSES)
         + ", or any other a core reports)",
@@ -77,8 +81,8 @@ async def submit_job(
     request: Request,
     body: Annotated[m.SubmitJobRequest, Body()],
     caller: AuthDep,
-    use_case: Annotated[uc.SubmitJob, provided("submit_job")],
-    idempotency: Annotated[Idempotency, provided("idempotency")],
+    use_case: deps.SubmitJob,
+    idempotency: deps.Idempotency,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Run a manifest (as text or object) with its payloads, or an uploaded bundle.
@@ -151,11 +155,13 @@ async def submit(
 
 @router.get("", response_model=m.JobList, responses=problems(422), summary="List jobs")
 async def list_jobs(
-    use_case: Annotated[uc.ListJobs, provided("list_jobs")],
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    use_case: deps.ListJobs,
+    limit: Annotated[int, Query(ge=LIST_LIMIT["low"], le=LIST_LIMIT["high"])] = LIST_LIMIT[
+        "default"
+    ],
     include_terminal: bool = True,
     status: StatusFilter = None,
-    graph_id: Annotated[str | None, Query(max_length=256)] = None,
+    graph_id: Annotated[str | None, Query(max_length=MAX_GRAPH_ID_CHARS)] = None,
 ) -> Response:
     """Newest first."""
     return json_response(
@@ -171,7 +177,7 @@ async def _clear(use_case: uc.ClearJobs) -> Response:
 
 @router.delete("", response_model=m.ClearJobsResponse, summary="Clear finished jobs")
 async def clear_jobs(
-    use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
+    use_case: deps.ClearJobs,
 ) -> Response:
     """Removes every job in a terminal status."""
     return await _clear(use_case)
@@ -204,7 +210,7 @@ async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
     summary="Cancel every live job",
 )
 async def cancel_all_jobs(
-    use_case: Annotated[uc.CancelAllJobs, provided("cancel_all_jobs")],
+    use_case: deps.CancelAllJobs,
 ) -> Response:
     """Cores from 1.2.31 cancel every live job at once (`via: "CancelAllJobs"`). Older cores
     lack that call: the live jobs are listed and each is cancelled (`via: "CancelJob"`),
@@ -221,7 +227,7 @@ async def cancel_all_jobs(
     summary="Clear finished jobs (older clients)",
 )
 async def clear_jobs_post(
-    use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
+    use_case: deps.ClearJobs,
 ) -> Response:
     return await _clear(use_case)
 
@@ -231,7 +237,7 @@ async def clear_jobs_post(
 )
 async def get_job(
     job_id: JobId,
-    use_case: Annotated[uc.GetJob, provided("get_job")],
+    use_case: deps.GetJob,
     include: Annotated[
         Literal["full", "summary", "compact"] | None,
         Query(
@@ -251,9 +257,7 @@ async def get_job(
     responses=NOT_FOUND,
     summary="A job's agent graph",
 )
-async def get_graph(
-    job_id: JobId, use_case: Annotated[uc.GetJobGraph, provided("get_job_graph")]
-) -> Response:
+async def get_graph(job_id: JobId, use_case: deps.GetJobGraph) -> Response:
     """Agents from the job, its manifest and its events; edges counted from messages."""
     return json_response(await use_case(job_id))
 
@@ -265,9 +269,7 @@ async def get_graph(
     deprecated=True,
     summary="A job's agent graph (older clients)",
 )
-async def get_agent_graph(
-    job_id: JobId, use_case: Annotated[uc.GetJobGraph, provided("get_job_graph")]
-) -> Response:
+async def get_agent_graph(job_id: JobId, use_case: deps.GetJobGraph) -> Response:
     return json_response(await use_case(job_id))
 
 
@@ -281,7 +283,7 @@ async def get_agent_graph(
 async def replay_dead_letter(
     job_id: JobId,
     index: Annotated[int, Path(ge=0, le=2**31 - 1)],
-    use_case: Annotated[uc.ReplayDeadLetter, provided("replay_dead_letter")],
+    use_case: deps.ReplayDeadLetter,
 ) -> Response:
     result = await use_case(job_id, index)
     return json_response(
@@ -310,18 +312,14 @@ CONTROL = problems(404, 409, 422)
     responses=CONTROL,
     summary="Cancel a job",
 )
-async def cancel_job(
-    job_id: JobId, use_case: Annotated[uc.CancelJob, provided("cancel_job")]
-) -> Response:
+async def cancel_job(job_id: JobId, use_case: deps.CancelJob) -> Response:
     return await _control(use_case, job_id)
 
 
 @router.post(
     "/{job_id}/pause", response_model=m.JobActionResponse, responses=CONTROL, summary="Pause a job"
 )
-async def pause_job(
-    job_id: JobId, use_case: Annotated[uc.PauseJob, provided("pause_job")]
-) -> Response:
+async def pause_job(job_id: JobId, use_case: deps.PauseJob) -> Response:
     return await _control(use_case, job_id)
 
 
@@ -331,9 +329,7 @@ async def pause_job(
     responses=CONTROL,
     summary="Resume a paused job",
 )
-async def resume_job(
-    job_id: JobId, use_case: Annotated[uc.ResumeJob, provided("resume_job")]
-) -> Response:
+async def resume_job(job_id: JobId, use_case: deps.ResumeJob) -> Response:
     return await _control(use_case, job_id)
 
 
@@ -353,7 +349,7 @@ colon_router = APIRouter(
     summary="Clear finished jobs (older clients)",
 )
 async def clear_jobs_colon(
-    use_case: Annotated[uc.ClearJobs, provided("clear_jobs")],
+    use_case: deps.ClearJobs,
 ) -> Response:
     return await _clear(use_case)
 
@@ -364,6 +360,6 @@ async def clear_jobs_colon(
     summary="Cancel every live job (colon form)",
 )
 async def cancel_all_jobs_colon(
-    use_case: Annotated[uc.CancelAllJobs, provided("cancel_all_jobs")],
+    use_case: deps.CancelAllJobs,
 ) -> Response:
     return await _cancel_all(use_case)

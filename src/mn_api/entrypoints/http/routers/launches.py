@@ -8,11 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from mn_api.application import use_cases as uc
-from mn_api.application.ports import BlueprintSource
 from mn_api.application.use_cases.launch_blueprint import blueprint_view
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.problems import HttpProblem
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
@@ -90,7 +89,7 @@ class LaunchView(m.Open):
 
 @router.get("/blueprints", response_model=BlueprintList, summary="The blueprint catalogue")
 async def list_blueprints(
-    blueprints: Annotated[BlueprintSource, provided("blueprints")],
+    blueprints: deps.Blueprints,
 ) -> Response:
     """The blueprints of the catalogue folder (`MN_API_BLUEPRINT_DIR`); none without it."""
     found = await blueprints.catalog()
@@ -117,7 +116,7 @@ async def list_blueprints(
 )
 async def launch_blueprint(
     body: Annotated[LaunchRunRequest, Body()],
-    use_case: Annotated[uc.LaunchBlueprint, provided("launch_blueprint")],
+    use_case: deps.LaunchBlueprint,
 ) -> Response:
     """Reads the blueprint, submits its job and answers with the job id and the launch's
     steps; `GET /blueprints/launch/progress/{progress_id}` tells the same afterwards. A
@@ -146,7 +145,7 @@ async def launch_blueprint(
 )
 async def launch_progress(
     progress_id: Annotated[str, Path(max_length=128)],
-    log: Annotated[uc.LaunchLog, provided("launch_log")],
+    log: deps.LaunchLog,
 ) -> Response:
     """Each step of the launch and, once submitted, its `job_id`; launches are kept for an
     hour by the gateway process that ran them."""

@@ -3,20 +3,18 @@
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Depends
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
-from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
-from mn_api.application import use_cases as uc
 from mn_api.domain.errors import DomainError
 from mn_api.domain.events import Heartbeat, iso_timestamp
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.problems import domain_problem
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
@@ -39,7 +37,7 @@ router = APIRouter(
 # again (it reconnects whenever a stream ends): there is nothing more to tell.
 ENDED_RETRY_MS = 3_600_000
 
-Progress = Annotated[uc.WorkflowProgress, provided("workflow_progress")]
+Progress = deps.WorkflowProgress
 
 
 @router.get(
@@ -88,7 +86,7 @@ async def get_workflow_progress(job_id: JobId, use_case: Progress) -> Response:
 async def stream_workflow_progress(
     job_id: JobId,
     use_case: Progress,
-    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
+    telemetry: deps.Telemetry,
 ) -> Response:
     feed = await use_case.follow(job_id)
     return EventSourceResponse(counted(telemetry, _sse(feed)), headers=NO_CACHE, ping=None)

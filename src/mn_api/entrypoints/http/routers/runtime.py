@@ -8,9 +8,8 @@ from fastapi import APIRouter, Body, Depends, Query
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
-from mn_api.application import use_cases as uc
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
 
@@ -20,7 +19,7 @@ router = APIRouter(
     dependencies=[Depends(authenticate)],
     responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
 )
-Report = Annotated[uc.RuntimeReport, provided("runtime_report")]
+Report = deps.RuntimeReport
 
 
 class NodeRequest(BaseModel):
@@ -29,7 +28,7 @@ class NodeRequest(BaseModel):
 
 @router.get("/jobs/unfinished", summary="Jobs not yet ended")
 async def unfinished_jobs(
-    use_case: Annotated[uc.ListJobs, provided("list_jobs")],
+    use_case: deps.ListJobs,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     """`{"data": [...]}`: the jobs whose status is not terminal, newest first."""

@@ -1,16 +1,11 @@
 """Health, readiness, the runtime's summary and its metrics."""
 
-from typing import Annotated
-
 from fastapi import APIRouter, Depends
 from starlette.responses import PlainTextResponse, Response
 
-from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
-from mn_api.application.use_cases import CheckReadiness, GetRuntimeMetrics, GetSystemSummary
-from mn_api.config import Settings
 from mn_api.domain.errors import DomainError
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.models import (
     API_CONTRACT,
     HealthResponse,
@@ -32,7 +27,7 @@ router = APIRouter(
 
 
 @public.get("/health", response_model=HealthResponse, summary="Is the gateway up")
-async def health(settings: Annotated[Settings, provided("settings")]) -> Response:
+async def health(settings: deps.Settings) -> Response:
     """Answers without calling the runtime."""
     return json_response(
         {
@@ -50,7 +45,7 @@ async def health(settings: Annotated[Settings, provided("settings")]) -> Respons
     responses=problems(503),
 )
 async def ready(
-    check: Annotated[CheckReadiness, provided("check_readiness")],
+    check: deps.CheckReadiness,
 ) -> Response:
     try:
         await check()
@@ -71,7 +66,7 @@ async def ready(
     summary="The runtime's nodes and executor pools",
 )
 async def system_summary(
-    use_case: Annotated[GetSystemSummary, provided("get_system_summary")],
+    use_case: deps.GetSystemSummary,
 ) -> Response:
     return json_response(await use_case())
 
@@ -83,7 +78,7 @@ async def system_summary(
     summary="Runtime metrics",
 )
 async def runtime_metrics(
-    use_case: Annotated[GetRuntimeMetrics, provided("get_runtime_metrics")],
+    use_case: deps.GetRuntimeMetrics,
 ) -> Response:
     return json_response(await use_case())
 
@@ -101,6 +96,6 @@ exposition = APIRouter(
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def prometheus_metrics(
-    telemetry: Annotated[PrometheusTelemetry, provided("telemetry")],
+    telemetry: deps.Telemetry,
 ) -> Response:
     return Response(telemetry.exposition(), media_type=telemetry.content_type)

@@ -6,12 +6,11 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, Depends, Path
 from starlette.responses import Response
 
-from mn_api.application import use_cases as uc
 from mn_api.domain.events import iso_timestamp
 from mn_api.domain.webhooks import Attempt, Delivery, Subscription
+from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
-from mn_api.entrypoints.http.deps import provided
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
@@ -42,7 +41,7 @@ DeliveryId = Annotated[
 async def list_webhooks(
     job_id: JobId,
     caller: AuthDep,
-    use_case: Annotated[uc.ListWebhooks, provided("list_webhooks")],
+    use_case: deps.ListWebhooks,
 ) -> Response:
     """Each subscription, and each delivery with every attempt: when, how long, the status
     code or the error, and when the next retry is due. A receiver's query string is never
@@ -68,7 +67,7 @@ async def list_webhooks(
 async def redeliver_webhook(
     job_id: JobId,
     delivery_id: DeliveryId,
-    use_case: Annotated[uc.RedeliverWebhook, provided("redeliver_webhook")],
+    use_case: deps.RedeliverWebhook,
 ) -> Response:
     """Sends the same body under the same `webhook-id` once, now, and answers with the
     delivery and its new attempt. A delivery that had succeeded stays delivered; one that
