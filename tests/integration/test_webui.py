@@ -119,6 +119,9 @@ class Session:
         self.page.set_default_timeout(20_000)
         self.api: list[tuple[int, str, str]] = []
         self.requested: list[tuple[str, str]] = []
+        self.launches_answered: set[str] = set()
+        # Progress polls answered 404 while their launch had not been answered yet.
+        self.early_polls: set[str] = set()
         self.errors: list[str] = []
         self.page.on("request", self._asked)
         self.page.on("response", self._answered)
@@ -133,9 +136,17 @@ class Session:
         if "/api/" in response.url:
             path = response.url.split("/api/v1", 1)[-1]
             self.api.append((response.status, response.request.method, path))
+            progress = path.removeprefix("/blueprints/launch/progress/")
+            early = progress != path and progress not in self.launches_answered
+            if response.status == 404 and early:
+                self.early_polls.add(path)
+            if path == "/blueprints/launch/runs":
+                body = response.request.post_data_json or {}
+                self.launches_answered.add(str(body.get("progress_id")))
 
     def _logged(self, message: Any) -> None:
-        if message.type == "error":
+        # The browser logs each failed request too: those are judged by failed_calls().
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
             self.errors.append(message.text[:500])
 
     def open(self, path: str) -> None:
@@ -144,18 +155,12 @@ class Session:
 
     def failed_calls(self) -> list[Any]:
         """API calls answered with an error, but for the UI's polls of a launch's progress
-        sent before the launch itself (the UI starts polling as it sends it): such a
-        launch is not known yet."""
-        early = set()
-        for index, (method, path) in enumerate(self.requested):
-            if method == "GET" and path.startswith("/blueprints/launch/progress/"):
-                launched = ("POST", "/blueprints/launch/runs") in self.requested[:index]
-                if not launched:
-                    early.add(path)
+        answered before the launch itself (the UI starts polling as it sends the launch):
+        such a launch is not known yet."""
         return [
             (status, method, path)
             for status, method, path in self.api
-            if status >= 400 and not (status == 404 and path in early)
+            if status >= 400 and not (status == 404 and path in self.early_polls)
         ]
 
     def text(self) -> str:
