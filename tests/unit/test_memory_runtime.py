@@ -5,7 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from mn_api.adapters.memory.runtime import MAX_HOPS, InMemoryRuntime
+from mn_api.adapters.memory.model import MAX_HOPS
+from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.domain.errors import InvalidArgumentError, JobNotFoundError
 from mn_api.domain.events import EventRecord
 from tests.support import FakeClock, pipeline_manifest

@@ -31,8 +31,9 @@ from mn_api.adapters.grpc.protos import (
     observability_pb2,
     observability_pb2_grpc,
 )
+from mn_api.adapters.memory.model import SimulatedNode
 from mn_api.adapters.memory.releases import LATEST, RELEASES, CoreRelease
-from mn_api.adapters.memory.runtime import InMemoryRuntime, SimulatedNode
+from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.domain import errors as e
 from mn_api.entrypoints.cli import check_address, load_settings, warn_unknown_variables
 

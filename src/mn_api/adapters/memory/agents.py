@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from mn_api.domain import events as ev
 
 if TYPE_CHECKING:
-    from mn_api.adapters.memory.runtime import InMemoryRuntime, _Agent, _Delivery, _Job
+    from mn_api.adapters.memory.model import _Agent, _Delivery, _Job
+    from mn_api.adapters.memory.runtime import InMemoryRuntime
 
 HOST_LOCAL_RUNNER = "MirrorNeuron.Runner.HostLocal"
 # What the job's failure says when an executor's sandbox runner cannot be started.

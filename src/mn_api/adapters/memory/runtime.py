@@ -1,4 +1,7 @@
-"""InMemoryRuntime: runs jobs the way a released core does, one message hop per step, in memory."""
+"""InMemoryRuntime: runs jobs the way a released core does, one message hop per step, in memory.
+
+The port (what the gateway calls) is here; the engine that moves jobs is in `engine.py`,
+the documents it answers with in `documents.py`, and its model in `model.py`."""
 
 from __future__ import annotations
 
@@ -9,14 +12,26 @@ import itertools
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from mn_api.adapters.memory import agents as generation_a
+from mn_api.adapters.memory.documents import Documents
+from mn_api.adapters.memory.engine import Engine
+from mn_api.adapters.memory.model import (
+    EXECUTOR_TYPES,
+    GENERATION_A_ARCHITECTURE,
+    LARGE_MANIFEST_CHARS,
+    SimulatedNode,
+    _Agent,
+    _Job,
+    _judge,
+    _loads,
+    _milliseconds,
+    _simulate,
+    _type_of,
+)
 from mn_api.adapters.memory.releases import LATEST, CoreRelease, core_release
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort
 from mn_api.domain import events as ev
@@ -27,13 +42,12 @@ from mn_api.domain.errors import (
     InvalidArgumentError,
     InvalidTransitionError,
     JobNotFoundError,
-    ManifestInvalidError,
     NodeNotFoundError,
     NotSupportedError,
     RequirementsNotMetError,
 )
 from mn_api.domain.events import EventRecord, Heartbeat, iso_timestamp
-from mn_api.domain.manifest import Manifest, check_manifest, parse_manifest
+from mn_api.domain.manifest import Manifest
 from mn_api.domain.status import (
     NOT_PAUSED,
     NOT_RUNNING,
@@ -42,128 +56,8 @@ from mn_api.domain.status import (
     check_transition,
 )
 
-MAX_HOPS = 64
-START_MESSAGE = {"type": "start"}
-EXECUTOR_TYPES = frozenset({"executor", "sandbox_worker"})
-# What a message summary and a dead letter say of how a message is encoded.
-CONTENT_TYPE = "application/json"
-CONTENT_ENCODING = "identity"
-MESSAGE_CLASS = "event"
-# 1.2.31 gives up on a message after this many failed durable deliveries.
-DURABLE_ATTEMPTS = 10
-JOB_ROOT = "/var/lib/mirrorneuron/jobs"
-# Where a generation A core writes each submission's manifest and payloads.
-BUNDLE_ROOT = "/tmp"
-# Live agents record a heartbeat this often; an orphaned job's agents stop.
-HEARTBEAT_SECONDS = 2.0
-# How a generation A core names its node and architecture when it runs alone.
-GENERATION_A_NODE = "nonode@nohost"
-GENERATION_A_ARCHITECTURE = "x86_64-pc-linux-gnu"
-# Manifests longer than this are judged off the event loop.
-LARGE_MANIFEST_CHARS = 256 * 1024
 
-
-def _loads(raw: bytes) -> Any:
-    return orjson.loads(raw)
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatedNode:
-    """The one cluster node the simulation runs on, as GetSystemSummary describes it.
-
-    Fixed numbers rather than the host's, so answers are the same on every machine; a
-    manifest whose `requirements` exceed them is refused by releases that check them.
-    """
-
-    name: str = "mn1@127.0.0.1"
-    logical_processors: int = 8
-    architecture: str = "x86_64"
-    memory_mb: int = 16_384
-    gpus: int = 0
-    pool_capacity: int = 4
-
-
-@dataclass(slots=True)
-class _Delivery:
-    source: str | None
-    target: str
-    type: str
-    message: Any
-    hops: int
-    ready_at: float
-    message_id: str
-    replay: bool = False
-    message_class: str = MESSAGE_CLASS
-
-
-@dataclass(slots=True)
-class _Agent:
-    node_id: str
-    agent_type: str
-    executor: bool
-    outbound: list[str]
-    fail: bool
-    drop_first: int
-    delay_seconds: float
-    last_seen: str
-    config: Mapping[str, Any] = field(default_factory=dict)
-    processed: int = 0
-    mailbox: int = 0
-    dropped: int = 0
-    error: str | None = None
-    # Generation A: what an aggregator or sensor received, an executor's lease and sandbox.
-    received: list[Any] = field(default_factory=list)
-    lease: dict[str, Any] | None = None
-    sandbox_name: str | None = None
-
-    @property
-    def count(self) -> int:
-        return len(self.received)
-
-
-@dataclass(slots=True)
-class _Job:
-    job_id: str
-    seq: int
-    manifest: Manifest
-    payload_keys: list[str]
-    submitted_at: str
-    updated_at: str
-    agents: dict[str, _Agent]
-    coordinator_lost: bool = False
-    lose_coordinator: bool = False
-    duplicate_boundary: bool = False
-    # When the scheduler finds room for the job: it stays pending until then.
-    schedulable_at: float = 0.0
-    status: JobStatus = JobStatus.PENDING
-    stage: int = 0
-    events: list[bytes] = field(default_factory=list)
-    base: int = 0
-    last_event: str = ""
-    inflight: deque[_Delivery] = field(default_factory=deque)
-    messages: int = 0
-    dead_letters: int = 0
-    replayed: set[int] = field(default_factory=set)
-    result: dict[str, Any] | None = None
-    sandbox_runs: list[dict[str, Any]] = field(default_factory=list)
-    # When the job's coordinator was lost: its agents' heartbeats stop there.
-    lost_at: float | None = None
-    started_at: float = 0.0
-    changed: asyncio.Event | None = None
-    # The serialized details, kept until the job next changes: readers far outnumber steps.
-    details: bytes | None = None
-    details_beat: float = 0.0
-
-    @property
-    def end(self) -> int:
-        return self.base + len(self.events)
-
-    @property
-    def live(self) -> bool:
-        return not self.status.is_terminal and not self.coordinator_lost
-
-
-class InMemoryRuntime(RuntimePort):
+class InMemoryRuntime(Engine, Documents, RuntimePort):
     """A released core's behaviour without the core: validation, scheduling, messaging, faults.
 
     `release` picks the profile (CORE.md: 1.1, 1.2.5 or 1.2.31, the newest by default): job
@@ -211,8 +105,6 @@ class InMemoryRuntime(RuntimePort):
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
 
-    # -- lifecycle -----------------------------------------------------------------
-
     async def start(self) -> None:
         if self._auto_run and self._driver is None:
             self._wake = asyncio.Event()
@@ -224,345 +116,6 @@ class InMemoryRuntime(RuntimePort):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._driver
             self._driver = None
-
-    async def _drive(self) -> None:
-        assert self._wake is not None
-        while True:
-            if not self._active:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            progressed = self.step()
-            pause = self._step_seconds if progressed else max(self._step_seconds, 0.005)
-            await asyncio.sleep(pause)
-
-    def _kick(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
-
-    # -- the simulation --------------------------------------------------------------
-
-    def _now(self) -> str:
-        return iso_timestamp(self._clock())
-
-    def _emit(
-        self,
-        job: _Job,
-        kind: str,
-        *,
-        agent_id: str | None = None,
-        payload: Mapping[str, Any] | None = None,
-        **details: Any,
-    ) -> None:
-        """Append one flat event: job-level events carry their details at the top level and
-        no `agent_id` key; agents' events carry `agent_id` and `payload`."""
-        stamp = self._now()
-        job.updated_at = stamp
-        job.details = None
-        event: dict[str, Any] = {"type": kind, "timestamp": stamp, "job_id": job.job_id}
-        if agent_id is not None:
-            event["agent_id"] = agent_id
-        event.update(details)
-        if payload is not None:
-            event["payload"] = payload
-        if self.release.version_field:
-            event["version"] = 1
-        job.events.append(orjson.dumps(event))
-        job.last_event = f"{kind}({agent_id})" if agent_id else kind
-        overflow = len(job.events) - self._max_events
-        if overflow > self._max_events // 10:
-            del job.events[:overflow]
-            job.base += overflow
-        if job.changed is not None:
-            job.changed.set()
-            job.changed = None
-
-    def _set_status(self, job: _Job, status: JobStatus) -> None:
-        job.status = status
-        job.details = None
-        if status.is_terminal:
-            self._finished[job.job_id] = None
-        else:
-            self._finished.pop(job.job_id, None)
-        if status.is_terminal or status is JobStatus.PAUSED or job.coordinator_lost:
-            self._active.pop(job.job_id, None)
-        else:
-            self._active[job.job_id] = job
-            self._kick()
-
-    def step(self) -> bool:
-        """Advance every unpaused job by one step; answers whether anything happened."""
-        progressed = False
-        now = self._clock()
-        for job in list(self._active.values()):
-            progressed |= self._advance(job, now)
-        return progressed
-
-    def run_until_idle(self, max_steps: int = 10_000) -> int:
-        """Step until no job can move any more; answers how many steps ran."""
-        steps = 0
-        while self._active and steps < max_steps and self.step():
-            steps += 1
-        return steps
-
-    def _advance(self, job: _Job, now: float) -> bool:
-        if job.status is JobStatus.CANCELLING:
-            self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status="running")
-            return True
-        if job.stage == 0:
-            job.stage = 1
-            self._emit(job, ev.JOB_VALIDATED, **self._job_details(graph_id=job.manifest.graph_id))
-            return True
-        if job.stage == 1:
-            if now < job.schedulable_at:
-                return False
-            job.stage = 2
-            self._emit(job, ev.JOB_SCHEDULED, node=self._node_name)
-            return True
-        if job.stage == 2:
-            job.stage = 3
-            self._set_status(job, JobStatus.RUNNING)
-            self._emit(
-                job,
-                ev.JOB_RUNNING,
-                **self._job_details(root_agent_ids=list(job.manifest.entrypoints)),
-            )
-            self._start_entrypoints(job, now)
-            if job.lose_coordinator:
-                self.lose_coordinator(job.job_id)
-            return True
-        return self._deliver_ready(job, now)
-
-    def _start_entrypoints(self, job: _Job, now: float) -> None:
-        """Each entrypoint gets its initial inputs; generation A cores send them from the
-        `runtime` as `init` commands, and an entrypoint without inputs gets `{}`."""
-        gen_a = self.release.agents_complete_jobs
-        for entry in job.manifest.entrypoints:
-            inputs = job.manifest.initial_inputs.get(entry) or [{} if gen_a else START_MESSAGE]
-            for message in inputs:
-                if gen_a:
-                    self._enqueue(
-                        job,
-                        generation_a.RUNTIME_SENDER,
-                        entry,
-                        generation_a.START_TYPE,
-                        message,
-                        0,
-                        now,
-                        message_class=generation_a.COMMAND_CLASS,
-                    )
-                else:
-                    self._enqueue(job, None, entry, "initial_input", message, 0, now)
-
-    def _job_details(self, **details: Any) -> dict[str, Any]:
-        """What a job-level event says beyond its type: nothing on generation A cores."""
-        return {} if self.release.generation_a_documents else details
-
-    def lose_coordinator(self, job_id: str) -> None:
-        """Simulate the loss of the job's coordinator: its record stays live, nothing moves."""
-        job = self._job(job_id)
-        if job.status.is_terminal:
-            return
-        job.coordinator_lost = True
-        job.lost_at = self._clock()
-        job.details = None
-        self._active.pop(job.job_id, None)
-
-    def _enqueue(
-        self,
-        job: _Job,
-        source: str | None,
-        target: str,
-        kind: str,
-        message: Any,
-        hops: int,
-        now: float,
-        *,
-        replay: bool = False,
-        message_class: str = MESSAGE_CLASS,
-    ) -> None:
-        agent = job.agents[target]
-        delivery = _Delivery(
-            source,
-            target,
-            kind,
-            message,
-            hops,
-            now + agent.delay_seconds,
-            secrets.token_hex(8),
-            replay,
-            message_class,
-        )
-        if len(job.inflight) >= self._max_inflight:
-            self._dead_letter(job, delivery, "mailbox_full")
-            return
-        agent.mailbox += 1
-        job.details = None
-        job.inflight.append(delivery)
-
-    def _deliver_ready(self, job: _Job, now: float) -> bool:
-        progressed = False
-        for _ in range(len(job.inflight)):
-            if job.status is not JobStatus.RUNNING:
-                break
-            delivery = job.inflight.popleft()
-            if delivery.ready_at > now:
-                job.inflight.append(delivery)
-                continue
-            progressed = True
-            self._deliver(job, delivery)
-        idle = job.status is JobStatus.RUNNING and not job.inflight
-        if idle and not job.manifest.daemon and not self.release.agents_complete_jobs:
-            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, result=self._result(job))
-            progressed = True
-        return progressed
-
-    def _summary_of(self, delivery: _Delivery) -> dict[str, Any]:
-        """What a core says of a delivered message: who, what and how, but not its body."""
-        summary: dict[str, Any] = {"message_id": delivery.message_id}
-        if delivery.source is not None:
-            summary["from"] = delivery.source
-        summary.update(
-            {
-                "to": delivery.target,
-                "type": delivery.type,
-                "class": delivery.message_class,
-                "content_type": CONTENT_TYPE,
-                "content_encoding": CONTENT_ENCODING,
-                "stream": None,
-            }
-        )
-        return summary
-
-    def _deliver(self, job: _Job, delivery: _Delivery) -> None:
-        agent = job.agents[delivery.target]
-        agent.mailbox -= 1
-        if delivery.hops > MAX_HOPS:
-            self._dead_letter(job, delivery, "message_expired")
-            return
-        if not delivery.replay and agent.dropped < agent.drop_first:
-            agent.dropped += 1
-            self._dead_letter(job, delivery, "delivery_attempts_exhausted")
-            return
-        agent.last_seen = self._now()
-        job.messages += 1
-        self._emit(
-            job,
-            ev.AGENT_MESSAGE_RECEIVED,
-            agent_id=agent.node_id,
-            payload=self._summary_of(delivery),
-        )
-        if self.release.agents_complete_jobs and not agent.fail:
-            generation_a.act(self, job, agent, delivery)
-            return
-        agent.processed += 1
-        if agent.fail:
-            agent.error = "simulated_failure"
-            self._finish(
-                job, JobStatus.FAILED, ev.JOB_FAILED, agent_id=agent.node_id, reason=agent.error
-            )
-            return
-        for edge in job.manifest.edges:
-            if edge.from_node == agent.node_id:
-                self._enqueue(
-                    job,
-                    agent.node_id,
-                    edge.to_node,
-                    edge.message_type,
-                    delivery.message,
-                    delivery.hops + 1,
-                    self._clock(),
-                )
-
-    def _dead_letter(self, job: _Job, delivery: _Delivery, reason: str) -> None:
-        """A message no agent took: the whole message at the top level, and on 1.2.31 a
-        payload saying why (older releases give no reason)."""
-        job.dead_letters += 1
-        envelope: dict[str, Any] = {"message_id": delivery.message_id, "job_id": job.job_id}
-        if delivery.source is not None:
-            envelope["from"] = delivery.source
-        envelope.update({"to": delivery.target, "type": delivery.type, "class": MESSAGE_CLASS})
-        message = {
-            "envelope": envelope,
-            "headers": {"content_type": CONTENT_TYPE, "content_encoding": CONTENT_ENCODING},
-            "body": delivery.message,
-            "artifacts": [],
-            "stream": None,
-        }
-        payload = None
-        if self.release.dead_letter_payload:
-            attempts = 1 if reason == "message_expired" else DURABLE_ATTEMPTS
-            payload = {"reason": reason, "message_id": delivery.message_id, "attempt": attempts}
-        self._emit(job, ev.DEAD_LETTER, agent_id=delivery.target, payload=payload, message=message)
-
-    def _finish(self, job: _Job, status: JobStatus, kind: str, **details: Any) -> None:
-        for delivery in job.inflight:
-            job.agents[delivery.target].mailbox -= 1
-        job.inflight.clear()
-        self._set_status(job, status)
-        if status is JobStatus.COMPLETED:
-            job.result = details.get("result")
-        if self.release.generation_a_documents:
-            # A generation A core keeps the end's reason as the job's result.
-            if status is JobStatus.COMPLETED:
-                job.result = {"agent_id": details.get("agent_id"), "output": details.get("result")}
-            elif status is JobStatus.FAILED:
-                job.result = {"agent_id": details.get("agent_id"), "error": details.get("reason")}
-            else:
-                job.result = dict(generation_a.CANCELLED_RESULT)
-            details.pop("previous_status", None)
-        self._emit(job, kind, **details)
-
-    def _complete(self, job: _Job, agent: _Agent, output: Any) -> None:
-        """An agent completes the job with its output (generation A)."""
-        self._finish(
-            job, JobStatus.COMPLETED, ev.JOB_COMPLETED, agent_id=agent.node_id, result=output
-        )
-
-    def _fail(self, job: _Job, agent: _Agent, reason: str) -> None:
-        self._finish(job, JobStatus.FAILED, ev.JOB_FAILED, agent_id=agent.node_id, reason=reason)
-
-    def _result(self, job: _Job) -> dict[str, Any]:
-        return {"messages_processed": job.messages, "dead_letters": job.dead_letters}
-
-    def seed(self, jobs: int, events_per_job: int) -> list[str]:
-        """Preload finished jobs with long histories (for benchmarks); answers their ids."""
-        manifest = {
-            "manifest_version": "1",
-            "graph_id": "seeded",
-            "job_name": "seeded history",
-            "nodes": [
-                {"node_id": "source", "agent_type": "sensor"},
-                {"node_id": "sink", "agent_type": "aggregator"},
-            ],
-            "edges": [{"from_node": "source", "to_node": "sink", "message_type": "reading"}],
-            "entrypoints": ["source"],
-        }
-        parsed = parse_manifest(manifest)
-        ids = []
-        for _ in range(jobs):
-            job = self._new_job(parsed, {})
-            self._emit(job, ev.JOB_PENDING, graph_id="seeded", payload_count=0)
-            self._emit(job, ev.JOB_VALIDATED, graph_id="seeded")
-            self._emit(job, ev.JOB_SCHEDULED, node=self._node_name)
-            self._set_status(job, JobStatus.RUNNING)
-            self._emit(job, ev.JOB_RUNNING, root_agent_ids=["source"])
-            sink = job.agents["sink"]
-            for _n in range(max(events_per_job - 5, 0)):
-                sink.processed += 1
-                job.messages += 1
-                delivery = _Delivery("source", "sink", "reading", None, 1, 0, secrets.token_hex(8))
-                self._emit(
-                    job,
-                    ev.AGENT_MESSAGE_RECEIVED,
-                    agent_id="sink",
-                    payload=self._summary_of(delivery),
-                )
-            job.stage = 3
-            self._finish(job, JobStatus.COMPLETED, ev.JOB_COMPLETED, result=self._result(job))
-            ids.append(job.job_id)
-        self._evict()
-        return ids
 
     def _new_job_id(self, graph_id: str, now: float) -> str:
         if self.release.short_job_ids:
@@ -608,8 +161,6 @@ class InMemoryRuntime(RuntimePort):
         self._jobs[job_id] = job
         self._set_status(job, JobStatus.PENDING)
         return job
-
-    # -- the port --------------------------------------------------------------------
 
     def _job(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id)
@@ -661,155 +212,6 @@ class InMemoryRuntime(RuntimePort):
             job.details = orjson.dumps(self._details(job))
             job.details_beat = beat
         return JsonDocument(job.details, _loads)
-
-    def _heartbeat_at(self, job: _Job) -> float:
-        """The last heartbeat tick of the job's agents: every HEARTBEAT_SECONDS while the
-        job's coordinator runs it; none once it lost it or the job ended."""
-        if job.lost_at is not None:
-            until = job.lost_at
-        elif job.live:
-            until = self._clock()
-        else:
-            return 0.0
-        ticks = max(until - job.started_at, 0.0) // HEARTBEAT_SECONDS
-        return job.started_at + ticks * HEARTBEAT_SECONDS
-
-    def _agent_status(self, job: _Job, agent: _Agent) -> str:
-        if not agent.executor:
-            return "busy" if agent.mailbox else "ready"
-        if self.release.agents_complete_jobs and agent.error is None:
-            # An executor that ran is completed; one still waiting for a message is ready.
-            return "completed" if agent.sandbox_name else "ready"
-        if agent.error is not None:
-            return "error"
-        if job.status is JobStatus.PAUSED:
-            return "paused"
-        if job.status is JobStatus.PENDING:
-            return "queued"
-        if job.status.is_terminal:
-            return "completed"
-        return "running"
-
-    def _agent(self, job: _Job, agent: _Agent) -> dict[str, Any]:
-        status = self._agent_status(job, agent)
-        beat = self._heartbeat_at(job)
-        last_seen = max(agent.last_seen, iso_timestamp(beat)) if beat else agent.last_seen
-        if self.release.generation_a_documents:
-            # Agents keep `paused?` false and `live?` true, even once the job has ended; the
-            # agents of a job whose coordinator is gone read as not live.
-            return {
-                "agent_id": agent.node_id,
-                "agent_type": agent.agent_type,
-                "assigned_node": self._node_name,
-                "last_error": agent.error,
-                "last_heartbeat_at": last_seen,
-                "lease": agent.lease or {"lease_id": None, "pool": None, "slots": None},
-                "live?": not job.coordinator_lost,
-                "mailbox_depth": agent.mailbox,
-                "paused?": False,
-                "processed_messages": agent.processed,
-                "running?": False,
-                "sandbox_name": agent.sandbox_name,
-                "status": status,
-            }
-        document: dict[str, Any] = {
-            "agent_id": agent.node_id,
-            "agent_type": agent.agent_type,
-            "assigned_node": self._node_name,
-            "processed_messages": agent.processed,
-            "mailbox_depth": agent.mailbox,
-            "paused?": job.status is JobStatus.PAUSED,
-            "last_heartbeat_at": last_seen,
-            "live?": job.live,
-            "status": status,
-            "running?": job.live and job.status is JobStatus.RUNNING,
-            "last_error": agent.error,
-            "lease": None,
-        }
-        if agent.agent_type == "sandbox_worker":
-            document["sandbox_name"] = _sandbox_name(job, agent)
-        return document
-
-    @property
-    def _node_name(self) -> str:
-        return GENERATION_A_NODE if self.release.generation_a_documents else self.node.name
-
-    def _placement(self, manifest: Manifest) -> str:
-        return "local" if self.release.generation_a_documents else _placement(manifest)
-
-    def _details(self, job: _Job) -> dict[str, Any]:
-        manifest = job.manifest
-        gen_a = self.release.generation_a_documents
-        info: dict[str, Any] = {
-            "job_id": job.job_id,
-            "graph_id": manifest.graph_id,
-            "job_name": manifest.job_name,
-        }
-        if not gen_a:
-            info["daemon"] = manifest.daemon
-        info.update(
-            {
-                "status": job.status.value,
-                "submitted_at": job.submitted_at,
-                "updated_at": job.updated_at,
-                "root_agent_ids": list(manifest.entrypoints),
-                "placement_policy": self._placement(manifest),
-                "recovery_policy": _recovery(manifest),
-            }
-        )
-        if gen_a:
-            info["result"] = job.result  # null until the job ends, as the core writes it
-        elif self.release.result_in_details and job.result is not None:
-            info["result"] = job.result
-        job_path = f"{BUNDLE_ROOT}/bundle_{job.seq}" if gen_a else f"{JOB_ROOT}/{job.job_id}"
-        info["manifest_ref"] = {
-            "graph_id": manifest.graph_id,
-            "manifest_version": manifest.manifest_version,
-            "manifest_path": f"{job_path}/manifest.json",
-            "job_path": job_path,
-        }
-        recent = job.events[-self.release.recent_events :] if self.release.recent_events else []
-        return {
-            "job": info,
-            "summary": self._job_summary(job),
-            # Generation A cores list agents by id; older ones in the manifest's order.
-            "agents": [
-                self._agent(job, job.agents[agent_id])
-                for agent_id in (sorted(job.agents) if gen_a else job.agents)
-            ],
-            "recent_events": [orjson.Fragment(e) for e in reversed(recent)],
-            "sandboxes": list(job.sandbox_runs)
-            if gen_a
-            else [
-                {"name": _sandbox_name(job, a), "agent_id": a.node_id, "status": "ready"}
-                for a in job.agents.values()
-                if a.agent_type == "sandbox_worker"
-            ],
-        }
-
-    def _job_summary(self, job: _Job) -> dict[str, Any]:
-        executors = [a for a in job.agents.values() if a.executor]
-        running = job.live and job.status is JobStatus.RUNNING
-        return {
-            "job_id": job.job_id,
-            "graph_id": job.manifest.graph_id,
-            "job_name": job.manifest.job_name,
-            "status": job.status.value,
-            "live?": job.live,
-            "submitted_at": job.submitted_at,
-            "updated_at": job.updated_at,
-            "placement_policy": self._placement(job.manifest),
-            "recovery_policy": _recovery(job.manifest),
-            "executor_count": len(executors),
-            "active_executors": 0
-            if self.release.agents_complete_jobs or not running
-            else len(executors),
-            "nodes": [self._node_name],
-            "sandbox_names": [a.sandbox_name for a in executors if a.sandbox_name]
-            if self.release.generation_a_documents
-            else [_sandbox_name(job, a) for a in executors if a.agent_type == "sandbox_worker"],
-            "last_event": job.last_event,
-        }
 
     def _newest(self, limit: int, include_terminal: bool) -> list[_Job]:
         jobs = (
@@ -992,11 +394,6 @@ class InMemoryRuntime(RuntimePort):
             }
         return JsonDocument(orjson.dumps(summary), _loads)
 
-    def _gpu(self) -> Any:
-        if self.release.generation_a_documents:
-            return "Not available" if not self.node.gpus else f"{self.node.gpus} GPU(s)"
-        return {"count": self.node.gpus, "devices": []}
-
     async def stream_events(
         self,
         job_id: str,
@@ -1077,71 +474,9 @@ class InMemoryRuntime(RuntimePort):
             if not await self._changed(job, interval):
                 yield self._heartbeat(job_id)
 
-    def _heartbeat(self, job_id: str) -> bytes:
-        beat: dict[str, Any] = {
-            "type": ev.STREAM_HEARTBEAT,
-            "job_id": job_id,
-            "timestamp": self._now(),
-        }
-        if self.release.version_field:
-            beat["version"] = 1
-        return orjson.dumps(beat)
-
     async def ping(self, deadline_seconds: float) -> None:
         return None
 
     def payload_keys(self, job_id: str) -> list[str]:
         """The payload files the job was submitted with (a core writes them to its disk)."""
         return list(self._job(job_id).payload_keys)
-
-
-def _type_of(raw: bytes) -> str:
-    kind = orjson.loads(raw).get("type")
-    return kind if isinstance(kind, str) else ""
-
-
-def _judge(manifest_json: str) -> Manifest:
-    """The manifest the text holds, or the core's refusal of it."""
-    try:
-        raw = orjson.loads(manifest_json)
-    except orjson.JSONDecodeError as err:
-        raise ManifestInvalidError([_parser_message(manifest_json, err)]) from err
-    problems = check_manifest(raw)
-    if problems:
-        raise ManifestInvalidError(problems.listed, problems.total)
-    return parse_manifest(raw)
-
-
-def _milliseconds(value: Any) -> float:
-    """A simulated delay in seconds, from milliseconds (anything else: none)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return 0.0
-    return value / 1000
-
-
-def _simulate(config: Mapping[str, Any]) -> Mapping[str, Any]:
-    simulate = config.get("simulate")
-    return simulate if isinstance(simulate, Mapping) else {}
-
-
-def _placement(manifest: Manifest) -> str:
-    placement = manifest.policies.get("placement_policy", manifest.policies.get("placement"))
-    return placement if isinstance(placement, str) else "spread"
-
-
-def _recovery(manifest: Manifest) -> str:
-    mode = manifest.policies.get("recovery_mode")
-    return mode if isinstance(mode, str) else "local_restart"
-
-
-def _sandbox_name(job: _Job, agent: _Agent) -> str:
-    return f"{job.job_id}-{agent.node_id}"
-
-
-def _parser_message(text: str, err: orjson.JSONDecodeError) -> str:
-    """The JSON parser's own words for text that is not JSON, as cores pass them on."""
-    position = err.pos
-    if position >= len(text):
-        return f"unexpected end of input at position {position}"
-    char = text[position]
-    return f'unexpected byte at position {position}: 0x{ord(char) & 0xFF:02X} ("{char}")'
