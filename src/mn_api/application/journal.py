@@ -30,11 +30,17 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
 
+from mn_api.application.journal_records import (
+    JournalPage,
+    JournalStats,
+    _cleared,
+    _Diverged,
+    _Journal,
+    job_status,
+)
 from mn_api.application.ports import RuntimePort
-from mn_api.domain.documents import JsonDocument
 from mn_api.domain.errors import (
     DomainError,
     HistoryWindowError,
@@ -42,15 +48,15 @@ from mn_api.domain.errors import (
     RuntimeAuthError,
     RuntimeFailureError,
 )
-from mn_api.domain.events import DEAD_LETTER, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
+from mn_api.domain.events import EventRecord, Heartbeat
 from mn_api.domain.graph import EventFold
 from mn_api.domain.progress import ProgressFold
 from mn_api.domain.status import is_terminal
 
+__all__ = ["HistoryJournal", "JournalPage", "job_status"]
+
 log = logging.getLogger("mn_api.journal")
 
-# What one event costs beyond its bytes: its slot in the list and the bytes object's header.
-RECORD_OVERHEAD = 64
 # How often a quiet following stream from the core says it is alive: the follower looks
 # then whether anybody still watches.
 FOLLOW_HEARTBEAT_SECONDS = 1.0
@@ -66,164 +72,9 @@ END_PAUSE = 0.1
 RESUME_BACKOFF = (0.1, 5.0)
 
 
-async def job_status(runtime: RuntimePort, job_id: str) -> str:
-    """The job's status as the runtime's details give it ("" when they do not say)."""
-    details = (await runtime.get_job(job_id)).value
-    job = details.get("job") if isinstance(details, Mapping) else None
-    status = job.get("status") if isinstance(job, Mapping) else None
-    return status if isinstance(status, str) else ""
-
-
-class JournalStats:
-    """Counts for operators; the Prometheus adapter reads them when it is scraped."""
-
-    __slots__ = ("evictions", "hits", "misses", "oversized")
-
-    def __init__(self) -> None:
-        self.hits = 0
-        self.misses = 0
-        self.evictions = 0
-        self.oversized = 0
-
-
 # What a follower does not expect: anything but the runtime's own refusals and a history that
 # changed. It ends the follower, and its watchers get a problem instead of a silent retry.
 _Unexpected = (ArithmeticError, AssertionError, AttributeError, LookupError, TypeError, ValueError)
-
-
-class _Diverged(Exception):
-    """The core's history no longer starts as the journal says."""
-
-
-class _Journal:
-    """One job's history as far as it was read: raw events from position `base` on."""
-
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-        # How the runtime's documents are parsed: taken from the first event it sent.
-        self.parse: Callable[[bytes], Any] | None = None
-        self.base = 0  # the position of raws[0]
-        self.final = False
-        self.size = 0
-        self.watchers = 0
-        self.idle_since: float | None = None
-        # Too big to keep whole: pages stream from the core, watchers get a window.
-        self.oversized = False
-        self.follower: asyncio.Task[None] | None = None
-        self.catching_up: asyncio.Future[None] | None = None
-        self.failure: DomainError | None = None
-        self.raws: list[bytes] = []
-        self.by_type: dict[str, list[int]] = {}
-        self.dead_letters: list[int] = []
-        self.fold = EventFold()
-        self.progress = ProgressFold()
-        self.lock = asyncio.Lock()
-        self.changed = asyncio.Event()
-
-    @property
-    def end(self) -> int:
-        return self.base + len(self.raws)
-
-    @property
-    def whole(self) -> bool:
-        return self.base == 0 and not self.oversized
-
-    def record(self, position: int) -> EventRecord:
-        assert self.parse is not None  # set with the first event
-        return EventRecord(position, JsonDocument(self.raws[position - self.base], self.parse))
-
-    def append(self, document: JsonDocument) -> None:
-        """Add the next event; its parsed value feeds the indexes and is not kept."""
-        position = self.end
-        raw = document.raw
-        value = document.value
-        if self.parse is None:
-            self.parse = document.parser
-        self.raws.append(raw)
-        self.size += len(raw) + RECORD_OVERHEAD
-        kind = value.get("type") if isinstance(value, dict) else None
-        kind = kind if isinstance(kind, str) else ""
-        self.by_type.setdefault(kind, []).append(position)
-        if kind == DEAD_LETTER:
-            self.dead_letters.append(position)
-        if isinstance(value, dict):
-            self.fold.add(value)
-            self.progress.add(value)
-        if kind in TERMINAL_EVENT_STATUS:
-            self.final = True
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
-
-    def trim(self, keep_bytes: int) -> None:
-        """Drop the oldest events until the journal holds at most `keep_bytes`: a window."""
-        drop = 0
-        while self.size > keep_bytes and drop < len(self.raws) - 1:
-            self.size -= len(self.raws[drop]) + RECORD_OVERHEAD
-            drop += 1
-        if drop:
-            del self.raws[:drop]
-            self.base += drop
-            # The indexes and the fold speak of the whole history: no longer true.
-            self.oversized = True
-
-    def wake(self) -> None:
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
-
-
-def _cleared(journal: _Journal) -> None:
-    journal.catching_up = None
-
-
-class JournalPage:
-    """One page of a journal, fixed when it is made: events appended later, or a window that
-    moves, never change a page already being sent.
-
-    `offset` is the first event's position among those the type filter keeps (with `tail`,
-    the first of the last `tail`), `next_offset` the next page's, or None on the last page.
-    """
-
-    def __init__(
-        self,
-        journal: _Journal,
-        *,
-        offset: int = 0,
-        limit: int | None = None,
-        kind: str | None = None,
-        tail: int | None = None,
-    ) -> None:
-        positions: range | list[int] = (
-            range(journal.base, journal.end) if kind is None else journal.by_type.get(kind, [])
-        )
-        if tail is not None:
-            offset = max(len(positions) - tail, 0)
-            limit = None
-        stop = len(positions) if limit is None else min(offset + limit, len(positions))
-        self.offset = offset
-        self.next_offset: int | None = stop if stop < len(positions) and tail is None else None
-        self._parse = journal.parse
-        if kind is None:
-            # A slice of the journal's own list: no copy of any event.
-            first = journal.base + offset
-            self._positions: range | list[int] = range(first, journal.base + stop)
-            self.raws = journal.raws[offset:stop]
-        else:
-            self._positions = positions[offset:stop]
-            self.raws = [journal.raws[p - journal.base] for p in self._positions]
-
-    def __len__(self) -> int:
-        return len(self.raws)
-
-    def records(self) -> list[EventRecord]:
-        assert self._parse is not None or not self.raws
-        return [
-            EventRecord(position, JsonDocument(raw, self._parse))  # type: ignore[arg-type]
-            for position, raw in zip(self._positions, self.raws, strict=True)
-        ]
-
-    async def __aiter__(self) -> AsyncIterator[JsonDocument]:
-        for record in self.records():
-            yield record.document
 
 
 class HistoryJournal:
