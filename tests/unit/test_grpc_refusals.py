@@ -90,3 +90,77 @@ async def test_clear_refusals_need_no_question_and_unclear_ones_stay_failures(
         await runtime.cancel_job(KNOWN)
     with pytest.raises(JobNotFoundError):
         await runtime.cancel_job("ghost-1")
+
+
+def _refusing_runtime(error: Exception, on: str) -> Any:
+    """An in-memory runtime whose `on` call (get_job, list_jobs or submit_job) raises
+    `error`."""
+    from mn_api.adapters.memory.runtime import InMemoryRuntime
+
+    class Refusing(InMemoryRuntime):
+        async def list_jobs(self, limit: int, include_terminal: bool) -> Any:
+            if on == "list_jobs":
+                raise error
+            return await super().list_jobs(limit, include_terminal)
+
+        async def get_job(self, job_id: str) -> Any:
+            if on == "get_job":
+                raise error
+            return await super().get_job(job_id)
+
+        async def submit_job(self, manifest_json: str, payloads: Any) -> Any:
+            if on == "submit_job":
+                raise error
+            return await super().submit_job(manifest_json, payloads)
+
+    return Refusing(auto_run=False)
+
+
+def _round_trips() -> list[tuple[Exception, str]]:
+    """Every refusal of the fake core's table, with the call that carries it."""
+    from mn_api.domain import errors as e
+    from mn_api.entrypoints.fake_core.refusals import _CODES
+
+    examples: dict[type, tuple[Exception, str]] = {
+        e.JobNotFoundError: (e.JobNotFoundError("job-1-a"), "get_job"),
+        e.InvalidTransitionError: (e.InvalidTransitionError("job is not running"), "list_jobs"),
+        e.AlreadyExistsError: (e.AlreadyExistsError("job job-1-a already exists"), "list_jobs"),
+        e.InvalidArgumentError: (e.InvalidArgumentError("job_id is required"), "list_jobs"),
+        e.RequirementsNotMetError: (
+            e.RequirementsNotMetError("requirements_not_met: gpu=2 available=0"),
+            "submit_job",
+        ),
+        e.RuntimeOverloadedError: (e.RuntimeOverloadedError("backpressure"), "list_jobs"),
+        e.NotSupportedError: (
+            e.NotSupportedError("ListJobs is not supported by this core"),
+            "list_jobs",
+        ),
+    }
+    assert {cls for cls, _code in _CODES} == set(examples)  # every row has its example
+    return [*examples.values(), (e.ManifestInvalidError(["duplicate node_id a"]), "submit_job")]
+
+
+@pytest.mark.parametrize(("error", "on"), _round_trips(), ids=lambda v: type(v).__name__)
+async def test_each_refusal_of_the_fake_core_reads_back_as_the_same_error(
+    error: Exception, on: str
+) -> None:
+    """The fake core's table (domain error → status code and text) and the adapter's
+    (status code and text → domain error) are each other's inverse. (GetJob carries only
+    an unknown job: cores answer other failures of it with a document.)"""
+    from mn_api.entrypoints.fake_core import FakeCore
+
+    core = FakeCore(_refusing_runtime(error, on))
+    port = await core.start("127.0.0.1", 0)
+    runtime = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5)
+    try:
+        with pytest.raises(type(error)) as caught:
+            if on == "get_job":
+                await runtime.get_job("job-1-a")
+            elif on == "list_jobs":
+                await runtime.list_jobs(10, True)
+            else:
+                await runtime.submit_job(orjson.dumps({"graph_id": "g"}).decode(), {})
+        assert caught.value.detail == error.detail  # type: ignore[attr-defined]
+    finally:
+        await runtime.close()
+        await core.stop(grace=None)
