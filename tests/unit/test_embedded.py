@@ -60,6 +60,16 @@ async def test_jobs_run_and_everything_is_closed_after_an_error(tmp_path: Path) 
             async with asyncio.timeout(10):
                 while (await services.get_job(ack.job_id))["job"]["status"] != "completed":  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
+            # Lists come back as lists, ready to use.
+            assert await services.list_dead_letters(ack.job_id) == []
+            dropping = pipeline_manifest(worker={"simulate": {"drop_first": 1}})
+            lossy = await services.submit_job(
+                SubmitJobCommand(manifest_json=orjson.dumps(dropping).decode())
+            )
+            async with asyncio.timeout(10):
+                while not (letters := await services.list_dead_letters(lossy.job_id)):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            assert isinstance(letters, list) and letters[0]["index"] == 0
             raise RuntimeError("the caller's own")
     await asyncio.sleep(0)
     left = {t for t in asyncio.all_tasks() - before if not t.done()}

@@ -17,9 +17,15 @@ class ListDeadLetters:
         self._runtime = runtime
         self._journal = journal
 
-    async def __call__(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The job's dead letters, oldest first: from the journal's index of them, else found
-        in one pass over its history."""
+    async def __call__(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's dead letters, oldest first (JobNotFoundError for an unknown job)."""
+        async with aclosing(await self.stream(job_id)) as letters:  # type: ignore[type-var]
+            return [letter async for letter in letters]
+
+    async def stream(self, job_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The same, one at a time as they are found (what the HTTP route writes out as it
+        goes): from the journal's index of them, else in one pass over the history. An
+        unknown job fails here, before the first."""
         letters = dead_letters(self._runtime, job_id, self._journal)
         first = await anext(letters, None)  # an unknown job fails here, before any answer
         return self._views(letters, first)

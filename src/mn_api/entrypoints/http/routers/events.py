@@ -117,7 +117,7 @@ async def list_dead_letters(
     job_id: JobId,
     use_case: deps.ListDeadLetters,
 ) -> Response:
-    letters = await use_case(job_id)
+    letters = await use_case.stream(job_id)
     head = b'{"job_id":%s,"data":[' % dumps(job_id)
     return StreamingResponse(json_document_stream(head, letters, lambda: b"]}"), media_type=JSON)
 
