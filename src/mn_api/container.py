@@ -123,10 +123,45 @@ def _journal(
     return journal
 
 
+class FixedSettings(providers.Provider):  # type: ignore[type-arg]
+    """The settings every object is built from: read from the environment on first use,
+    or given once by `override()` before anything used them. An override after that is
+    refused: objects built from other settings than the rest would run side by side."""
+
+    def __init__(self) -> None:
+        self._value: Settings | None = None
+        self._used = False
+        super().__init__()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FixedSettings:
+        copied = memo.get(id(self))
+        if copied is None:
+            copied = memo[id(self)] = FixedSettings()
+            self._copy_overridings(copied, memo)
+        return copied
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self._used = True
+        return super().__call__(*args, **kwargs)
+
+    def _provide(self, args: Any, kwargs: Any) -> Settings:
+        if self._value is None:
+            self._value = Settings()
+        return self._value
+
+    def override(self, provider: Any) -> Any:
+        if self._used:
+            raise RuntimeError(
+                "the settings are already in use: override them before building anything "
+                "(or use mn_api.open_gateway, which does)"
+            )
+        return super().override(provider)
+
+
 class Container(containers.DeclarativeContainer):
     """Built once per application; tests override providers instead of patching modules."""
 
-    settings = providers.Singleton(Settings)
+    settings = FixedSettings()
     telemetry = providers.Singleton(PrometheusTelemetry)
 
     runtime = providers.Selector(

@@ -98,3 +98,22 @@ async def test_a_core_over_grpc(tmp_path: Path) -> None:
             assert ack.job_id in orjson.dumps(getattr(listing, "value", listing)).decode()
     finally:
         await core.stop(grace=None)
+
+
+def test_settings_cannot_change_once_something_was_built_from_them() -> None:
+    """The trap of building the runtime before overriding the settings: refused, not a
+    gRPC runtime aimed at the default address beside use cases on other settings."""
+    from dependency_injector import providers
+
+    from mn_api.container import Container
+
+    container = Container()
+    container.settings.override(providers.Object(Settings(runtime="memory")))
+    container.settings.override(providers.Object(Settings(runtime="memory")))  # not yet used
+    container.runtime()
+    with pytest.raises(RuntimeError, match="already in use"):
+        container.settings.override(providers.Object(Settings(runtime="grpc")))
+    fresh = Container()
+    fresh.get_system_summary()  # built from the environment's settings
+    with pytest.raises(RuntimeError, match="already in use"):
+        fresh.settings.override(providers.Object(Settings(runtime="memory")))
