@@ -275,8 +275,13 @@ def main() -> None:
     parser.add_argument("--reconnects", type=int, default=50)
     args = parser.parse_args()
     results = run(args.events, args.watchers, args.reconnects)
+    print_side_by_side(f"A {args.events:,}-event finished job and a live job", results)
+
+
+def print_side_by_side(title: str, results: dict[str, dict]) -> None:
+    """The figures of each configuration as one Markdown table, a column each."""
     labels = list(results)
-    print(f"A {args.events:,}-event finished job and a live job, one gateway worker\n")
+    print(f"{title}, one gateway worker\n")
     print("| figure | " + " | ".join(labels) + " |")
     print("|---|" + "---|" * len(labels))
     for figure in results[labels[0]]:
