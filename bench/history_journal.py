@@ -26,7 +26,9 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -198,18 +200,25 @@ async def _reconnects(base: str, job_id: str, count: int, last: int) -> None:
                         break
 
 
-def run(events: int, watchers: int, reconnects: int) -> dict[str, dict]:
-    results: dict[str, dict] = {}
+class Gateway(NamedTuple):
+    """One gateway of a side-by-side run, and what it serves."""
+
+    label: str
+    pid: int
+    base: str
+    client: httpx.Client
+    finished: str  # the seeded finished job
+
+
+def side_by_side(events: int) -> Iterator[Gateway]:
+    """One mn-fake-core (1.2.31) holding a finished job of `events` events, and in front of
+    it, one after the other, a gateway with the journal and one without."""
     with tempfile.TemporaryDirectory() as tmp:
         core_port = free_port()
         core = start(
             [
-                str(BIN / "mn-fake-core"),
-                "--port", str(core_port),
-                "--release", "1.2.31",
-                "--token", TOKEN,
-                "--seed-jobs", "1",
-                "--seed-events", str(events),
+                str(BIN / "mn-fake-core"), "--port", str(core_port), "--release", "1.2.31",
+                "--token", TOKEN, "--seed-jobs", "1", "--seed-events", str(events),
             ],
             ready_line="listening",
         )  # fmt: skip
@@ -229,40 +238,50 @@ def run(events: int, watchers: int, reconnects: int) -> dict[str, dict]:
                 base = f"http://127.0.0.1:{port}"
                 try:
                     wait_http(f"{base}/api/v1/health")
-                    client = httpx.Client(base_url=f"{base}/api/v1", timeout=120)
-                    listing = client.get("/jobs", params={"include_terminal": "true"}).json()
-                    finished = next(
-                        j["job_id"] for j in listing["data"] if j["status"] == "completed"
-                    )
-                    figures = _finished_figures(client, gateway.pid, finished, events)
-                    live = client.post("/jobs", json={"manifest": _daemon_manifest()}).json()
-                    live_id = live["job_id"]
-                    while client.get(f"/jobs/{live_id}").json()["job"]["status"] != "running":
-                        time.sleep(0.05)
-                    start_id = asyncio.run(_settled_end(base, live_id))
-                    time.sleep(7)  # the journal's follower stops once nobody watches
-                    before = _core_streams(base)
-                    watched, seen, sent_at = asyncio.run(
-                        _watchers(base, gateway.pid, live_id, watchers, 6, start_id)
-                    )
-                    time.sleep(7)
-                    figures[f"core streams for {watchers} watchers"] = _core_streams(base) - before
-                    figures.update(watched)
-                    figures.update(asyncio.run(_deliveries(base, live_id, start_id, seen, sent_at)))
-                    last = asyncio.run(_settled_end(base, live_id))
-                    time.sleep(7)
-                    before = _core_streams(base)
-                    asyncio.run(_reconnects(base, live_id, reconnects, last))
-                    time.sleep(7)
-                    figures[f"core streams for {reconnects} reconnects"] = (
-                        _core_streams(base) - before
-                    )
-                    client.close()
-                    results[label] = figures
+                    with httpx.Client(base_url=f"{base}/api/v1", timeout=120) as client:
+                        listing = client.get("/jobs", params={"include_terminal": "true"}).json()
+                        finished = next(
+                            j["job_id"] for j in listing["data"] if j["status"] == "completed"
+                        )
+                        yield Gateway(label, gateway.pid, base, client, finished)
                 finally:
                     stop(gateway)
         finally:
             stop(core)
+
+
+def live_job(gateway: Gateway) -> tuple[str, int]:
+    """A live daemon job, running and quiet, nobody following it: its id and last position."""
+    client = gateway.client
+    live_id = client.post("/jobs", json={"manifest": _daemon_manifest()}).json()["job_id"]
+    while client.get(f"/jobs/{live_id}").json()["job"]["status"] != "running":
+        time.sleep(0.05)
+    last = asyncio.run(_settled_end(gateway.base, live_id))
+    time.sleep(7)  # the journal's follower stops once nobody watches
+    return live_id, last
+
+
+def run(events: int, watchers: int, reconnects: int) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    for gateway in side_by_side(events):
+        base = gateway.base
+        figures = _finished_figures(gateway.client, gateway.pid, gateway.finished, events)
+        live_id, start_id = live_job(gateway)
+        before = _core_streams(base)
+        watched, seen, sent_at = asyncio.run(
+            _watchers(base, gateway.pid, live_id, watchers, 6, start_id)
+        )
+        time.sleep(7)
+        figures[f"core streams for {watchers} watchers"] = _core_streams(base) - before
+        figures.update(watched)
+        figures.update(asyncio.run(_deliveries(base, live_id, start_id, seen, sent_at)))
+        last = asyncio.run(_settled_end(base, live_id))
+        time.sleep(7)
+        before = _core_streams(base)
+        asyncio.run(_reconnects(base, live_id, reconnects, last))
+        time.sleep(7)
+        figures[f"core streams for {reconnects} reconnects"] = _core_streams(base) - before
+        results[gateway.label] = figures
     return results
 
 

@@ -17,22 +17,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 import orjson
 
-from bench._procs import BIN, PeakRss, free_port, rss_bytes, start, stop, wait_http
-from bench.compare import cpu_seconds, gateway_env
+from bench._procs import PeakRss, rss_bytes
+from bench.compare import cpu_seconds
 from bench.history_journal import (
     MB,
-    TOKEN,
     _core_streams,
-    _daemon_manifest,
-    _settled_end,
+    live_job,
     print_side_by_side,
+    side_by_side,
 )
 
 
@@ -94,63 +91,27 @@ async def _viewers(base: str, pid: int, job_id: str, count: int, emits: int) -> 
 
 def run(events: int, viewers: int) -> dict[str, dict]:
     results: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        core_port = free_port()
-        core = start(
-            [
-                str(BIN / "mn-fake-core"), "--port", str(core_port), "--release", "1.2.31",
-                "--token", TOKEN, "--seed-jobs", "1", "--seed-events", str(events),
-            ],
-            ready_line="listening",
-        )  # fmt: skip
-        try:
-            for label, cache_mb in (("journal", "64"), ("no journal", "0")):
-                port = free_port()
-                files = Path(tmp) / label.replace(" ", "-")
-                files.mkdir()
-                env = {
-                    **gateway_env(f"127.0.0.1:{core_port}", port, files),
-                    "MN_LOG_LEVEL": "WARNING",
-                    "MN_RUNTIME": "grpc",
-                    "MN_GRPC_AUTH_TOKEN": TOKEN,
-                    "MN_HISTORY_CACHE_MB": cache_mb,
-                }
-                gateway = start([str(BIN / "mn-api")], env=env)
-                base = f"http://127.0.0.1:{port}"
-                try:
-                    wait_http(f"{base}/api/v1/health")
-                    client = httpx.Client(base_url=f"{base}/api/v1", timeout=120)
-                    listing = client.get("/jobs", params={"include_terminal": "true"}).json()
-                    done = next(j["job_id"] for j in listing["data"] if j["status"] == "completed")
-                    url = f"/jobs/{done}/workflow-progress"
-                    client.get(url)
-                    calls = 20
-                    before = cpu_seconds(gateway.pid)
-                    for _ in range(calls):
-                        client.get(url).raise_for_status()
-                    figures: dict = {
-                        "progress of the finished job, CPU per call (ms)": (
-                            (cpu_seconds(gateway.pid) - before) / calls * 1000
-                        )
-                    }
-                    live = client.post("/jobs", json={"manifest": _daemon_manifest()}).json()
-                    live_id = live["job_id"]
-                    while client.get(f"/jobs/{live_id}").json()["job"]["status"] != "running":
-                        time.sleep(0.05)
-                    asyncio.run(_settled_end(base, live_id))
-                    time.sleep(7)  # the journal's follower stops once nobody watches
-                    before_streams = _core_streams(base)
-                    figures.update(asyncio.run(_viewers(base, gateway.pid, live_id, viewers, 6)))
-                    time.sleep(7)
-                    figures[f"core streams for {viewers} viewers"] = (
-                        _core_streams(base) - before_streams
-                    )
-                    client.close()
-                    results[label] = figures
-                finally:
-                    stop(gateway)
-        finally:
-            stop(core)
+    for gateway in side_by_side(events):
+        client = gateway.client
+        url = f"/jobs/{gateway.finished}/workflow-progress"
+        client.get(url)
+        calls = 20
+        before = cpu_seconds(gateway.pid)
+        for _ in range(calls):
+            client.get(url).raise_for_status()
+        figures: dict = {
+            "progress of the finished job, CPU per call (ms)": (
+                (cpu_seconds(gateway.pid) - before) / calls * 1000
+            )
+        }
+        live_id, _last = live_job(gateway)
+        before_streams = _core_streams(gateway.base)
+        figures.update(asyncio.run(_viewers(gateway.base, gateway.pid, live_id, viewers, 6)))
+        time.sleep(7)
+        figures[f"core streams for {viewers} viewers"] = (
+            _core_streams(gateway.base) - before_streams
+        )
+        results[gateway.label] = figures
     return results
 
 
