@@ -112,13 +112,26 @@ class HistoryJournal:
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def read(self, job_id: str, *, ended: bool | None = None) -> _Journal | None:
+    async def read(
+        self, job_id: str, *, ended: bool | None = None, watching: bool = False
+    ) -> _Journal | None:
         """The job's whole journal, up to date as of now; None when its history is too big
         to keep (the caller streams from the runtime instead). An unknown job raises
         JobNotFoundError, as the runtime reports it. `ended`: whether the caller knows the
-        job has ended (else, where it matters, the runtime is asked)."""
+        job has ended (else, where it matters, the runtime is asked). `watching`: the caller
+        watches the job next, so its follower is started first and does the reading."""
+        if watching and not ended:
+            self._follow_first(job_id)
         journal = await self._current(job_id, ended)
         return journal if journal.whole else None
+
+    def _follow_first(self, job_id: str) -> None:
+        """Start the follower of a job not known to be final before anything reads it: its
+        own read brings the journal up to date, and every reader or watcher who comes
+        meanwhile finds it rather than reading the core again."""
+        known = self._journals.get(job_id)
+        if known is None or not known.final:
+            self._ensure_follower(known or self._new(job_id))
 
     async def _current(self, job_id: str, ended: bool | None = None) -> _Journal:
         journal = self._journals.get(job_id)
@@ -188,11 +201,7 @@ class HistoryJournal:
         None when the history is too big to keep: the caller streams from the runtime.
         `ended`: whether the caller knows the job has ended."""
         if follow and not ended:
-            known = self._journals.get(job_id)
-            if known is None or not known.final:
-                # The follower first: its own read brings the journal up to date, and every
-                # watcher who comes meanwhile finds it rather than reading the core again.
-                self._ensure_follower(known or self._new(job_id))
+            self._follow_first(job_id)
         journal = await self._current(job_id, ended)
         if after + 1 < journal.base or (journal.oversized and journal.final):
             return None  # positions this journal does not hold: read from the runtime

@@ -59,7 +59,9 @@ class WorkflowProgress:
         Heartbeat when quiet, and a last snapshot once the job has ended. Fails before the
         first snapshot (JobNotFoundError, a runtime down) so that callers can answer."""
         job = await _Job.look_up(self, job_id)
-        kept = await self._journal.read(job_id, ended=job.ended) if self._journal else None
+        kept = None
+        if self._journal is not None:
+            kept = await self._journal.read(job_id, ended=job.ended, watching=True)
         feed: AsyncIterator[EventRecord | Heartbeat] | None = None
         if kept is not None and self._journal is not None:
             fold, shared = kept.progress, True
