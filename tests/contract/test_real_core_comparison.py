@@ -28,10 +28,11 @@ from tests.realcore import RealCore, release_archive
 pytestmark = pytest.mark.skipif(release_archive() is None, reason="no real core release here")
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-# Keys whose values are generated (ids, times, places on the core's disk, the host's size).
+# Keys whose values are generated (ids, times, waits the core measures, places on the
+# core's disk, the host's size).
 VOLATILE = {
     "message_id", "lease_id", "manifest_path", "job_path", "remote_dir", "acquired_at_ms",
-    "requested_at_ms", "logical_processors", "total_bytes", "total_mb",
+    "requested_at_ms", "queue_wait_ms", "logical_processors", "total_bytes", "total_mb",
 }  # fmt: skip
 
 
