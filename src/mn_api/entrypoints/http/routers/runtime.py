@@ -64,7 +64,7 @@ async def runtime_doctor(report: Report) -> Response:
 
 @router.post(
     "/system/cluster/nodes:remove",
-    responses=problems(404, 422),
+    responses=problems(400, 404, 422),
     summary="Take a node out of the cluster",
 )
 async def remove_node(report: Report, body: Annotated[NodeRequest, Body()]) -> Response:
