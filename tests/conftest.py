@@ -16,7 +16,7 @@ from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.ports import RuntimePort
 from mn_api.config import Settings
-from mn_api.container import Container
+from mn_api.container import Container, build_container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
 from tests.realcore import RealCore, release_archive
@@ -143,8 +143,7 @@ async def gateway_runtime(
 
 @pytest.fixture
 def container(settings: Settings, gateway_runtime: RuntimePort) -> Container:
-    container = Container()
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     container.runtime.override(providers.Object(gateway_runtime))
     return container
 

@@ -378,6 +378,15 @@ class Container(containers.DeclarativeContainer):
     )
 
 
+def build_container(settings: Settings | None = None) -> Container:
+    """The one way a gateway's objects are put together: from these settings, or from the
+    environment's when none are given (read on first use)."""
+    container = Container()
+    if settings is not None:
+        container.settings.override(providers.Object(settings))
+    return container
+
+
 class Running:
     """What runs around the use cases, started and stopped in one order whoever runs them
     (the HTTP app's lifespan, the embedding entry): the runtime, housekeeping and the

@@ -18,12 +18,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from dependency_injector import providers
-
 from mn_api.application import use_cases as uc
 from mn_api.application.idempotency import Idempotency
 from mn_api.config import Settings
-from mn_api.container import Container, Running
+from mn_api.container import Container, Running, build_container
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +83,7 @@ async def open_gateway(settings: Settings | None = None, **values: Any) -> Async
         raise TypeError("give settings or values of settings, not both")
     if settings is None:
         settings = Settings(**{"runtime": "memory", **_by_field(values)})
-    container = Container()
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     running = Running(container)
     await running.start()
     try:

@@ -19,7 +19,7 @@ from dependency_injector import providers
 
 from mn_api.application.ports import RuntimePort
 from mn_api.config import Settings
-from mn_api.container import Container
+from mn_api.container import Container, build_container
 from mn_api.entrypoints.http import create_app
 from tests.contract.conftest import Capabilities, submit, wait_for_status
 from tests.contract.test_runtime_contract import slow_worker
@@ -34,14 +34,13 @@ NULLABLE_KEYS = {"next_offset", "last_error", "lease", "stream"}
 
 @pytest.fixture
 def container(runtime: RuntimePort, tmp_path: Path) -> Container:
-    container = Container()
     settings = Settings(
         runtime="memory",
         bundle_dir=tmp_path / "bundles",
         log_path=str(tmp_path / "api.log"),
         sse_heartbeat_seconds=0.05,
     )
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     container.runtime.override(providers.Object(runtime))
     return container
 

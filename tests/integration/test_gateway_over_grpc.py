@@ -10,11 +10,10 @@ import grpc
 import httpx
 import pytest
 import trustme
-from dependency_injector import providers
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
-from mn_api.container import Container
+from mn_api.container import build_container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
 from tests.support import pipeline_manifest
@@ -25,8 +24,7 @@ API = "/api/v1"
 @asynccontextmanager
 async def gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """The real container choosing GrpcRuntime from settings, as `mn-api` would."""
-    container = Container()
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     app = create_app(container)
     async with (
         app.router.lifespan_context(app),

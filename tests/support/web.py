@@ -27,11 +27,10 @@ async def asgi_client(
     import httpx
     from dependency_injector import providers
 
-    from mn_api.container import Container
+    from mn_api.container import build_container
     from mn_api.entrypoints.http import create_app
 
-    container = Container()
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     container.runtime.override(providers.Object(runtime))
     for name, value in overrides.items():
         getattr(container, name).override(providers.Object(value))

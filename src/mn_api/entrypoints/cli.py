@@ -89,14 +89,13 @@ def warn_unknown_variables(command: str) -> None:
 
 def app_factory() -> object:
     """Uvicorn's factory: each worker process builds its own app from the environment."""
-    from mn_api.container import Container
+    from mn_api.container import build_container
     from mn_api.entrypoints.http.app import create_app
     from mn_api.entrypoints.logging_setup import configure_logging
 
     settings = load_settings()
     configure_logging(settings)
-    container = Container()
-    container.settings.override(settings)
+    container = build_container(settings)
     return create_app(container)
 
 

@@ -14,7 +14,7 @@ from dependency_injector import providers
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
-from mn_api.container import Container
+from mn_api.container import Container, build_container
 from mn_api.entrypoints.http import create_app
 from tests.support import FakeClock, pipeline_manifest
 
@@ -31,8 +31,7 @@ def _client(container: Container, fast: bool) -> Any:
 @pytest.fixture
 async def clients(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, ...]]:
     """Two apps on one container: the same runtime, stores and use cases."""
-    container = Container()
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     runtime = InMemoryRuntime(auto_run=False, clock=FakeClock())
     container.runtime.override(providers.Object(runtime))
     fast = _client(container, True)

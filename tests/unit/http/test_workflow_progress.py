@@ -16,7 +16,7 @@ from dependency_injector import providers
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.application.use_cases import WorkflowProgress
 from mn_api.config import Settings
-from mn_api.container import Container
+from mn_api.container import Container, build_container
 from mn_api.domain.events import Heartbeat
 from tests.support import check_problem, pipeline_manifest
 
@@ -198,8 +198,7 @@ async def test_many_viewers_share_one_read_of_the_history(
     viewer reads the history itself, and sees the same."""
     runtime = counted = CountingRuntime(step_seconds=0.02)
     settings = settings_factory(history_cache_mb=history_cache_mb, sse_heartbeat_seconds=0.5)
-    container = Container()
-    container.settings.override(providers.Object(settings))
+    container = build_container(settings)
     container.runtime.override(providers.Object(counted))
     await runtime.start()
     try:

@@ -20,7 +20,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mn_api import __version__
 from mn_api.config import Settings, startup_summary
-from mn_api.container import Container, Running
+from mn_api.container import Container, Running, build_container
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
 from mn_api.entrypoints.http.deps import HttpServices
@@ -81,7 +81,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     """The gateway's ASGI app; the container decides which runtime and stores it uses.
     Without `fast_path` every request goes through the framework's routes (the parity
     test compares the two)."""
-    container = container or Container()
+    container = container or build_container()
     settings = container.settings()
     # Started before anything opens a channel or a connection, so that each is traced.
     otlp = _otlp(settings) if settings.traces or settings.otlp_metrics else None
