@@ -47,7 +47,7 @@ from mn_api.application.webhooks import (
 )
 from mn_api.config import Settings
 from mn_api.domain.bundle_rules import Limits
-from mn_api.domain.webhooks import DEFAULT_EVENTS
+from mn_api.domain.webhooks.records import DEFAULT_EVENTS
 
 
 def _grpc_runtime(settings: Settings, telemetry: PrometheusTelemetry) -> object:

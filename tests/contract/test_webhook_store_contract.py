@@ -14,7 +14,7 @@ from mn_api.adapters.webhooks.redis import RedisWebhookStore
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import WebhookDeliveryBusyError, WebhookDeliveryNotFoundError
-from mn_api.domain.webhooks import (
+from mn_api.domain.webhooks.records import (
     Attempt,
     Delivery,
     DeliveryState,

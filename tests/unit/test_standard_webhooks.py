@@ -12,7 +12,9 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from mn_api.application.webhooks import DeliverySender, WebhookConfig
-from mn_api.domain.webhooks import Delivery, UrlPolicy, delivery_body, parse_secrets
+from mn_api.domain.webhooks.records import Delivery, delivery_body
+from mn_api.domain.webhooks.signing import parse_secrets
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 from tests.support import webhook_secret
 
 OLD = webhook_secret("the secret receivers know today")

@@ -20,7 +20,9 @@ from mn_api.adapters.webhooks.notifier import HttpxNotifier
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application.webhooks import DeliverySender, WebhookConfig, WebhookRequest, Webhooks
 from mn_api.domain.errors import WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import Delivery, DeliveryState, UrlPolicy, parse_secrets
+from mn_api.domain.webhooks.records import Delivery, DeliveryState
+from mn_api.domain.webhooks.signing import parse_secrets
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 from tests.support import (
     EPOCH,
     WEBHOOK_SECRET,

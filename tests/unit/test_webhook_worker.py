@@ -18,7 +18,8 @@ from mn_api.application.ports import NotifierPort, SendResult
 from mn_api.application.use_cases.stream_events import StreamEvents
 from mn_api.application.webhooks import DeliverySender, WebhookConfig
 from mn_api.application.webhooks.worker import WebhookWorker
-from mn_api.domain.webhooks import Delivery, UrlPolicy, delivery_id
+from mn_api.domain.webhooks.records import Delivery, delivery_id
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 from tests.support import eventually, map_resolver
 
 POLICY = UrlPolicy.of(["*.example.test"], [])

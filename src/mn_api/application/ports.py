@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.events import EventRecord, Heartbeat
-from mn_api.domain.webhooks import Delivery, Subscription, Watch
+from mn_api.domain.webhooks.records import Delivery, Subscription, Watch
 
 
 @dataclass(frozen=True, slots=True)

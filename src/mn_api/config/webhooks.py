@@ -15,7 +15,9 @@ from mn_api.config._common import (
     _split,
 )
 from mn_api.domain.errors import WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import SUBSCRIBABLE_EVENTS, UrlPolicy, parse_secrets
+from mn_api.domain.webhooks.records import SUBSCRIBABLE_EVENTS
+from mn_api.domain.webhooks.signing import parse_secrets
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 
 
 class WebhookSettings(BaseModel):

@@ -38,6 +38,21 @@ TERMINAL_EVENT_STATUS = {
     JOB_CANCELLED: "cancelled",
 }
 
+# The job's status once an event of this type happened.
+_STATUS_AFTER = {
+    JOB_PENDING: "pending",
+    JOB_VALIDATED: "pending",
+    JOB_SCHEDULED: "queued",
+    JOB_RUNNING: "running",
+    JOB_PAUSED: "paused",
+    JOB_RESUMED: "running",
+    **TERMINAL_EVENT_STATUS,
+}
+
+
+def status_after(event_type: str, current: str | None) -> str | None:
+    return _STATUS_AFTER.get(event_type, current)
+
 
 @dataclass(slots=True)
 class EventRecord:

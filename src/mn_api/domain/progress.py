@@ -24,9 +24,9 @@ from mn_api.domain.events import (
     JOB_PENDING,
     JOB_RUNNING,
     TERMINAL_EVENT_STATUS,
+    status_after,
 )
 from mn_api.domain.graph import CORE_SENDERS, topology_of
-from mn_api.domain.webhooks import status_after
 
 RECENT_EVENTS = 20
 # The buckets the clients count agents in.

@@ -11,16 +11,10 @@ import pytest
 
 from mn_api.domain.documents import JsonDocument
 from mn_api.domain.errors import WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import (
-    Attempt,
-    Outcome,
-    UrlPolicy,
-    decide,
-    delivery_body,
-    delivery_id,
-    retry_delay,
-    signature,
-)
+from mn_api.domain.webhooks.records import Attempt, delivery_body, delivery_id
+from mn_api.domain.webhooks.retries import Outcome, decide, retry_delay
+from mn_api.domain.webhooks.signing import signature
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 
 POLICY = UrlPolicy.of(
     ["hooks.example.com", "*.partner.example", "127.0.0.1", "internal.example.com"],

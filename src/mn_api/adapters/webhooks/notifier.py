@@ -19,7 +19,7 @@ import httpx
 
 from mn_api.application.ports import HostResolver, NotifierPort, SendResult
 from mn_api.domain.errors import WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import UrlPolicy
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 
 
 class AddressNotAllowedError(httpcore.ConnectError):

@@ -31,7 +31,7 @@ from mn_api.domain.errors import (
     WebhookDeliveryBusyError,
     WebhookDeliveryNotFoundError,
 )
-from mn_api.domain.webhooks import Delivery, DeliveryState, Subscription, Watch
+from mn_api.domain.webhooks.records import Delivery, DeliveryState, Subscription, Watch
 
 T = TypeVar("T")
 PREFIX = "mn-api:{wh}:"

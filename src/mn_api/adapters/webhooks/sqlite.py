@@ -11,7 +11,7 @@ import orjson
 from mn_api.adapters.sqlite import SqliteDatabase, Statements
 from mn_api.application.ports import WebhookStore
 from mn_api.domain.errors import WebhookDeliveryBusyError, WebhookDeliveryNotFoundError
-from mn_api.domain.webhooks import Delivery, DeliveryState, Subscription, Watch
+from mn_api.domain.webhooks.records import Delivery, DeliveryState, Subscription, Watch
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_subscriptions (

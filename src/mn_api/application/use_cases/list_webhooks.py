@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mn_api.application.ports import RuntimePort, WebhookStore
-from mn_api.domain.webhooks import Delivery, Subscription
+from mn_api.domain.webhooks.records import Delivery, Subscription
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from mn_api.application.ports import WebhookStore
 from mn_api.application.webhooks import DeliverySender, WebhookConfig
-from mn_api.domain.webhooks import Delivery
+from mn_api.domain.webhooks.records import Delivery
 
 
 class RedeliverWebhook:

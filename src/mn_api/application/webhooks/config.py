@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mn_api.domain.webhooks import DEFAULT_EVENTS, UrlPolicy
+from mn_api.domain.webhooks.records import DEFAULT_EVENTS
+from mn_api.domain.webhooks.url_policy import UrlPolicy
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,9 @@ from contextlib import suppress
 from mn_api.application.ports import NotifierPort, SendResult, Telemetry, WebhookStore
 from mn_api.application.webhooks.config import WebhookConfig
 from mn_api.domain.errors import DomainError, WebhookUrlNotAllowedError
-from mn_api.domain.webhooks import (
-    Attempt,
-    Delivery,
-    DeliveryState,
-    Outcome,
-    decide,
-    retry_delay,
-    signature,
-)
+from mn_api.domain.webhooks.records import Attempt, Delivery, DeliveryState
+from mn_api.domain.webhooks.retries import Outcome, decide, retry_delay
+from mn_api.domain.webhooks.signing import signature
 
 log = logging.getLogger("mn_api.webhooks")
 

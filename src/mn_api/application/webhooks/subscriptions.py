@@ -10,13 +10,8 @@ from dataclasses import dataclass
 from mn_api.application.ports import HostResolver, WebhookStore
 from mn_api.application.webhooks.config import WebhookConfig
 from mn_api.domain.errors import RequestValidationError
-from mn_api.domain.webhooks import (
-    DEFAULT_EVENTS,
-    SUBSCRIBABLE_EVENTS,
-    Subscription,
-    Watch,
-    WebhookTarget,
-)
+from mn_api.domain.webhooks.records import DEFAULT_EVENTS, SUBSCRIBABLE_EVENTS, Subscription, Watch
+from mn_api.domain.webhooks.url_policy import WebhookTarget
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,13 @@ from mn_api.application.use_cases.stream_events import StreamEnd, StreamEvents
 from mn_api.application.webhooks.config import WebhookConfig
 from mn_api.application.webhooks.sender import DeliverySender
 from mn_api.domain.errors import DomainError, JobNotFoundError
-from mn_api.domain.events import EventRecord, iso_timestamp
-from mn_api.domain.webhooks import (
+from mn_api.domain.events import EventRecord, iso_timestamp, status_after
+from mn_api.domain.webhooks.records import (
     Delivery,
     Subscription,
     Watch,
     delivery_body,
     delivery_id,
-    status_after,
 )
 
 log = logging.getLogger("mn_api.webhooks")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mn_api.domain.webhooks import SUBSCRIBABLE_EVENTS
+from mn_api.domain.webhooks.records import SUBSCRIBABLE_EVENTS
 
 _EXAMPLE_MANIFEST = {
     "manifest_version": "1",

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from mn_api.application.webhooks import WebhookRequest
-from mn_api.domain.webhooks import MAX_URL_LENGTH
+from mn_api.domain.webhooks.url_policy import MAX_URL_LENGTH
 from mn_api.entrypoints.http.models._base import (
     _EXAMPLE_MANIFEST,
     CONTROL_STATUSES,

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path
 from starlette.responses import Response
 
 from mn_api.domain.events import iso_timestamp
-from mn_api.domain.webhooks import Attempt, Delivery, Subscription
+from mn_api.domain.webhooks.records import Attempt, Delivery, Subscription
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import AuthDep, authenticate
