@@ -7,12 +7,10 @@ import json
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
-import orjson
 
 from mn_api.adapters.grpc.errors import (
     COORDINATOR_GONE_TEXT,
@@ -29,6 +27,14 @@ from mn_api.adapters.grpc.protos import (
     observability_pb2,
     observability_pb2_grpc,
 )
+from mn_api.adapters.grpc.wire import (
+    SeenEvents,
+    is_heartbeat,
+    job_document,
+    loads,
+    read_document,
+    type_of,
+)
 from mn_api.application.context import request_id
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort, Telemetry
 from mn_api.domain.documents import JsonDocument
@@ -37,9 +43,8 @@ from mn_api.domain.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     RequestValidationError,
-    RuntimeProtocolError,
 )
-from mn_api.domain.events import HEARTBEAT_TYPES, TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
+from mn_api.domain.events import TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
 
 if TYPE_CHECKING:
@@ -84,76 +89,6 @@ _SERVICE_CONFIG = json.dumps(
         ]
     }
 )
-
-
-def _loads(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as err:
-        log.warning("the core sent a document that is not JSON (%d bytes)", len(raw))
-        raise RuntimeProtocolError("the runtime answered a document that is not JSON") from err
-
-
-def _read(text: str) -> JsonDocument:
-    """A document of the core's, read at once: one that is not JSON is never relayed."""
-    raw = text.encode()
-    return JsonDocument(raw, _loads, _loads(raw))
-
-
-def _is_heartbeat(raw: bytes) -> bool:
-    """Cores keep a quiet stream open with `stream_heartbeat` messages (1.2.5+); others
-    send `{"type": "heartbeat"}` or nothing at all. None of these is a job event."""
-    if len(raw) > 512:
-        return False  # heartbeats are short: a long message is an event (the common case)
-    stripped = raw.strip()
-    if not stripped or stripped == b"{}":
-        return True
-    if b"heartbeat" not in raw and b'""' not in raw:
-        return False
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(value, dict) and value.get("type", "") in HEARTBEAT_TYPES
-
-
-def _job_document(raw: bytes) -> JsonDocument | None:
-    """The GetJob document, or None when it holds no `job` object: `{}` up to 1.2.22 and
-    `{"version": 1}` on 1.2.31 are how cores say "no such job"."""
-    if len(raw) > 256 and b'"job"' in raw:
-        # A large answer that names its job is read when someone looks inside; anything
-        # else is read at once, so that what is not JSON is told from "no such job".
-        return JsonDocument(raw, _loads)
-    value = _loads(raw)
-    if not isinstance(value, dict) or not isinstance(value.get("job"), dict):
-        return None
-    return JsonDocument(raw, _loads, value)
-
-
-class _Seen:
-    """The events a following stream has passed on lately, by content.
-
-    A core that follows subscribes to live events before it reads the history, so an event
-    published in between can arrive twice (CORE.md §5). Events carry millisecond
-    timestamps and message ids, so two distinct events never share every byte.
-    """
-
-    __slots__ = ("_order", "_set")
-
-    WINDOW = 256
-
-    def __init__(self) -> None:
-        self._set: set[bytes] = set()
-        self._order: deque[bytes] = deque()
-
-    def repeat(self, raw: bytes) -> bool:
-        if raw in self._set:
-            return True
-        self._set.add(raw)
-        self._order.append(raw)
-        if len(self._order) > self.WINDOW:
-            self._set.discard(self._order.popleft())
-        return False
 
 
 class GrpcRuntime(RuntimePort):
@@ -319,7 +254,7 @@ class GrpcRuntime(RuntimePort):
         response = await self._unary(
             "GetJob", self._jobs.GetJob, job_pb2.GetJobRequest(job_id=job_id), job_id=job_id
         )
-        document = _job_document(response.job_json.encode())
+        document = job_document(response.job_json.encode())
         if document is None:
             raise JobNotFoundError(job_id)
         return document
@@ -328,7 +263,7 @@ class GrpcRuntime(RuntimePort):
         self._connect()
         request = job_pb2.ListJobsRequest(limit=limit, include_terminal=include_terminal)
         response = await self._unary("ListJobs", self._jobs.ListJobs, request)
-        return _read(response.jobs_json)
+        return read_document(response.jobs_json)
 
     async def cancel_job(self, job_id: str) -> JobAck:
         self._connect()
@@ -375,7 +310,7 @@ class GrpcRuntime(RuntimePort):
             job_pb2.CancelAllJobsRequest(),
             auth=self._admin_auth,
         )
-        return JsonDocument((response.result_json or "{}").encode(), _loads)
+        return JsonDocument((response.result_json or "{}").encode(), loads)
 
     async def remove_node(self, node_name: str) -> str:
         self._connect()
@@ -403,7 +338,7 @@ class GrpcRuntime(RuntimePort):
             self._cluster.GetSystemSummary,
             cluster_pb2.GetSystemSummaryRequest(),
         )
-        return _read(response.summary_json)
+        return read_document(response.summary_json)
 
     async def ping(self, deadline_seconds: float) -> None:
         self._connect()
@@ -443,13 +378,13 @@ class GrpcRuntime(RuntimePort):
             call = self._observability.StreamEvents(request, metadata=self._metadata())
             index = 0
             passed_on = position
-            seen = _Seen() if follow else None
+            seen = SeenEvents() if follow else None
             started = time.perf_counter()
             code = "CANCELLED"  # unless the stream runs to its end or fails
             try:
                 async for response in call:
                     raw = response.event_json.encode()
-                    if _is_heartbeat(raw):
+                    if is_heartbeat(raw):
                         if not known and index == 0:
                             # Cores answer an unknown job with heartbeats, never an error.
                             await self.get_job(job_id)
@@ -465,7 +400,7 @@ class GrpcRuntime(RuntimePort):
                     last_raw = raw
                     if index - 1 > after:
                         # Read now: an event that is not JSON is never passed on as if it were.
-                        yield EventRecord(index - 1, JsonDocument(raw, _loads, _loads(raw)))
+                        yield EventRecord(index - 1, JsonDocument(raw, loads, loads(raw)))
                 code = "OK"
             except grpc.aio.AioRpcError as err:
                 code = err.code().name
@@ -477,7 +412,7 @@ class GrpcRuntime(RuntimePort):
             if index == 0 and not known:
                 await self.get_job(job_id)  # an empty stream may be an unknown job
                 known = True
-            if not follow or finishing == 0 or _type_of(last_raw) in TERMINAL_EVENT_STATUS:
+            if not follow or finishing == 0 or type_of(last_raw) in TERMINAL_EVENT_STATUS:
                 return
             if position > passed_on:
                 quiet_since = time.monotonic()
@@ -494,11 +429,3 @@ class GrpcRuntime(RuntimePort):
             if heartbeat_seconds and time.monotonic() - quiet_since >= heartbeat_seconds:
                 quiet_since = time.monotonic()
                 yield Heartbeat()
-
-
-def _type_of(raw: bytes) -> str:
-    if not raw:
-        return ""
-    value = _loads(raw)
-    kind = value.get("type") if isinstance(value, dict) else None
-    return kind if isinstance(kind, str) else ""
