@@ -188,7 +188,8 @@ class RuntimeTimeoutError(DomainError):
 
 
 class NotSupportedError(DomainError):
-    """The runtime does not implement this operation."""
+    """The runtime does not implement this operation, or the use case was built without
+    what it needs (a SubmitJob without a bundle store, asked to submit a bundle)."""
 
 
 class RuntimeAuthError(DomainError):

@@ -9,8 +9,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 
 from mn_api.application.ports import BundleStore, JobAck, RuntimePort, TopologyStore
-from mn_api.application.webhooks import WebhookRequest, Webhooks
-from mn_api.domain.errors import DomainError, RequestValidationError, TooLargeForRuntimeError
+from mn_api.application.webhooks import PlannedSubscription, WebhookRequest, Webhooks
+from mn_api.domain.errors import (
+    DomainError,
+    NotSupportedError,
+    RequestValidationError,
+    TooLargeForRuntimeError,
+)
 from mn_api.domain.payload_paths import check_payload_path
 
 log = logging.getLogger("mn_api.jobs")
@@ -27,12 +32,15 @@ class SubmitJobCommand:
 
 
 class SubmitJob:
+    """Without `bundles` no submission may name a bundle; without `webhooks` none may ask
+    for a webhook (each is refused as not supported here, before anything is sent)."""
+
     def __init__(
         self,
         runtime: RuntimePort,
-        bundles: BundleStore,
-        webhooks: Webhooks,
         topologies: TopologyStore,
+        bundles: BundleStore | None = None,
+        webhooks: Webhooks | None = None,
         bundle_submissions: int = 4,
     ) -> None:
         self._runtime = runtime
@@ -45,6 +53,8 @@ class SubmitJob:
     async def __call__(self, command: SubmitJobCommand) -> JobAck:
         if command.bundle_id is None:
             return await self._submit(command, dict(command.payloads), command.manifest_json)
+        if self._bundles is None:
+            raise NotSupportedError("this gateway keeps no bundles: send the manifest itself")
         async with self._bundle_slots:
             bundle = await self._bundles.load(command.bundle_id)
             payloads = bundle.payloads
@@ -65,7 +75,7 @@ class SubmitJob:
         for key in payloads:
             check_payload_path(key)
         self._check_size(manifest_json, payloads)
-        planned = await self._webhooks.plan(command.webhook)
+        planned = await self._planned(command.webhook)
         ack = await self._runtime.submit_job(manifest_json, payloads)
         try:
             await self._topologies.save(ack.job_id, manifest_json)
@@ -73,6 +83,7 @@ class SubmitJob:
             # The job runs either way; its graph shows declared edges once traffic flows.
             log.warning("the topology of job %s could not be kept", ack.job_id)
         if planned:
+            assert self._webhooks is not None  # nothing is planned without them
             try:
                 await self._webhooks.subscribe(ack.job_id, ack.status, planned)
             except DomainError:
@@ -82,6 +93,13 @@ class SubmitJob:
                     await self._runtime.cancel_job(ack.job_id)
                 raise
         return ack
+
+    async def _planned(self, request: WebhookRequest | None) -> list[PlannedSubscription]:
+        if self._webhooks is not None:
+            return await self._webhooks.plan(request)
+        if request is not None:
+            raise NotSupportedError("this gateway sends no webhooks")
+        return []
 
     def _check_size(self, manifest_json: str, payloads: Mapping[str, bytes]) -> None:
         """Refuse, before anything is sent, what one message to the runtime cannot carry."""
