@@ -17,7 +17,7 @@ from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.entrypoints.fake_core import FakeCore
 from tests.support import pipeline_manifest
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[3]
 
 
 def test_the_public_names_are_listed_and_typed() -> None:

@@ -107,7 +107,7 @@ def test_secrets_that_cannot_sign_are_refused(text: str, problem: str) -> None:
 
 
 def test_the_readmes_receiver_accepts_real_deliveries_and_refuses_forged_ones() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     snippet = next(b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "verify" in b)
     namespace: dict[str, Any] = {"secret": OLD}
     exec(snippet, namespace)

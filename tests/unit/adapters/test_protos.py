@@ -5,7 +5,7 @@ from pathlib import Path
 
 from mn_api.adapters.grpc.protos import cluster_pb2, job_pb2, observability_pb2
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _generator():

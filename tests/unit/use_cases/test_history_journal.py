@@ -1,137 +1,29 @@
-"""The history journal against a scripted runtime that counts every read of a history."""
+"""The history journal against a scripted core that counts every read of a history."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
 
 from mn_api.application.journal import HistoryJournal
-from mn_api.application.ports import JobAck, ReplayAck, RuntimePort
 from mn_api.application.use_cases import GetJobGraph, ListEvents, TopologyLookup
-from mn_api.domain.documents import JsonDocument
-from mn_api.domain.errors import HistoryWindowError, JobNotFoundError, RuntimeUnavailableError
-from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.domain.errors import HistoryWindowError, JobNotFoundError
+from mn_api.domain.events import EventRecord
 from mn_api.domain.graph import EventFold, GraphBuilder
-
-
-def event(job_id: str, n: int, kind: str = "agent_message_received") -> bytes:
-    value: dict[str, Any] = {"type": kind, "job_id": job_id, "timestamp": f"t{n:06d}"}
-    if kind == "agent_message_received":
-        value["agent_id"] = "b"
-        value["payload"] = {"from": "a", "to": "b", "type": "task", "message_id": str(n)}
-    return orjson.dumps(value)
-
-
-class ScriptedRuntime(RuntimePort):
-    """Histories held as lists; every StreamEvents call is counted, and can be made to break."""
-
-    def __init__(self) -> None:
-        self.histories: dict[str, list[bytes]] = {}
-        self.statuses: dict[str, str] = {}
-        self.opened = 0
-        self.open_now = 0
-        self.most_open = 0
-        self.break_after: int | None = None  # a following stream fails after this many
-        self._grew: dict[str, asyncio.Event] = {}
-
-    def add(self, job_id: str, events: int, *, final: bool = True) -> None:
-        self.histories[job_id] = [event(job_id, n) for n in range(events)]
-        if final:
-            self.histories[job_id].append(event(job_id, events, "job_completed"))
-        self.statuses[job_id] = "completed" if final else "running"
-
-    def emit(self, job_id: str, kind: str = "agent_message_received") -> None:
-        history = self.histories[job_id]
-        history.append(event(job_id, len(history), kind))
-        if kind == "job_completed":
-            self.statuses[job_id] = "completed"
-        self._grew.setdefault(job_id, asyncio.Event()).set()
-        self._grew[job_id] = asyncio.Event()
-
-    async def get_job(self, job_id: str) -> JsonDocument:
-        if job_id not in self.histories:
-            raise JobNotFoundError(job_id)
-        doc = {"job": {"job_id": job_id, "status": self.statuses[job_id]}, "agents": []}
-        return JsonDocument(orjson.dumps(doc), orjson.loads)
-
-    async def stream_events(
-        self,
-        job_id: str,
-        *,
-        follow: bool,
-        after: int = -1,
-        heartbeat_seconds: float | None = None,
-    ) -> AsyncIterator[EventRecord | Heartbeat]:
-        self.opened += 1
-        self.open_now += 1
-        self.most_open = max(self.most_open, self.open_now)
-        try:
-            await asyncio.sleep(0)  # a real stream waits for the network before its first event
-            history = self.histories.get(job_id, [])
-            position, sent = after + 1, 0
-            while True:
-                while position < len(history):
-                    if follow and self.break_after is not None and sent >= self.break_after:
-                        raise RuntimeUnavailableError("the stream broke", may_have_run=True)
-                    yield EventRecord(position, JsonDocument(history[position], orjson.loads))
-                    position += 1
-                    sent += 1
-                if not follow or self.statuses.get(job_id) == "completed":
-                    return
-                grew = self._grew.setdefault(job_id, asyncio.Event())
-                try:
-                    async with asyncio.timeout(heartbeat_seconds):
-                        await grew.wait()
-                except TimeoutError:
-                    yield Heartbeat()
-        finally:
-            self.open_now -= 1
-
-    async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
-        raise NotImplementedError
-
-    async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
-        raise NotImplementedError
-
-    async def cancel_job(self, job_id: str) -> JobAck:
-        raise NotImplementedError
-
-    async def pause_job(self, job_id: str) -> JobAck:
-        raise NotImplementedError
-
-    async def resume_job(self, job_id: str) -> JobAck:
-        raise NotImplementedError
-
-    async def clear_jobs(self) -> int:
-        raise NotImplementedError
-
-    async def cancel_all_jobs(self) -> JsonDocument:
-        raise NotImplementedError
-
-    async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
-        raise NotImplementedError
-
-    async def remove_node(self, node_name: str) -> str:
-        raise NotImplementedError
-
-    async def system_summary(self) -> JsonDocument:
-        raise NotImplementedError
-
-    async def ping(self, deadline_seconds: float) -> None:
-        return None
+from tests.unit.use_cases.fakes import ScriptedCore, event
 
 
 @pytest.fixture
-def runtime() -> ScriptedRuntime:
-    return ScriptedRuntime()
+def runtime() -> ScriptedCore:
+    return ScriptedCore()
 
 
 @pytest.fixture
-def journal(runtime: ScriptedRuntime) -> HistoryJournal:
+def journal(runtime: ScriptedCore) -> HistoryJournal:
     return HistoryJournal(runtime, heartbeat_seconds=0.05)
 
 
@@ -140,7 +32,7 @@ async def positions(page: Any) -> list[int]:
 
 
 async def test_a_finished_history_is_read_once_then_paged_from_memory(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 250)
     events = ListEvents(runtime, journal)
@@ -158,7 +50,7 @@ async def test_a_finished_history_is_read_once_then_paged_from_memory(
 
 
 async def test_concurrent_readers_of_a_live_job_share_one_read(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 20, final=False)
     found = await asyncio.gather(*(journal.read("j") for _ in range(20)))
@@ -170,7 +62,7 @@ async def test_concurrent_readers_of_a_live_job_share_one_read(
 
 
 async def test_every_watcher_of_a_live_job_is_fed_by_one_core_stream(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 5, final=False)
 
@@ -192,7 +84,7 @@ async def test_every_watcher_of_a_live_job_is_fed_by_one_core_stream(
 
 
 async def test_a_broken_follow_stream_resumes_without_losing_or_repeating(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 3, final=False)
     runtime.break_after = 4  # each following stream fails after 4 events
@@ -211,7 +103,7 @@ async def _indexes(feed: AsyncIterator[Any]) -> list[int]:
 
 
 async def test_a_history_that_changed_in_the_core_is_read_anew(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 5, final=False)
     assert (await journal.read("j")) is not None
@@ -223,7 +115,7 @@ async def test_a_history_that_changed_in_the_core_is_read_anew(
 
 
 async def test_a_slow_watcher_holds_nobody_back(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 2, final=False)
     slow = await journal.watch("j")
@@ -240,7 +132,7 @@ async def test_a_slow_watcher_holds_nobody_back(
 
 
 async def test_least_recently_read_histories_go_first_when_memory_is_short(
-    runtime: ScriptedRuntime,
+    runtime: ScriptedCore,
 ) -> None:
     for job_id in "abc":
         runtime.add(job_id, 100)
@@ -259,7 +151,7 @@ async def test_least_recently_read_histories_go_first_when_memory_is_short(
 
 
 async def test_a_history_too_big_to_keep_is_streamed_from_the_runtime(
-    runtime: ScriptedRuntime,
+    runtime: ScriptedCore,
 ) -> None:
     runtime.add("j", 300)
     journal = HistoryJournal(runtime, budget_bytes=100_000, job_bytes=5_000)
@@ -270,7 +162,7 @@ async def test_a_history_too_big_to_keep_is_streamed_from_the_runtime(
 
 
 async def test_a_watcher_that_falls_out_of_a_live_window_is_told_to_reconnect(
-    runtime: ScriptedRuntime,
+    runtime: ScriptedCore,
 ) -> None:
     runtime.add("j", 2, final=False)
     journal = HistoryJournal(runtime, job_bytes=4_000, heartbeat_seconds=0.05)
@@ -292,7 +184,7 @@ async def test_a_watcher_that_falls_out_of_a_live_window_is_told_to_reconnect(
 
 
 async def test_cleared_and_unknown_jobs_leave_nothing_behind(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 10)
     await journal.read("j")
@@ -304,7 +196,7 @@ async def test_cleared_and_unknown_jobs_leave_nothing_behind(
 
 
 async def test_a_replay_reopens_a_finished_history(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 3)
     assert (await journal.read("j")).final  # type: ignore[union-attr]
@@ -318,7 +210,7 @@ async def test_a_replay_reopens_a_finished_history(
 
 
 async def test_the_graph_from_the_fold_equals_the_graph_from_one_pass(
-    runtime: ScriptedRuntime, journal: HistoryJournal
+    runtime: ScriptedCore, journal: HistoryJournal
 ) -> None:
     runtime.add("j", 40)
     graph = await GetJobGraph(runtime, _NoTopology(), journal)("j")
