@@ -389,8 +389,9 @@ def build_container(settings: Settings | None = None) -> Container:
 
 class Running:
     """What runs around the use cases, started and stopped in one order whoever runs them
-    (the HTTP app's lifespan, the embedding entry): the runtime, housekeeping and the
-    webhook worker; then stopped in reverse, every store closed before the runtime."""
+    (the HTTP app's lifespan, and so each `mn-api` worker; the embedding entry): the
+    runtime, housekeeping and the webhook worker; then stopped in reverse, every store
+    closed before the runtime."""
 
     def __init__(self, container: Container) -> None:
         self._container = container
