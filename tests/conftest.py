@@ -19,7 +19,6 @@ from mn_api.config import Settings
 from mn_api.container import Container, build_container
 from mn_api.entrypoints.fake_core import FakeCore
 from mn_api.entrypoints.http import create_app
-from tests.realcore import RealCore, release_archive
 from tests.support import (
     CORE_ADMIN_TOKEN,
     CORE_TOKEN,
@@ -28,6 +27,7 @@ from tests.support import (
     RedisSentinelGroup,
     RedisServer,
 )
+from tests.support.realcore import RealCore, release_archive
 
 
 def needs_redis_server() -> None:

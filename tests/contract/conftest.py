@@ -18,13 +18,13 @@ from mn_api.application.ports import RuntimePort
 from mn_api.config import Settings
 from mn_api.domain.status import is_terminal
 from mn_api.entrypoints.fake_core import FakeCore
-from tests.realcore import RealCore
 from tests.support import (
     CORE_ADMIN_TOKEN,
     CORE_TOKEN,
     RedisClusterServers,
     RedisSentinelGroup,
 )
+from tests.support.realcore import RealCore
 
 
 @dataclass(frozen=True)

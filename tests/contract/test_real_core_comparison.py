@@ -23,7 +23,7 @@ from mn_api.domain.errors import DomainError
 from mn_api.domain.events import EventRecord
 from tests.contract.conftest import generation_a, wait_for_status
 from tests.contract.test_generation_a_contract import HOST_LOCAL, executor, relay
-from tests.realcore import RealCore, release_archive
+from tests.support.realcore import RealCore, release_archive
 
 pytestmark = pytest.mark.skipif(release_archive() is None, reason="no real core release here")
 

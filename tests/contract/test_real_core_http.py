@@ -19,8 +19,8 @@ from mn_api.config import Settings
 from tests.contract.conftest import generation_a, wait_for_status
 from tests.contract.test_generation_a_contract import relay
 from tests.contract.test_http_contract import nulls
-from tests.realcore import RealCore
 from tests.support import asgi_client, check_problem
+from tests.support.realcore import RealCore
 
 API = "/api/v1"
 GHOST = "relay-1000000000000-000000000000"

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from tests.support import GatewayProcess, chromium, make_zip, pipeline_manifest
-from tests.webui import WebUi, webui_folder
+from tests.support.webui import WebUi, webui_folder
 
 pytestmark = pytest.mark.slow
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from tests.support import free_port, wait_http
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 WEBUI_DIR = Path(os.environ.get("MN_WEBUI_DIR", REPOSITORY.parent / "shared" / "webui")).resolve()
 # Hop-by-hop headers, and those the proxy sets itself.
 _DROPPED = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}

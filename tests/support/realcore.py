@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tests.support import RedisServer, free_port
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 RELEASE_DIR = Path(
     os.environ.get("MN_REALCORE_DIR", REPOSITORY.parent / "shared" / "realcore")
 ).resolve()
