@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mn_api.application.ports import Blueprint, BundleContents, HostResolver, WebhookStore
+from mn_api.application.ports import Blueprint, BundleContents, WebhookStore
 from mn_api.application.use_cases import (
     LaunchBlueprint,
     LaunchLog,
@@ -29,19 +29,12 @@ from mn_api.domain.errors import (
 )
 from mn_api.domain.webhooks.records import Subscription, Watch
 from mn_api.domain.webhooks.url_policy import UrlPolicy
+from tests.support import map_resolver
 from tests.unit.use_cases.fakes import Catalogue, KeptBundles, KeptTopologies, ScriptedCore
 
 MANIFEST = orjson.dumps(
     {"graph_id": "g", "nodes": [{"node_id": "a"}, {"node_id": "b"}], "edges": [["a", "b"]]}
 ).decode()
-
-
-class Resolver(HostResolver):
-    def __init__(self, addresses: dict[str, list[str]]) -> None:
-        self.addresses = addresses
-
-    async def resolve(self, host: str, port: int) -> list[str]:
-        return self.addresses.get(host, [])
 
 
 class Subscriptions(WebhookStore):
@@ -73,7 +66,7 @@ def webhooks(store: WebhookStore, **config: Any) -> Webhooks:
     policy = UrlPolicy.of(["hooks.example.com"])
     return Webhooks(
         store,
-        Resolver({"hooks.example.com": ["93.184.216.34"]}),
+        map_resolver({"hooks.example.com": [["93.184.216.34"]]}),
         WebhookConfig(policy, secrets=(b"k" * 32,), **config),
         clock=lambda: 1000.0,
     )
