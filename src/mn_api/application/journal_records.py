@@ -68,6 +68,9 @@ class _Journal:
         self.progress = ProgressFold()
         self.lock = asyncio.Lock()
         self.changed = asyncio.Event()
+        # The newest events, parsed, as of a length of `raws` (the list itself is replaced
+        # when the journal starts over): every GET of the job's details reads them.
+        self._newest: tuple[list[bytes] | None, int, list[Any]] = (None, -1, [])
 
     @property
     def end(self) -> int:
@@ -80,6 +83,17 @@ class _Journal:
     def record(self, position: int) -> EventRecord:
         assert self.parse is not None  # set with the first event
         return EventRecord(position, JsonDocument(self.raws[position - self.base], self.parse))
+
+    def newest(self, count: int) -> list[Any]:
+        """The values of the newest `count` events held, newest first, in a list of the
+        caller's own; parsed once for each length the journal reaches, not once per reader
+        (the values are shared: callers must not change them)."""
+        raws, end, values = self._newest
+        if raws is not self.raws or end != self.end or len(values) != min(count, len(raws)):
+            first = max(self.base, self.end - count)
+            values = [self.record(p).value for p in range(self.end - 1, first - 1, -1)]
+            self._newest = (self.raws, self.end, values)
+        return list(values)
 
     def append(self, document: JsonDocument) -> None:
         """Add the next event; its parsed value feeds the indexes and is not kept."""

@@ -122,7 +122,9 @@ class ScriptedCore(RuntimePort):
     async def get_job(self, job_id: str) -> JsonDocument:
         self._call("get_job", job_id)
         status = self._job(job_id)
-        return document({"job": {"job_id": job_id, "status": status}, "agents": []})
+        # As a 1.2.31 core answers: its recent events are left for the gateway to fill.
+        details = {"job": {"job_id": job_id, "status": status}, "agents": [], "recent_events": []}
+        return document(details)
 
     async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
         self._call("list_jobs")

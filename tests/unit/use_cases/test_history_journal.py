@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from mn_api.application.journal import HistoryJournal
-from mn_api.application.use_cases import GetJobGraph, ListEvents, TopologyLookup
+from mn_api.application.use_cases import GetJob, GetJobGraph, ListEvents, TopologyLookup
 from mn_api.domain.errors import HistoryWindowError, JobNotFoundError
 from mn_api.domain.events import EventRecord
 from mn_api.domain.graph import EventFold, GraphBuilder
-from tests.unit.use_cases.fakes import ScriptedCore, event
+from tests.unit.use_cases.fakes import KeptTopologies, ManifestFiles, ScriptedCore, event
 
 
 @pytest.fixture
@@ -241,3 +241,24 @@ class _NoTopology(TopologyLookup):
 
     async def __call__(self, job_id: str, details: Any) -> None:
         return None
+
+
+def _stamps(details: Any) -> list[str]:
+    return [e["timestamp"] for e in details["recent_events"]]
+
+
+async def test_details_carry_the_newest_events_as_the_history_grows_and_starts_over(
+    runtime: ScriptedCore, journal: HistoryJournal
+) -> None:
+    runtime.add("j", 30, final=False)
+    get_job = GetJob(runtime, TopologyLookup(KeptTopologies(), ManifestFiles()), journal)
+    first = await get_job("j")
+    assert _stamps(first) == [f"t{n:06d}" for n in range(29, 4, -1)]  # the newest 25
+    first["recent_events"].clear()  # the caller's own list
+    assert _stamps(await get_job("j")) == [f"t{n:06d}" for n in range(29, 4, -1)]
+    runtime.emit("j")
+    assert _stamps(await get_job("j"))[:2] == ["t000030", "t000029"]
+    # The core now holds another history of the same length (a restart with other data):
+    # the journal starts over, and the details show the new events, not the old ones.
+    runtime.histories["j"] = [event("j", 500 + n) for n in range(31)]
+    assert _stamps(await get_job("j"))[:2] == ["t000530", "t000529"]

@@ -42,7 +42,4 @@ class GetJob:
         )
         if kept is None or kept.end == 0:
             return
-        first = max(kept.base, kept.end - RECENT_EVENTS)
-        view["recent_events"] = [
-            kept.record(position).value for position in range(kept.end - 1, first - 1, -1)
-        ]
+        view["recent_events"] = kept.newest(RECENT_EVENTS)
