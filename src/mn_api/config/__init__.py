@@ -275,7 +275,16 @@ def startup_summary(settings: Settings) -> str:
         runtime = f"in-memory runtime (core release {settings.fake_core_release} simulated)"
     else:
         tls = ", TLS" if settings.grpc_tls_ca_file is not None else ""
-        runtime = f"core at {settings.grpc_target} over gRPC{tls}"
+        addresses = settings.grpc_addresses
+        nodes = (
+            f"core at {addresses[0]}"
+            if len(addresses) == 1
+            else f"core cluster at {', '.join(addresses)} (failing over in that order)"
+        )
+        authority = (
+            f", authority {settings.grpc_authority}" if settings.grpc_authority is not None else ""
+        )
+        runtime = f"{nodes} over gRPC{tls}{authority}"
     target = settings.redis
     if target is None:
         state = "shared state on this host (SQLite and local files)"

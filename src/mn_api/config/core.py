@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -20,7 +22,13 @@ class CoreSettings(BaseModel):
 
     core_host: str = Field("localhost", validation_alias="MN_CORE_HOST", min_length=1)
 
+    # One core node, or several of the same cluster: `host:port,host:port`, or gRPC's own
+    # forms (`ipv4:a:p,b:p`, `ipv6:[a]:p,[b]:p`, `dns:name:port`, `unix:path`).
     grpc_target_raw: str | None = Field(None, validation_alias="MN_GRPC_TARGET")
+
+    # The HTTP/2 `:authority` sent to every node (`grpc.default_authority`); by default each
+    # node's own `host:port`, which every core accepts.
+    grpc_authority: str | None = Field(None, validation_alias="MN_GRPC_AUTHORITY", min_length=1)
 
     core_grpc_target: str | None = Field(None, validation_alias="MN_CORE_GRPC_TARGET")
 
@@ -78,6 +86,70 @@ class CoreSettings(BaseModel):
             raise ValueError("MN_GRPC_TLS_CERT_FILE needs MN_GRPC_TLS_CA_FILE")
         return self
 
+    @field_validator("grpc_target_raw", "core_grpc_target")
+    @classmethod
+    def _targets_readable(cls, value: str | None) -> str | None:
+        if value is not None:
+            core_addresses(value)
+        return value
+
+    @field_validator("grpc_authority")
+    @classmethod
+    def _authority_plain(cls, value: str | None) -> str | None:
+        if value is not None and not _AUTHORITY.fullmatch(value):
+            raise ValueError("must be one host or host:port (no scheme, path or list)")
+        return value
+
     @property
     def grpc_target(self) -> str:
         return self.grpc_target_raw or self.core_grpc_target or f"{self.core_host}:50051"
+
+    @property
+    def grpc_addresses(self) -> list[str]:
+        """Each core node the gateway may call, one gRPC target each."""
+        return core_addresses(self.grpc_target)
+
+
+_AUTHORITY = re.compile(r"[A-Za-z0-9._~%-]+(:\d{1,5})?|\[[0-9A-Fa-f:.%]+\](:\d{1,5})?")
+_HOST_PORT = re.compile(r"(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.%]+\]):(?P<port>\d{1,5})")
+# Forms that name one target gRPC resolves itself, whatever it resolves to.
+_SINGLE_SCHEMES = ("dns:", "unix:", "unix-abstract:", "vsock:")
+
+
+def core_addresses(target: str) -> list[str]:
+    """The gRPC targets of the nodes a setting names, one each, so that every node gets a
+    channel of its own (and its own `:authority`): `a:1,b:2` and `ipv4:a:1,b:2` give
+    `["a:1", "b:2"]`; `dns:` and `unix:` targets stay whole. Raises ValueError, naming the
+    entry, for anything else."""
+    text = target.strip()
+    if not text:
+        raise ValueError("names no core address")
+    lowered = text.lower()
+    if lowered.startswith(_SINGLE_SCHEMES):
+        if "," in text:
+            raise ValueError(f"{text.split(':', 1)[0]}: names one target: list host:port instead")
+        return [text]
+    scheme = ""
+    for prefix in ("ipv4:", "ipv6:"):
+        if lowered.startswith(prefix):
+            scheme, text = prefix, text[len(prefix) :]
+    addresses = []
+    for entry in text.split(","):
+        entry = entry.strip()
+        match = _HOST_PORT.fullmatch(entry)
+        if match is None or not 0 < int(match["port"]) < 65536:
+            raise ValueError(f"{entry!r} is not host:port")
+        if scheme == "ipv4:" and not _is_ip(match["host"], 4):
+            raise ValueError(f"{entry!r} is not an IPv4 address and port")
+        if scheme == "ipv6:" and not _is_ip(match["host"].strip("[]"), 6):
+            raise ValueError(f"{entry!r} is not a bracketed IPv6 address and port")
+        if entry not in addresses:
+            addresses.append(entry)
+    return addresses
+
+
+def _is_ip(host: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == version
+    except ValueError:
+        return False

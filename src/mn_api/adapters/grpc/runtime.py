@@ -7,7 +7,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
@@ -43,6 +44,7 @@ from mn_api.domain.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     RequestValidationError,
+    RuntimeFailureError,
 )
 from mn_api.domain.events import TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
@@ -91,6 +93,23 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
+# Calls that change nothing: made again on another node when theirs does not answer.
+READS = frozenset({"GetJob", "ListJobs", "GetSystemSummary", "StreamEvents"})
+
+
+class _CoreNode:
+    """One core node: its channel and the stubs of the services it serves."""
+
+    __slots__ = ("channel", "cluster", "jobs", "observability", "target")
+
+    def __init__(self, target: str, channel: grpc.aio.Channel) -> None:
+        self.target = target
+        self.channel = channel
+        self.jobs = job_pb2_grpc.JobServiceStub(channel)
+        self.cluster = cluster_pb2_grpc.ClusterServiceStub(channel)
+        self.observability = observability_pb2_grpc.ObservabilityServiceStub(channel)
+
+
 class GrpcRuntime(RuntimePort):
     """One channel per process, created inside the running event loop.
 
@@ -100,8 +119,9 @@ class GrpcRuntime(RuntimePort):
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
+        authority: str | None = None,
         timeout_seconds: float | None = 10.0,
         auth_token: str | None = None,
         admin_token: str | None = None,
@@ -110,7 +130,10 @@ class GrpcRuntime(RuntimePort):
         legacy_poll_seconds: float = 0.5,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self._target = target
+        self._targets = [target] if isinstance(target, str) else list(target)
+        if not self._targets:
+            raise ValueError("a GrpcRuntime needs at least one core address")
+        self._authority = authority
         self._timeout = timeout_seconds
         self._auth = ("authorization", f"Bearer {auth_token}") if auth_token else None
         # ClearJobs: 1.2.5 to 1.2.22 compare `admin_token` with their separate admin secret;
@@ -127,10 +150,10 @@ class GrpcRuntime(RuntimePort):
         self.message_limit_bytes = max_send_bytes - SUBMIT_FRAMING_BYTES
         self._poll = legacy_poll_seconds
         self._telemetry = telemetry
-        self._channel: grpc.aio.Channel | None = None
-        self._jobs: job_pb2_grpc.JobServiceStub
-        self._cluster: cluster_pb2_grpc.ClusterServiceStub
-        self._observability: observability_pb2_grpc.ObservabilityServiceStub
+        self._nodes: list[_CoreNode] = []
+        # The node calls go to: the first that answers, kept until it stops answering.
+        self._current = 0
+        self._told_reset: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, telemetry: Telemetry | None = None) -> GrpcRuntime:
@@ -148,7 +171,8 @@ class GrpcRuntime(RuntimePort):
                 ),
             )
         return cls(
-            settings.grpc_target,
+            settings.grpc_addresses,
+            authority=settings.grpc_authority,
             timeout_seconds=settings.grpc_timeout_seconds,
             auth_token=settings.grpc_auth_token,
             admin_token=settings.grpc_admin_token,
@@ -159,18 +183,23 @@ class GrpcRuntime(RuntimePort):
 
     # -- channel ---------------------------------------------------------------------
 
+    @property
+    def targets(self) -> list[str]:
+        """The core nodes this runtime calls, in the order it fails over."""
+        return list(self._targets)
+
     async def start(self) -> None:
         self._connect()
 
     async def close(self) -> None:
-        if self._channel is not None:
-            channel, self._channel = self._channel, None
-            await channel.close(grace=None)
+        nodes, self._nodes = self._nodes, []
+        for node in nodes:
+            await node.channel.close(grace=None)
 
     def _connect(self) -> None:
-        if self._channel is not None:
+        if self._nodes:
             return
-        options = [
+        options: list[tuple[str, Any]] = [
             ("grpc.max_send_message_length", self._max_send),
             ("grpc.max_receive_message_length", RECEIVE_LIMIT),
             ("grpc.enable_retries", 1),
@@ -185,14 +214,58 @@ class GrpcRuntime(RuntimePort):
             ("grpc.max_metadata_size", METADATA_LIMIT),
             ("grpc.absolute_max_metadata_size", METADATA_LIMIT),
         ]
-        if self._credentials is not None:
-            channel = grpc.aio.secure_channel(self._target, self._credentials, options=options)
-        else:
-            channel = grpc.aio.insecure_channel(self._target, options=options)
-        self._channel = channel
-        self._jobs = job_pb2_grpc.JobServiceStub(channel)
-        self._cluster = cluster_pb2_grpc.ClusterServiceStub(channel)
-        self._observability = observability_pb2_grpc.ObservabilityServiceStub(channel)
+        if self._authority is not None:
+            options.append(("grpc.default_authority", self._authority))
+        # One channel per node: each sends its own address as `:authority` (a core's HTTP/2
+        # server resets calls whose authority is a list), and a node that stops answering
+        # is left for the next one at once, rather than after gRPC's reconnection backoff.
+        for target in self._targets:
+            if self._credentials is not None:
+                channel = grpc.aio.secure_channel(target, self._credentials, options=options)
+            else:
+                channel = grpc.aio.insecure_channel(target, options=options)
+            self._nodes.append(_CoreNode(target, channel))
+
+    def _node(self) -> _CoreNode:
+        self._connect()
+        return self._nodes[self._current % len(self._nodes)]
+
+    def _moves_on(self, node: _CoreNode, err: grpc.aio.AioRpcError, *, read: bool) -> bool:
+        """Whether a call that failed on `node` goes to the next node: only when there is
+        one, the node does not answer, and the call is a read or provably never went out."""
+        if len(self._nodes) < 2 or err.code() is not grpc.StatusCode.UNAVAILABLE:
+            return False
+        if not read and "failed to connect" not in (err.details() or "").lower():
+            return False
+        if self._nodes[self._current % len(self._nodes)] is node:
+            self._current = (self._current + 1) % len(self._nodes)
+            log.warning(
+                "core node %s does not answer (%s): calls go to %s now",
+                node.target,
+                (err.details() or "unavailable")[:200],
+                self._nodes[self._current].target,
+            )
+        return True
+
+    def _reset_by_core(self, node: _CoreNode, err: grpc.aio.AioRpcError, rpc: str) -> Exception:
+        """A call the core's HTTP/2 server reset before answering: what a core does with an
+        `:authority` it refuses. Named once per node in the log, with the authority."""
+        if node.target not in self._told_reset:
+            self._told_reset.add(node.target)
+            log.error(
+                "core node %s reset the call %s before answering (HTTP/2 RST_STREAM): cores "
+                "do so when they refuse the :authority sent (%s); set MN_GRPC_AUTHORITY to a "
+                "name the core accepts",
+                node.target,
+                rpc,
+                self._authority or f"{node.target}, the node's own address",
+            )
+        error = RuntimeFailureError(
+            "the runtime reset the call before answering (it may refuse the :authority the "
+            "gateway sends: see MN_GRPC_AUTHORITY)"
+        )
+        error.__cause__ = err
+        return error
 
     def _metadata(self, auth: tuple[str, str] | bool | None = True) -> tuple[tuple[str, str], ...]:
         rid = ("x-request-id", request_id.get() or uuid.uuid4().hex)
@@ -202,7 +275,7 @@ class GrpcRuntime(RuntimePort):
     async def _unary(
         self,
         rpc: str,
-        call: Callable[..., Awaitable[T]],
+        call: Callable[[_CoreNode], Callable[..., Awaitable[T]]],
         request: Any,
         *,
         job_id: str | None = None,
@@ -210,14 +283,24 @@ class GrpcRuntime(RuntimePort):
         deadline: float | None = None,
         auth: tuple[str, str] | bool | None = True,
     ) -> T:
-        try:
-            return await call(
-                request, timeout=deadline or self._timeout, metadata=self._metadata(auth)
-            )
-        except grpc.aio.AioRpcError as err:
-            if job_id is not None and is_unclear_refusal(err, rpc):
-                raise await self._unclear_refusal(err, rpc, job_id) from err
-            raise translate(err, rpc=rpc, job_id=job_id, node_name=node_name) from err
+        """One call, on the current node; a read whose node does not answer (or any call
+        that never reached it) is made again on the next node, once per node at most."""
+        read = rpc in READS
+        for tries_left in range(len(self._targets) - 1, -1, -1):
+            node = self._node()
+            try:
+                return await call(node)(
+                    request, timeout=deadline or self._timeout, metadata=self._metadata(auth)
+                )
+            except grpc.aio.AioRpcError as err:
+                if tries_left and self._moves_on(node, err, read=read):
+                    continue
+                if err.code() is grpc.StatusCode.INTERNAL and "RST_STREAM" in (err.details() or ""):
+                    raise self._reset_by_core(node, err, rpc) from err
+                if job_id is not None and is_unclear_refusal(err, rpc):
+                    raise await self._unclear_refusal(err, rpc, job_id) from err
+                raise translate(err, rpc=rpc, job_id=job_id, node_name=node_name) from err
+        raise AssertionError("unreachable: the last try raises or answers")
 
     async def _unclear_refusal(self, err: grpc.aio.AioRpcError, rpc: str, job_id: str) -> Exception:
         """A refusal whose text names no reason: the core is asked whether the job exists."""
@@ -238,7 +321,6 @@ class GrpcRuntime(RuntimePort):
     # -- the port --------------------------------------------------------------------
 
     async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
-        self._connect()
         try:
             request = job_pb2.SubmitJobRequest(manifest_json=manifest_json, payloads=payloads)
         except (ValueError, TypeError) as err:  # text protobuf cannot encode (not UTF-8)
@@ -246,13 +328,12 @@ class GrpcRuntime(RuntimePort):
                 "the manifest or a payload name cannot be sent to the runtime",
                 [{"loc": ["body"], "msg": "must be valid UTF-8 text", "type": "value_error"}],
             ) from err
-        response = await self._unary("SubmitJob", self._jobs.SubmitJob, request)
+        response = await self._unary("SubmitJob", attrgetter("jobs.SubmitJob"), request)
         return JobAck(response.job_id, response.status)
 
     async def get_job(self, job_id: str) -> JsonDocument:
-        self._connect()
         response = await self._unary(
-            "GetJob", self._jobs.GetJob, job_pb2.GetJobRequest(job_id=job_id), job_id=job_id
+            "GetJob", attrgetter("jobs.GetJob"), job_pb2.GetJobRequest(job_id=job_id), job_id=job_id
         )
         document = job_document(response.job_json.encode())
         if document is None:
@@ -260,63 +341,59 @@ class GrpcRuntime(RuntimePort):
         return document
 
     async def list_jobs(self, limit: int, include_terminal: bool) -> JsonDocument:
-        self._connect()
         request = job_pb2.ListJobsRequest(limit=limit, include_terminal=include_terminal)
-        response = await self._unary("ListJobs", self._jobs.ListJobs, request)
+        response = await self._unary("ListJobs", attrgetter("jobs.ListJobs"), request)
         return read_document(response.jobs_json)
 
     async def cancel_job(self, job_id: str) -> JobAck:
-        self._connect()
         response = await self._unary(
             "CancelJob",
-            self._jobs.CancelJob,
+            attrgetter("jobs.CancelJob"),
             job_pb2.CancelJobRequest(job_id=job_id),
             job_id=job_id,
         )
         return JobAck(response.job_id or job_id, response.status)
 
     async def pause_job(self, job_id: str) -> JobAck:
-        self._connect()
         response = await self._unary(
-            "PauseJob", self._jobs.PauseJob, job_pb2.PauseJobRequest(job_id=job_id), job_id=job_id
+            "PauseJob",
+            attrgetter("jobs.PauseJob"),
+            job_pb2.PauseJobRequest(job_id=job_id),
+            job_id=job_id,
         )
         return JobAck(response.job_id or job_id, response.status)
 
     async def resume_job(self, job_id: str) -> JobAck:
-        self._connect()
         response = await self._unary(
             "ResumeJob",
-            self._jobs.ResumeJob,
+            attrgetter("jobs.ResumeJob"),
             job_pb2.ResumeJobRequest(job_id=job_id),
             job_id=job_id,
         )
         return JobAck(response.job_id or job_id, response.status)
 
     async def clear_jobs(self) -> int:
-        self._connect()
         response = await self._unary(
             "ClearJobs",
-            self._jobs.ClearJobs,
+            attrgetter("jobs.ClearJobs"),
             job_pb2.ClearJobsRequest(admin_token=self._admin_token),
             auth=self._admin_auth,
         )
         return int(response.cleared_count)
 
     async def cancel_all_jobs(self) -> JsonDocument:
-        self._connect()
         response = await self._unary(
             "CancelAllJobs",
-            self._jobs.CancelAllJobs,
+            attrgetter("jobs.CancelAllJobs"),
             job_pb2.CancelAllJobsRequest(),
             auth=self._admin_auth,
         )
         return JsonDocument((response.result_json or "{}").encode(), loads)
 
     async def remove_node(self, node_name: str) -> str:
-        self._connect()
         response = await self._unary(
             "RemoveNode",
-            self._cluster.RemoveNode,
+            attrgetter("cluster.RemoveNode"),
             cluster_pb2.RemoveNodeRequest(node_name=node_name),
             node_name=node_name,
             auth=self._admin_auth,
@@ -324,27 +401,24 @@ class GrpcRuntime(RuntimePort):
         return response.status or "removed"
 
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
-        self._connect()
         request = job_pb2.ReplayDeadLetterRequest(job_id=job_id, event_index=event_index)
         response = await self._unary(
-            "ReplayDeadLetter", self._jobs.ReplayDeadLetter, request, job_id=job_id
+            "ReplayDeadLetter", attrgetter("jobs.ReplayDeadLetter"), request, job_id=job_id
         )
         return ReplayAck(response.job_id or job_id, response.status, response.agent_id)
 
     async def system_summary(self) -> JsonDocument:
-        self._connect()
         response = await self._unary(
             "GetSystemSummary",
-            self._cluster.GetSystemSummary,
+            attrgetter("cluster.GetSystemSummary"),
             cluster_pb2.GetSystemSummaryRequest(),
         )
         return read_document(response.summary_json)
 
     async def ping(self, deadline_seconds: float) -> None:
-        self._connect()
         await self._unary(
             "GetSystemSummary",
-            self._cluster.GetSystemSummary,
+            attrgetter("cluster.GetSystemSummary"),
             cluster_pb2.GetSystemSummaryRequest(),
             deadline=deadline_seconds,
         )
@@ -362,7 +436,6 @@ class GrpcRuntime(RuntimePort):
         A core that ignores `follow` ends the stream after the history; the history is then
         read again every `legacy_poll_seconds` and only what is new is passed on.
         """
-        self._connect()
         heartbeat_ms = int(heartbeat_seconds * 1000) if heartbeat_seconds else 0
         request = observability_pb2.StreamEventsRequest(
             job_id=job_id, follow=follow, heartbeat_interval_ms=heartbeat_ms
@@ -374,8 +447,10 @@ class GrpcRuntime(RuntimePort):
         # moment before the event that ended it reaches the history.
         finishing: int | None = None
         known = False  # whether the job is known to exist
+        moves_left = len(self._targets) - 1  # to other nodes, before any event came
         while True:
-            call = self._observability.StreamEvents(request, metadata=self._metadata())
+            node = self._node()
+            call = node.observability.StreamEvents(request, metadata=self._metadata())
             index = 0
             passed_on = position
             seen = SeenEvents() if follow else None
@@ -404,11 +479,17 @@ class GrpcRuntime(RuntimePort):
                 code = "OK"
             except grpc.aio.AioRpcError as err:
                 code = err.code().name
+                if moves_left and self._moves_on(node, err, read=True):
+                    # Read again from the next node: what was passed on is skipped by
+                    # position, so nothing is lost or repeated.
+                    moves_left -= 1
+                    continue
                 raise translate(err, rpc="StreamEvents", job_id=job_id) from err
             finally:
                 call.cancel()
                 if self._telemetry is not None:
                     self._telemetry.core_call("StreamEvents", code, time.perf_counter() - started)
+            moves_left = len(self._targets) - 1
             if index == 0 and not known:
                 await self.get_job(job_id)  # an empty stream may be an unknown job
                 known = True
