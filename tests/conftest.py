@@ -144,7 +144,7 @@ async def gateway_runtime(
 @pytest.fixture
 def container(settings: Settings, gateway_runtime: RuntimePort) -> Container:
     container = build_container(settings)
-    container.runtime.override(providers.Object(gateway_runtime))
+    container.core.override(providers.Object(gateway_runtime))
     return container
 
 

@@ -35,6 +35,7 @@ from mn_api.adapters.webhooks.redis import RedisWebhookStore
 from mn_api.adapters.webhooks.resolver import SystemResolver
 from mn_api.adapters.webhooks.sqlite import SqliteWebhookStore
 from mn_api.application import use_cases as uc
+from mn_api.application.cluster import ClusterWatch
 from mn_api.application.housekeeping import Housekeeping
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.journal import HistoryJournal
@@ -164,7 +165,8 @@ class Container(containers.DeclarativeContainer):
     settings = FixedSettings()
     telemetry = providers.Singleton(PrometheusTelemetry)
 
-    runtime = providers.Selector(
+    # The runtime itself: the in-memory one, or a core (or a cluster of core nodes) over gRPC.
+    core = providers.Selector(
         providers.Callable(lambda s: s.runtime, settings),
         memory=providers.Singleton(
             InMemoryRuntime,
@@ -173,6 +175,9 @@ class Container(containers.DeclarativeContainer):
         ),
         grpc=providers.Singleton(_grpc_runtime, settings, telemetry),
     )
+    # What every use case talks to: the runtime with what the gateway has seen of its
+    # cluster (members, lost nodes, coordinators, a state store that is down).
+    runtime = providers.Singleton(ClusterWatch, core)
 
     # Each job's history, read from the runtime once and shared by every reader (None when
     # MN_HISTORY_CACHE_MB is 0). Replicas keep their own: nothing here is shared.
@@ -333,7 +338,7 @@ class Container(containers.DeclarativeContainer):
         uc.TopologyLookup, topologies=topology_store, manifests=manifest_source
     )
     get_job = providers.Factory(
-        uc.GetJob, runtime=runtime, topology=topology_lookup, journal=journal
+        uc.GetJob, runtime=runtime, topology=topology_lookup, journal=journal, cluster=runtime
     )
     get_job_graph = providers.Factory(
         uc.GetJobGraph, runtime=runtime, topology=topology_lookup, journal=journal

@@ -33,7 +33,7 @@ async def clients(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
     """Two apps on one container: the same runtime, stores and use cases."""
     container = build_container(settings)
     runtime = InMemoryRuntime(auto_run=False, clock=FakeClock())
-    container.runtime.override(providers.Object(runtime))
+    container.core.override(providers.Object(runtime))
     fast = _client(container, True)
     framework = _client(container, False)
     manifest = pipeline_manifest()

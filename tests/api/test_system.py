@@ -43,9 +43,8 @@ class MeteredRuntime(InMemoryRuntime):
     """A core whose summary carries metrics of its own."""
 
     async def system_summary(self) -> JsonDocument:
-        return JsonDocument(
-            orjson.dumps({"nodes": [], "jobs": [], "metrics": {"custom": 7}}), orjson.loads
-        )
+        summary = (await super().system_summary()).value
+        return JsonDocument(orjson.dumps({**summary, "metrics": {"custom": 7}}), orjson.loads)
 
 
 async def test_health_is_public_and_says_whether_auth_is_on(client: httpx.AsyncClient) -> None:

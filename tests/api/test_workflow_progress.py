@@ -199,7 +199,7 @@ async def test_many_viewers_share_one_read_of_the_history(
     runtime = counted = CountingRuntime(step_seconds=0.02)
     settings = settings_factory(history_cache_mb=history_cache_mb, sse_heartbeat_seconds=0.5)
     container = build_container(settings)
-    container.runtime.override(providers.Object(counted))
+    container.core.override(providers.Object(counted))
     await runtime.start()
     try:
         progress = container.workflow_progress()

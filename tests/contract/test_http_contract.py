@@ -41,7 +41,7 @@ def container(runtime: RuntimePort, tmp_path: Path) -> Container:
         sse_heartbeat_seconds=0.05,
     )
     container = build_container(settings)
-    container.runtime.override(providers.Object(runtime))
+    container.core.override(providers.Object(runtime))
     return container
 
 

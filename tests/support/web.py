@@ -31,7 +31,7 @@ async def asgi_client(
     from mn_api.entrypoints.http import create_app
 
     container = build_container(settings)
-    container.runtime.override(providers.Object(runtime))
+    container.core.override(providers.Object(runtime))
     for name, value in overrides.items():
         getattr(container, name).override(providers.Object(value))
     app = create_app(container)

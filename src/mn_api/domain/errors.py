@@ -181,6 +181,19 @@ class RuntimeUnavailableError(DomainError):
         self.may_have_run = may_have_run
 
 
+class StateStoreDownError(RuntimeUnavailableError):
+    """The core answers, but cannot reach the store that keeps its jobs (its Redis): what it
+    says meanwhile (no job found, no job listed, no node) is not the truth, and nothing it
+    refuses was created."""
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(
+            detail
+            or "the runtime cannot reach its state store: jobs can be neither read nor "
+            "submitted until it is back"
+        )
+
+
 class RuntimeTimeoutError(DomainError):
     """The runtime did not answer within the deadline (it may still have acted)."""
 

@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from mn_api.domain.graph import DEFAULT_TEMPLATE
-from mn_api.domain.status import LIVE_STATUSES
 
 # Flags a client reads without the trailing question mark.
 _FLAG_ALIASES = (("running?", "running"), ("paused?", "paused"))
@@ -102,36 +101,7 @@ def job_details_view(details: Any, topology: Mapping[str, Any] | None) -> Any:
         for agent in agents:
             if isinstance(agent, dict):
                 _fill_agent(agent, types, targets, status == "paused")
-    summary = details.get("summary")
-    if (
-        isinstance(job, dict)
-        and status in LIVE_STATUSES
-        and isinstance(summary, Mapping)
-        and summary.get("live?") is False
-    ):
-        job.setdefault("orphaned", _orphaned(agents))
     return details
-
-
-def _orphaned(agents: Any) -> dict[str, Any]:
-    """What the gateway says of a job whose record is live but that no coordinator runs: a
-    core restart leaves its jobs so (their agents' heartbeats stop; the core marks them not
-    live within seconds, but their status stays until its leader fails or recovers them)."""
-    report: dict[str, Any] = {
-        "detail": (
-            "no coordinator runs this job any more (the core that ran it has restarted): its "
-            "status stays as recorded until the core's leader fails or recovers it. Pause and "
-            "resume are refused; cancelling ends it (the core answers `force cancelled`)."
-        )
-    }
-    beats = [
-        agent["last_heartbeat_at"]
-        for agent in agents or ()
-        if isinstance(agent, Mapping) and isinstance(agent.get("last_heartbeat_at"), str)
-    ]
-    if beats:
-        report["last_heartbeat_at"] = max(beats)
-    return report
 
 
 def system_summary_view(summary: Any) -> Any:

@@ -146,7 +146,7 @@ def test_the_memory_runtime_follows_the_chosen_core_release(
     monkeypatch.setenv("MN_FAKE_CORE_RELEASE", "1.1")
     monkeypatch.setenv("MN_RUNTIME", "memory")
     container = Container()
-    assert container.runtime().release.name == "1.1"
+    assert container.core().release.name == "1.1"
     monkeypatch.setenv("MN_FAKE_CORE_RELEASE", "2.0")
     with pytest.raises(ValidationError) as raised:
         Settings()

@@ -110,7 +110,7 @@ def test_settings_cannot_change_once_something_was_built_from_them() -> None:
     container = Container()
     container.settings.override(providers.Object(Settings(runtime="memory")))
     container.settings.override(providers.Object(Settings(runtime="memory")))  # not yet used
-    container.runtime()
+    container.core()
     with pytest.raises(RuntimeError, match="already in use"):
         container.settings.override(providers.Object(Settings(runtime="grpc")))
     fresh = Container()

@@ -1,12 +1,25 @@
-"""GetJob: the runtime's details of one job, with what clients read beside the core's fields."""
+"""GetJob: the runtime's details of one job, with what clients read beside the core's fields:
+the node that coordinates it, and whether it is orphaned."""
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
+from mn_api.application.cluster import ClusterWatch
 from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import RuntimePort
+from mn_api.application.use_cases._history import history
 from mn_api.application.use_cases._topology import TopologyLookup
+from mn_api.domain.cluster import (
+    COORDINATOR_EVENTS,
+    Membership,
+    coordinator_in,
+    coordinator_of,
+    orphan_report,
+)
+from mn_api.domain.errors import DomainError
+from mn_api.domain.status import LIVE_STATUSES
 from mn_api.domain.views import RECENT_EVENTS, included, job_details_view
 
 
@@ -16,16 +29,20 @@ class GetJob:
         runtime: RuntimePort,
         topology: TopologyLookup,
         journal: HistoryJournal | None = None,
+        cluster: ClusterWatch | None = None,
     ) -> None:
         self._runtime = runtime
         self._topology = topology
         self._journal = journal
+        self._cluster = cluster
 
     async def __call__(self, job_id: str, include: str = "full") -> Any:
         details = (await self._runtime.get_job(job_id)).value
         view = job_details_view(details, await self._topology(job_id, details))
         if include == "full":
             await self._recent_events(job_id, view)
+        if isinstance(view, dict) and isinstance(view.get("job"), dict):
+            await self._placement(job_id, view)
         return included(view, include)
 
     async def _recent_events(self, job_id: str, view: Any) -> None:
@@ -43,3 +60,56 @@ class GetJob:
         if kept is None or kept.end == 0:
             return
         view["recent_events"] = kept.newest(RECENT_EVENTS)
+
+    async def _placement(self, job_id: str, view: dict[str, Any]) -> None:
+        """The job's coordinating node (`coordinator_node`), and `orphaned` when no
+        coordinator runs the live job any more (see domain.cluster.orphan_report)."""
+        job = view["job"]
+        cluster = self._cluster
+        if cluster is None:
+            report = orphan_report(view, coordinator=None, membership=Membership())
+            if report is not None:
+                job.setdefault("orphaned", report)
+            return
+        coordinator = cluster.coordinator(job_id) or coordinator_of(view.get("recent_events") or ())
+        live = job.get("status") in LIVE_STATUSES
+        if live:
+            with suppress(DomainError):  # else what was seen last still holds
+                await cluster.summary()  # membership as of a moment ago
+            if coordinator is None or cluster.membership.is_lost(coordinator):
+                # Read what the history says now: the events read name the coordinator,
+                # a newer one if the job was recovered elsewhere.
+                await self._read_history(job_id)
+                coordinator = cluster.coordinator(job_id) or coordinator
+        if coordinator is not None:
+            cluster.remember_coordinator(job_id, coordinator)
+            job.setdefault("coordinator_node", coordinator)
+        if live:
+            report = orphan_report(
+                view,
+                coordinator=coordinator,
+                membership=cluster.membership,
+                refused_at=cluster.refused_at(job_id),
+            )
+            if report is not None:
+                job.setdefault("orphaned", report)
+
+    async def _read_history(self, job_id: str) -> None:
+        """Bring what is known of the job's history up to date: the events read on the way
+        tell the cluster watch the coordinator; a journal that read them long ago is asked."""
+        assert self._cluster is not None
+        try:
+            kept = await self._journal.read(job_id, ended=False) if self._journal else None
+            if kept is None:
+                async for _record in history(self._runtime, job_id):
+                    pass
+                return
+        except DomainError:
+            return  # the coordinator stays unknown: nothing is said of it
+        for kind in COORDINATOR_EVENTS[::-1]:  # the newest recovery, else the scheduling
+            positions = [p for p in kept.by_type.get(kind, ()) if p >= kept.base]
+            if positions:
+                node = coordinator_in(kept.record(positions[-1]).value)
+                if node is not None:
+                    self._cluster.remember_coordinator(job_id, node)
+                    return
