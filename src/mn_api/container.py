@@ -367,13 +367,14 @@ class Container(containers.DeclarativeContainer):
         uc.ClearJobs, runtime=runtime, topologies=topology_store, journal=journal
     )
     cancel_all_jobs = providers.Factory(uc.CancelAllJobs, runtime=runtime)
-    get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime)
+    get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime, cluster=runtime)
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     runtime_report = providers.Factory(
         uc.RuntimeReport,
         runtime=runtime,
         timeout_seconds=providers.Callable(lambda s: s.ready_timeout_seconds, settings),
         shared_state=shared_state_probe,
+        cluster=runtime,
     )
     check_readiness = providers.Factory(
         uc.CheckReadiness,

@@ -226,7 +226,9 @@ class ClusterWatch(RuntimePort):
         return await self.runtime.replay_dead_letter(job_id, event_index)
 
     async def remove_node(self, node_name: str) -> str:
-        return await self.runtime.remove_node(node_name)
+        answer = await self.runtime.remove_node(node_name)
+        self.membership.retire(node_name)  # taken out on purpose: not a lost node
+        return answer
 
     async def system_summary(self) -> JsonDocument:
         document = await self.runtime.system_summary()

@@ -54,11 +54,17 @@ class NodeSighting:
 class Membership:
     """Every node seen in the core's summaries: the members now, and those that left."""
 
-    __slots__ = ("_nodes", "observed_at")
+    __slots__ = ("_nodes", "_retiring", "observed_at")
 
     def __init__(self) -> None:
         self._nodes: dict[str, NodeSighting] = {}
+        self._retiring: set[str] = set()
         self.observed_at: float | None = None
+
+    def retire(self, name: str) -> None:
+        """The node is being taken out on purpose: once it leaves it is forgotten, not
+        lost."""
+        self._retiring.add(name)
 
     def observe(self, nodes: Iterable[Mapping[str, Any]], at: float) -> tuple[list[str], list[str]]:
         """Take in the nodes a summary listed at `at`; answers the names that left and the
@@ -82,10 +88,15 @@ class Membership:
                 known.lost_at = None
             known.last_seen_at = at
             known.document = dict(node)
-        for name, known in self._nodes.items():
-            if name not in listed and known.lost_at is None:
-                known.lost_at = at
-                left.append(name)
+        for name, known in list(self._nodes.items()):
+            if name in listed or known.lost_at is not None:
+                continue
+            if name in self._retiring:
+                self._retiring.discard(name)
+                del self._nodes[name]
+                continue
+            known.lost_at = at
+            left.append(name)
         self.observed_at = at
         return left, returned
 
@@ -102,6 +113,19 @@ class Membership:
 
     def members(self) -> list[str]:
         return [node.name for node in self._nodes.values() if node.lost_at is None]
+
+
+def with_lost_nodes(summary: Mapping[str, Any], membership: Membership) -> Mapping[str, Any]:
+    """The summary's nodes followed by those that left the cluster (`status: "lost"`, with
+    when they were last seen): a summary lists only the members it has now."""
+    lost = membership.lost()
+    nodes = summary.get("nodes")
+    if not lost or not isinstance(nodes, list):
+        return summary
+    listed = {n.get("name") for n in nodes if isinstance(n, Mapping)}
+    view = dict(summary)
+    view["nodes"] = [*nodes, *(n.lost_view() for n in lost if n.name not in listed)]
+    return view
 
 
 def executor_capacity(node: Mapping[str, Any]) -> int:

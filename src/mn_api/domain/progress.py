@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from mn_api.domain.cluster import COORDINATOR_EVENTS
 from mn_api.domain.events import (
     AGENT_MESSAGE_RECEIVED,
     DEAD_LETTER,
@@ -59,6 +60,7 @@ class ProgressFold:
 
     __slots__ = (
         "agents",
+        "coordinator",
         "ended_at",
         "events",
         "failed_agent",
@@ -81,6 +83,8 @@ class ProgressFold:
         self.updated_at = ""
         self.failure: Mapping[str, Any] | None = None
         self.failed_agent = ""
+        # The node coordinating the job, as its scheduling or newest recovery named it.
+        self.coordinator = ""
         self.agents: dict[str, AgentActivity] = {}
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
@@ -98,6 +102,8 @@ class ProgressFold:
             self.graph_id = event["graph_id"]
         elif kind == JOB_RUNNING and not self.started_at:
             self.started_at = stamp
+        elif kind in COORDINATOR_EVENTS and isinstance(event.get("node"), str):
+            self.coordinator = event["node"]
         elif kind in TERMINAL_EVENT_STATUS:
             self.ended_at = stamp
             if kind == JOB_FAILED:
@@ -135,9 +141,11 @@ def snapshot(
     status: str | None,
     generated_at: str,
     name: str | None = None,
+    placements: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The workflow-progress document of a job: `status` is the job's as the runtime
-    reports it (the history's, when not given); `manifest` its declared topology."""
+    reports it (the history's, when not given); `manifest` its declared topology;
+    `placements` the node each agent runs on, as the runtime last said."""
     topology = topology_of(manifest or {})
     status = status or fold.status or "pending"
     if status == "queued":  # scheduled, not yet running: a job's status says pending
@@ -180,6 +188,9 @@ def snapshot(
             "dead_letters": activity.dead_letters,
             "live": agent_status == "running",
         }
+        placed = (placements or {}).get(agent_id)
+        if placed:
+            agent["node"] = placed
         agent.update(_times(activity, ended))
         agents.append(agent)
         step = {
@@ -195,6 +206,8 @@ def snapshot(
             "live": agent_status == "running",
             "agents": [agent],
         }
+        if placed:
+            step["node"] = placed
         step.update({f"{b}_count": int(bucket == b) for b in BUCKETS})
         step.update(_times(activity, ended))
         steps.append(step)
@@ -222,6 +235,8 @@ def snapshot(
     }
     if fold.submitted_at:
         document["submitted_at"] = fold.submitted_at
+    if fold.coordinator:
+        document["coordinator_node"] = fold.coordinator
     if running:
         document["current_step_id"] = running[0]
     if status == "failed":

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from mn_api.application.cluster import ClusterWatch
 from mn_api.application.ports import RuntimePort
+from mn_api.domain.cluster import with_lost_nodes
 from mn_api.domain.views import system_summary_view
 
 
 class GetSystemSummary:
-    def __init__(self, runtime: RuntimePort) -> None:
+    def __init__(self, runtime: RuntimePort, cluster: ClusterWatch | None = None) -> None:
         self._runtime = runtime
+        self._cluster = cluster
 
     async def __call__(self) -> Any:
-        return system_summary_view((await self._runtime.system_summary()).value)
+        """The core's summary; the nodes that left the cluster follow its members, marked
+        `lost`."""
+        view = system_summary_view((await self._runtime.system_summary()).value)
+        if self._cluster is not None and isinstance(view, Mapping):
+            view = with_lost_nodes(view, self._cluster.membership)
+        return view

@@ -7,8 +7,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from mn_api.application.cluster import ClusterWatch
 from mn_api.application.ports import RuntimePort, SharedStateProbe
+from mn_api.domain.cluster import NodeSighting, with_lost_nodes
 from mn_api.domain.errors import DomainError, NodeNotFoundError
+from mn_api.domain.events import iso_timestamp
 from mn_api.domain.views import system_summary_view
 
 
@@ -18,16 +21,26 @@ class RuntimeReport:
         runtime: RuntimePort,
         timeout_seconds: float,
         shared_state: SharedStateProbe | None = None,
+        cluster: ClusterWatch | None = None,
     ) -> None:
         self._runtime = runtime
         self._timeout = timeout_seconds
         self._shared_state = shared_state
+        self._cluster = cluster
 
     async def nodes(self) -> list[dict[str, Any]]:
-        return _nodes(await self._summary())
+        """The members, then the nodes that left the cluster (marked `lost`)."""
+        summary = await self._summary()
+        if self._cluster is not None:
+            summary = with_lost_nodes(summary, self._cluster.membership)
+        return _nodes(summary)
+
+    def _lost(self) -> list[NodeSighting]:
+        return self._cluster.membership.lost() if self._cluster is not None else []
 
     async def status(self) -> dict[str, Any]:
-        """The cluster as the core reports it: nodes, executor capacity, jobs by status."""
+        """The cluster as the core reports it: nodes, executor capacity, jobs by status;
+        `degraded`, naming them and what they could run, while nodes it had are lost."""
         summary = await self._summary()
         nodes = _nodes(summary)
         jobs = summary.get("jobs") if isinstance(summary.get("jobs"), list) else []
@@ -36,19 +49,18 @@ class RuntimeReport:
             status = job.get("status") if isinstance(job, Mapping) else None
             if isinstance(status, str):
                 by_status[status] = by_status.get(status, 0) + 1
-        capacity = available = 0
-        for node in nodes:
-            pools = node.get("executor_pools")
-            for pool in pools.values() if isinstance(pools, Mapping) else ():
-                if isinstance(pool, Mapping):
-                    capacity += _count(pool.get("capacity"))
-                    available += _count(pool.get("available"))
-        return {
-            "status": "ok" if nodes else "no_nodes",
+        capacity, available = _executors(nodes)
+        lost = self._lost()
+        report: dict[str, Any] = {
+            "status": "degraded" if lost else "ok" if nodes else "no_nodes",
             "nodes": {"total": len(nodes), "names": [str(n.get("name", "")) for n in nodes]},
             "executors": {"capacity": capacity, "available": available},
             "jobs": {"total": len(jobs), "by_status": by_status},
         }
+        if lost:
+            report["nodes"]["lost"] = [_lost_node(node) for node in lost]
+            report["executors"]["lost_capacity"] = sum(node.executors for node in lost)
+        return report
 
     async def health(self) -> dict[str, Any]:
         """Whether the core answers within the readiness deadline, and how fast; raises
@@ -72,16 +84,19 @@ class RuntimeReport:
                 checks.append({"id": "shared_state", "ok": True, "message": "Redis answers"})
             except DomainError as error:
                 checks.append({"id": "shared_state", "ok": False, "message": error.detail})
-        if summary:
+        lost = self._lost()
+        if summary or lost:
             nodes = _nodes(summary)
-            checks.append(
-                {
-                    "id": "nodes",
-                    "ok": bool(nodes),
-                    "message": f"{len(nodes)} node(s) in the cluster" if nodes else "no node",
-                }
-            )
-            capacity = (await self.status())["executors"]["capacity"]
+            message = f"{len(nodes)} node(s) in the cluster" if nodes else "no node"
+            if lost:
+                message += "; lost: " + "; ".join(
+                    f"{node.name} (left at {iso_timestamp(node.lost_at or node.last_seen_at)}, "
+                    f"{node.executors} executor slot(s))"
+                    for node in lost
+                )
+            checks.append({"id": "nodes", "ok": bool(nodes) and not lost, "message": message})
+        if summary:
+            capacity = _executors(_nodes(summary))[0]
             checks.append(
                 {
                     "id": "executors",
@@ -106,6 +121,25 @@ class RuntimeReport:
     async def _summary(self) -> Mapping[str, Any]:
         summary = system_summary_view((await self._runtime.system_summary()).value)
         return summary if isinstance(summary, Mapping) else {}
+
+
+def _executors(nodes: list[dict[str, Any]]) -> tuple[int, int]:
+    """The executor slots of these nodes' pools: in all, and free now."""
+    capacity = available = 0
+    for node in nodes:
+        pools = node.get("executor_pools")
+        for pool in pools.values() if isinstance(pools, Mapping) else ():
+            if isinstance(pool, Mapping):
+                capacity += _count(pool.get("capacity"))
+                available += _count(pool.get("available"))
+    return capacity, available
+
+
+def _lost_node(node: NodeSighting) -> dict[str, Any]:
+    lost = {"name": node.name, "last_seen_at": iso_timestamp(node.last_seen_at)}
+    if node.lost_at is not None:
+        lost["lost_at"] = iso_timestamp(node.lost_at)
+    return {**lost, "executor_capacity": node.executors}
 
 
 def _nodes(summary: Mapping[str, Any]) -> list[dict[str, Any]]:

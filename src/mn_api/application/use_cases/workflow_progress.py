@@ -155,6 +155,7 @@ class WorkflowProgress:
             status=status,
             generated_at=iso_timestamp(self._clock()),
             name=job.name,
+            placements=job.placements,
         )
         if shared:
             self._kept[job.job_id] = (key, document)
@@ -167,10 +168,19 @@ class WorkflowProgress:
 class _Job:
     """What the runtime's details say of a job, read once per request."""
 
-    __slots__ = ("ended", "job_id", "manifest", "name", "status")
+    __slots__ = ("ended", "job_id", "manifest", "name", "placements", "status")
 
-    def __init__(self, job_id: str, status: str, name: str | None, manifest: Any) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        status: str,
+        name: str | None,
+        manifest: Any,
+        placements: dict[str, str] | None = None,
+    ) -> None:
         self.job_id = job_id
+        # The node each agent runs on (the core's `assigned_node`), when it says.
+        self.placements = placements or {}
         self.status = status
         self.ended = is_terminal(status)
         self.name = name
@@ -185,7 +195,14 @@ class _Job:
         status = job.get("status") if isinstance(job.get("status"), str) else "pending"
         name = job.get("job_name") or job.get("graph_id")
         manifest = await progress._topology(job_id, details)
-        return cls(job_id, status, name if isinstance(name, str) else None, manifest)
+        placements = {
+            agent["agent_id"]: agent["assigned_node"]
+            for agent in details.get("agents") or ()
+            if isinstance(agent, Mapping)
+            and isinstance(agent.get("agent_id"), str)
+            and isinstance(agent.get("assigned_node"), str)
+        }
+        return cls(job_id, status, name if isinstance(name, str) else None, manifest, placements)
 
 
 async def _pump(
