@@ -66,7 +66,7 @@ class ClusterWatch(RuntimePort):
         self._summary: Mapping[str, Any] | None = None
         self._summary_at = float("-inf")
         self._reading: asyncio.Future[Mapping[str, Any]] | None = None
-        self._coordinators: OrderedDict[str, str] = OrderedDict()
+        self._coordinators: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._refused: OrderedDict[str, float] = OrderedDict()
         # Since when the core's state store is known to be down (None: it answers).
         self.store_down_since: float | None = None
@@ -84,11 +84,18 @@ class ClusterWatch(RuntimePort):
     # -- what it has seen ------------------------------------------------------------------
 
     def coordinator(self, job_id: str) -> str | None:
-        """The node the job's newest `job_scheduled`/`job_recovery_started` named, as read."""
-        return self._coordinators.get(job_id)
+        """The node the job's newest `job_scheduled`/`job_recovery_started` named, as read
+        ("" for a recovery that named none)."""
+        known = self._coordinators.get(job_id)
+        return known[1] if known is not None else None
 
-    def remember_coordinator(self, job_id: str, node: str) -> None:
-        _remember(self._coordinators, job_id, node)
+    def remember_coordinator(self, job_id: str, node: str, position: int = -1) -> None:
+        """What the event at `position` of the job's history says (-1: not known where);
+        an older event read again later never overrides a newer one."""
+        known = self._coordinators.get(job_id)
+        if known is not None and position >= 0 and known[0] > position:
+            return
+        _remember(self._coordinators, job_id, (max(position, known[0] if known else -1), node))
 
     def refused_at(self, job_id: str) -> float | None:
         """When the core last refused a control call on the job for want of a coordinator."""
@@ -261,7 +268,7 @@ class ClusterWatch(RuntimePort):
                         if _COORDINATOR_MARKERS[0] in raw or _COORDINATOR_MARKERS[1] in raw:
                             node = coordinator_in(item.value)
                             if node is not None:
-                                self.remember_coordinator(job_id, node)
+                                self.remember_coordinator(job_id, node, item.index)
                     yield item
         except JobNotFoundError as missing:
             if await self._store_is_down():

@@ -48,7 +48,7 @@ from mn_api.domain.errors import (
     RuntimeAuthError,
     RuntimeFailureError,
 )
-from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState, iso_timestamp
 from mn_api.domain.graph import EventFold
 from mn_api.domain.progress import ProgressFold
 from mn_api.domain.status import is_terminal
@@ -70,11 +70,24 @@ END_READS = 20
 END_PAUSE = 0.1
 # How long a broken follow stream waits before it resumes, at first and at most.
 RESUME_BACKOFF = (0.1, 5.0)
+# How long the follower may fail to read the runtime before watchers are told that what
+# they see may be stale (`RuntimeState`); a broken stream resumed within it goes unsaid.
+STALE_AFTER_SECONDS = 1.0
 
 
 # What a follower does not expect: anything but the runtime's own refusals and a history that
 # changed. It ends the follower, and its watchers get a problem instead of a silent retry.
 _Unexpected = (ArithmeticError, AssertionError, AttributeError, LookupError, TypeError, ValueError)
+
+
+def _state(journal: _Journal, stale: bool) -> RuntimeState:
+    """What a watcher is told when the runtime stops answering its follower, or answers
+    again."""
+    if not stale:
+        return RuntimeState(available=True, since=iso_timestamp(journal.recovered_at))
+    return RuntimeState(
+        available=False, since=iso_timestamp(journal.trouble_at), error=journal.trouble
+    )
 
 
 class HistoryJournal:
@@ -216,8 +229,16 @@ class HistoryJournal:
         self, journal: _Journal, after: int, follow: bool
     ) -> AsyncIterator[EventRecord | Heartbeat]:
         position = after + 1
+        told_stale = False
         try:
             while True:
+                stale = (
+                    journal.trouble_since is not None
+                    and self._clock() - journal.trouble_since >= STALE_AFTER_SECONDS
+                )
+                if stale != told_stale:
+                    told_stale = stale
+                    yield _state(journal, stale)
                 if position < journal.base:
                     raise HistoryWindowError(journal.job_id, position, journal.base)
                 while position < journal.end:
@@ -298,10 +319,14 @@ class HistoryJournal:
             async with contextlib.aclosing(stream):
                 async for item in stream:
                     if type(item) is not EventRecord:
+                        if journal.trouble_since is not None:
+                            self._recovered(journal)
                         if follow and self._unwatched(journal):
                             return  # nobody watches any more: the follower stops
                         continue
                     seen_any = True
+                    if journal.trouble_since is not None:
+                        self._recovered(journal)
                     if item.index < known:
                         if item.index == check and item.document.raw != journal.raws[-1]:
                             raise _Diverged
@@ -374,6 +399,10 @@ class HistoryJournal:
             except DomainError as error:
                 # A broken stream: resumed after the journal's end, nothing lost or repeated.
                 log.warning("following job %s broke: %s", journal.job_id, error.detail)
+                if journal.trouble_since is None:
+                    journal.trouble_since, journal.trouble_at = self._clock(), time.time()
+                journal.trouble = error
+                journal.wake()  # watchers look whether to say that what they see is stale
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RESUME_BACKOFF[1])
                 continue
@@ -384,6 +413,11 @@ class HistoryJournal:
         journal.follower = None
         journal.wake()
         self._bound(journal)
+
+    def _recovered(self, journal: _Journal) -> None:
+        journal.trouble_since = journal.trouble = None
+        journal.recovered_at = time.time()
+        journal.wake()
 
     async def _stop_follower(self, journal: _Journal) -> None:
         task, journal.follower = journal.follower, None

@@ -61,6 +61,12 @@ class _Journal:
         self.follower: asyncio.Task[None] | None = None
         self.catching_up: asyncio.Future[None] | None = None
         self.failure: DomainError | None = None
+        # Since when (the journal's clock) the follower has failed to read the runtime, and
+        # why, and the wall-clock time of it; None while it reads.
+        self.trouble_since: float | None = None
+        self.trouble: DomainError | None = None
+        self.trouble_at = 0.0
+        self.recovered_at = 0.0
         self.raws: list[bytes] = []
         self.by_type: dict[str, list[int]] = {}
         self.dead_letters: list[int] = []

@@ -141,11 +141,14 @@ def executor_capacity(node: Mapping[str, Any]) -> int:
 
 def coordinator_in(event: Mapping[str, Any]) -> str | None:
     """The coordinating node an event names: that of a `job_scheduled` or a
-    `job_recovery_started`; None for any other event."""
+    `job_recovery_started`; "" for a recovery that names none (generation A cores: the job
+    is coordinated anew, where is not said); None for any other event."""
     if event.get("type") not in COORDINATOR_EVENTS:
         return None
     node = event.get("node")
-    return node if isinstance(node, str) and node else None
+    if isinstance(node, str) and node:
+        return node
+    return "" if event.get("type") == JOB_RECOVERY_STARTED else None
 
 
 def coordinator_of(events: Iterable[Any]) -> str | None:
@@ -177,6 +180,7 @@ def orphan_report(
 ) -> dict[str, Any] | None:
     """What the gateway says of a live job that no coordinator runs any more, or None.
 
+    `coordinator` is "" when the job was recovered and the core did not say where.
     A job is orphaned when its coordinating node left the cluster, or when the core refused
     a control call because no coordinator runs it. Without either, a job whose summary says
     it is not live and none of whose agents is busy running a command (its agents stopped
@@ -191,7 +195,7 @@ def orphan_report(
         "cancelled`). Its status stays as recorded until the core's leader fails or "
         "recovers it."
     )
-    if coordinator is not None and membership.is_lost(coordinator):
+    if coordinator and membership.is_lost(coordinator):
         sighting = membership.sighting(coordinator)
         assert sighting is not None and sighting.lost_at is not None
         left = iso_timestamp(sighting.lost_at)

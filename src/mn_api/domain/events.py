@@ -81,6 +81,20 @@ class Heartbeat:
     """Sent by a following stream while nothing happens, so idle connections stay open."""
 
 
+@dataclass(frozen=True, slots=True)
+class RuntimeState(Heartbeat):
+    """A heartbeat that says whether the runtime answers the stream's follower: not
+    `available` once it has not for a while (what the stream shows may be stale; it goes on
+    and resumes exactly when the runtime is back), `available` again when it does.
+    Whoever ignores heartbeats ignores it too."""
+
+    available: bool
+    # ISO-8601 UTC: since when the runtime has not answered, or when it answered again.
+    since: str
+    # Why, when it does not answer: the error its follower last met.
+    error: Exception | None = None
+
+
 def iso_timestamp(epoch_seconds: float) -> str:
     """ISO-8601 UTC with milliseconds, as the runtime writes event timestamps."""
     moment = datetime.fromtimestamp(epoch_seconds, tz=UTC)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from mn_api.domain.cluster import COORDINATOR_EVENTS
+from mn_api.domain.cluster import COORDINATOR_EVENTS, coordinator_in
 from mn_api.domain.events import (
     AGENT_MESSAGE_RECEIVED,
     DEAD_LETTER,
@@ -102,8 +102,8 @@ class ProgressFold:
             self.graph_id = event["graph_id"]
         elif kind == JOB_RUNNING and not self.started_at:
             self.started_at = stamp
-        elif kind in COORDINATOR_EVENTS and isinstance(event.get("node"), str):
-            self.coordinator = event["node"]
+        elif kind in COORDINATOR_EVENTS:
+            self.coordinator = coordinator_in(event) or ""
         elif kind in TERMINAL_EVENT_STATUS:
             self.ended_at = stamp
             if kind == JOB_FAILED:

@@ -80,9 +80,11 @@ class GetJob:
                 # Read what the history says now: the events read name the coordinator,
                 # a newer one if the job was recovered elsewhere.
                 await self._read_history(job_id)
-                coordinator = cluster.coordinator(job_id) or coordinator
+                newer = cluster.coordinator(job_id)
+                coordinator = coordinator if newer is None else newer
         if coordinator is not None:
             cluster.remember_coordinator(job_id, coordinator)
+        if coordinator:
             job.setdefault("coordinator_node", coordinator)
         if live:
             report = orphan_report(
@@ -111,5 +113,5 @@ class GetJob:
             if positions:
                 node = coordinator_in(kept.record(positions[-1]).value)
                 if node is not None:
-                    self._cluster.remember_coordinator(job_id, node)
+                    self._cluster.remember_coordinator(job_id, node, positions[-1])
                     return

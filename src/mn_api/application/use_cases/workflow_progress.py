@@ -19,7 +19,7 @@ from mn_api.application.journal import HistoryJournal, job_status
 from mn_api.application.ports import RuntimePort
 from mn_api.application.use_cases._history import history
 from mn_api.application.use_cases._topology import TopologyLookup
-from mn_api.domain.events import EventRecord, Heartbeat, iso_timestamp
+from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState, iso_timestamp
 from mn_api.domain.progress import ProgressFold, snapshot
 from mn_api.domain.status import is_terminal
 
@@ -91,7 +91,8 @@ class WorkflowProgress:
             yield self._snapshot(job, fold, job.status, shared=shared)
             return
         changed = asyncio.Event()
-        pump = asyncio.create_task(_pump(feed, None if shared else fold, changed))
+        states: list[RuntimeState] = []
+        pump = asyncio.create_task(_pump(feed, None if shared else fold, changed, states))
         try:
             if not shared:  # the history is read first: the first snapshot shows it
                 with suppress(TimeoutError):
@@ -111,6 +112,8 @@ class WorkflowProgress:
                     continue
                 if changed.is_set():
                     changed.clear()
+                    while states:
+                        yield states.pop(0)
                     now = self._snapshot(job, fold, None, shared=shared)
                     if (now["sequence"], now["status"]) == (last["sequence"], last["status"]):
                         continue  # events the last snapshot had already taken in
@@ -206,15 +209,22 @@ class _Job:
 
 
 async def _pump(
-    feed: AsyncIterator[EventRecord | Heartbeat], fold: ProgressFold | None, changed: asyncio.Event
+    feed: AsyncIterator[EventRecord | Heartbeat],
+    fold: ProgressFold | None,
+    changed: asyncio.Event,
+    states: list[RuntimeState],
 ) -> None:
     """Read the feed to its end, folding what comes (unless the journal folds it) and
-    saying that something changed."""
+    saying that something changed; what the feed says of the runtime is kept in `states`
+    for the stream to pass on."""
     async with aclosing(feed):
         async for item in feed:
             if isinstance(item, EventRecord):
                 if fold is not None:
                     fold.add(item.value)
+                changed.set()
+            elif isinstance(item, RuntimeState):
+                states.append(item)
                 changed.set()
 
 

@@ -12,8 +12,8 @@ from starlette.responses import Response, StreamingResponse
 from mn_api.adapters.telemetry.prometheus import PrometheusTelemetry
 from mn_api.application import use_cases as uc
 from mn_api.application.journal import JournalPage
-from mn_api.domain.errors import DomainError, RequestValidationError
-from mn_api.domain.events import EventRecord, Heartbeat
+from mn_api.domain.errors import DomainError, RequestValidationError, RuntimeUnavailableError
+from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
@@ -212,6 +212,21 @@ def _sse_event(record: EventRecord) -> bytes | ServerSentEvent:
     return b"id: %d\ndata: %s\n\n" % (record.index, raw)
 
 
+def runtime_state(state: RuntimeState) -> dict[str, Any]:
+    """What a stream says when the runtime stops answering its follower, or answers again:
+    `{"runtime": "unavailable", "since", "problem"}` or `{"runtime": "available", "since"}`."""
+    said: dict[str, Any] = {
+        "runtime": "available" if state.available else "unavailable",
+        "since": state.since,
+    }
+    if not state.available:
+        error = state.error
+        if not isinstance(error, DomainError):
+            error = RuntimeUnavailableError("the runtime does not answer")
+        said["problem"] = orjson.loads(bytes(domain_problem(error).body))
+    return said
+
+
 async def _sse(feed: AsyncIterator[uc.FeedItem]) -> AsyncIterator[bytes | ServerSentEvent]:
     yield ServerSentEvent(retry=RETRY_MS)
     try:
@@ -220,6 +235,11 @@ async def _sse(feed: AsyncIterator[uc.FeedItem]) -> AsyncIterator[bytes | Server
                 yield _sse_event(item)
             elif isinstance(item, uc.StreamEnd):
                 yield ServerSentEvent(event="end", data=item.status)
+            elif isinstance(item, RuntimeState):
+                # No id: the stream's positions stay the history's.
+                yield ServerSentEvent(
+                    event="heartbeat", data=orjson.dumps(runtime_state(item)).decode()
+                )
             # Runtime heartbeats are not relayed: the response's own pings keep it open.
     except DomainError as error:
         yield ServerSentEvent(event="error", data=_problem_json(error))
@@ -232,6 +252,8 @@ async def _ndjson(feed: AsyncIterator[uc.FeedItem]) -> AsyncIterator[bytes]:
         async for item in feed:
             if isinstance(item, EventRecord):
                 yield item.document.raw + b"\n"
+            elif isinstance(item, RuntimeState):
+                yield orjson.dumps({"event": "heartbeat", **runtime_state(item)}) + b"\n"
             elif isinstance(item, Heartbeat):
                 yield b"\n"
             else:

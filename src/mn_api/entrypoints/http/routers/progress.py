@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.responses import Response
 
 from mn_api.domain.errors import DomainError
-from mn_api.domain.events import Heartbeat, iso_timestamp
+from mn_api.domain.events import Heartbeat, RuntimeState, iso_timestamp
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
@@ -24,7 +24,7 @@ from mn_api.entrypoints.http.routers import (
     JobId,
     problems,
 )
-from mn_api.entrypoints.http.routers.events import NO_CACHE, RETRY_MS, counted
+from mn_api.entrypoints.http.routers.events import NO_CACHE, RETRY_MS, counted, runtime_state
 
 log = logging.getLogger("mn_api.http")
 router = APIRouter(
@@ -95,11 +95,15 @@ async def stream_workflow_progress(
 async def _sse(feed: AsyncIterator[Any]) -> AsyncIterator[ServerSentEvent]:
     yield ServerSentEvent(retry=RETRY_MS)
     last: dict[str, Any] | None = None
+    # Every heartbeat says whether the runtime answers the job's follower.
+    runtime: dict[str, Any] = {"runtime": "available"}
     try:
         async for item in feed:
             if isinstance(item, Heartbeat):
-                beat = orjson.dumps({"timestamp": iso_timestamp(time.time())}).decode()
-                yield ServerSentEvent(event="heartbeat", data=beat)
+                if isinstance(item, RuntimeState):
+                    runtime = runtime_state(item)
+                beat = {"timestamp": iso_timestamp(time.time()), **runtime}
+                yield ServerSentEvent(event="heartbeat", data=orjson.dumps(beat).decode())
             else:
                 last = item
                 yield ServerSentEvent(
