@@ -104,6 +104,7 @@ class GatewayProcess:
         runtime: str = "memory",
         *,
         core: FakeCoreProcess | None = None,
+        target: str | None = None,
         args: tuple[str, ...] = (),
         **env: str,
     ) -> None:
@@ -114,6 +115,8 @@ class GatewayProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.shared_core = core
+        # A core (or cluster) started by the test: MN_GRPC_TARGET as it is given.
+        self.target = target
         self.core: FakeCoreProcess | None = None
         self.process = None
 
@@ -135,6 +138,8 @@ class GatewayProcess:
         step = self.extra_env.get("MN_FAKE_STEP_MS", "5")
         if self.runtime == "memory":
             env["MN_RUNTIME"] = "memory"
+        elif self.target is not None:
+            env.update({"MN_RUNTIME": "grpc", "MN_GRPC_TARGET": self.target})
         elif self.shared_core is not None:
             env.update(
                 {"MN_RUNTIME": "grpc", "MN_GRPC_TARGET": f"127.0.0.1:{self.shared_core.port}"}
@@ -150,7 +155,7 @@ class GatewayProcess:
         env.update(self.extra_env)
         mn_api = str(Path(sys.executable).with_name("mn-api"))
         self.process = subprocess.Popen(
-            [mn_api], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [mn_api, *self.args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:
             wait_http(f"{self.base}/api/v1/health")
