@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The versions the suite runs on, resolved from pyproject.toml by `make lock`.
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test lint lock fake-core proto bench clean
+.PHONY: run test test-cluster lint lock fake-core proto bench clean
 
 # The venv keeps the pip its Python ships with: the install must work with it.
 $(BIN)/python:
@@ -26,7 +26,12 @@ SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium
 ## test: install the project with its test extras and run the whole suite
 test: $(STAMP)
 	@tools/ensure-packages.sh $(SYSTEM_PACKAGES)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not cluster"
+
+## test-cluster: the gateway in front of core clusters of three nodes (real and simulated), killed and starved
+test-cluster: $(STAMP)
+	@tools/ensure-packages.sh $(SYSTEM_PACKAGES)
+	$(BIN)/python -m pytest -m cluster tests/cluster
 
 ## fake-core: serve the in-memory runtime over the core's gRPC protocol on 127.0.0.1:50051
 fake-core: $(STAMP)

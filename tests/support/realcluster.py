@@ -12,6 +12,7 @@ Everything started is stopped by process id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,10 +121,8 @@ class RealCluster:
         return value.decode() if value else ""
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
             self._run("stop", timeout=120)
-        except (RuntimeError, subprocess.TimeoutExpired):
-            pass
 
 
 class SimulatedCluster:
@@ -166,7 +165,7 @@ class SimulatedCluster:
         for port in self.ports:
             try:
                 return await apply_fault(f"127.0.0.1:{port}", action, **fields)
-            except Exception as error:  # noqa: BLE001 - a killed node's port refuses
+            except Exception as error:
                 status_error = error
         raise RuntimeError(f"no node of the simulated cluster took {action}: {status_error}")
 
