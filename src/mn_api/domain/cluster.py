@@ -162,13 +162,22 @@ def coordinator_of(events: Iterable[Any]) -> str | None:
     return None
 
 
+# The agents that run commands (and send no heartbeat while one runs).
+EXECUTOR_TYPES = frozenset({"executor", "sandbox_worker"})
+
+
 def busy_executor(agent: Mapping[str, Any]) -> bool:
-    """An executor running a command: it holds an executor lease, or says it is running.
-    Such an agent sends no heartbeat until its command ends, and is alive meanwhile."""
-    lease = agent.get("lease")
-    if isinstance(lease, Mapping) and lease.get("lease_id") is not None:
+    """An executor running a command: it says it is running (a generation A core, whose
+    lease reads all null until the command ends), or holds an executor lease while it is
+    not done. Such an agent sends no heartbeat until its command ends, and is alive."""
+    if agent.get("agent_type") not in EXECUTOR_TYPES:
+        return False
+    status = agent.get("status")
+    if status in ("running", "executing"):
         return True
-    return agent.get("status") in ("running", "busy", "executing")
+    lease = agent.get("lease")
+    holds = isinstance(lease, Mapping) and lease.get("lease_id") is not None
+    return holds and status not in ("completed", "error", "failed", "ready")
 
 
 def orphan_report(

@@ -231,7 +231,14 @@ async def test_a_busy_executor_without_heartbeats_is_no_orphan(
     scheduled_on(core, "j1", "mn1@127.0.0.1")
     core.live["j1"] = False
     core.agents["j1"] = [
-        {"agent_id": "run", "status": "running", "live?": False, "last_heartbeat_at": "t1"}
+        {
+            "agent_id": "run",
+            "agent_type": "executor",
+            "status": "running",
+            "live?": False,
+            "last_heartbeat_at": "t1",
+        },
+        {"agent_id": "feed", "agent_type": "router", "status": "busy", "live?": False},
     ]
     assert "orphaned" not in (await get_job(watch)("j1"))["job"]
     # The same job once nothing runs: no heartbeat and no command is what is said.
