@@ -172,6 +172,7 @@ class Container(containers.DeclarativeContainer):
             InMemoryRuntime,
             release=providers.Callable(lambda s: s.fake_core_release, settings),
             step_seconds=providers.Callable(lambda s: s.fake_step_ms / 1000, settings),
+            nodes=providers.Callable(lambda s: s.fake_core_nodes, settings),
         ),
         grpc=providers.Singleton(_grpc_runtime, settings, telemetry),
     )

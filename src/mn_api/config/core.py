@@ -56,6 +56,15 @@ class CoreSettings(BaseModel):
         "1.2.31", validation_alias="MN_FAKE_CORE_RELEASE"
     )
 
+    # How many nodes the in-memory runtime simulates (`mn1@127.0.0.1`, ...; not on 1.1).
+    fake_core_nodes: int = Field(1, validation_alias="MN_FAKE_CORE_NODES", ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _nodes_need_a_cluster_release(self) -> Self:
+        if self.fake_core_nodes > 1 and self.fake_core_release == "1.1":
+            raise ValueError("MN_FAKE_CORE_NODES above 1 needs release 1.2.5, 1.2.31 or d26bef71")
+        return self
+
     @field_validator("grpc_timeout_seconds", mode="before")
     @classmethod
     def _timeout_off(cls, value: Any) -> Any:

@@ -7,6 +7,9 @@ came; a sensor counts observations; an executor leases a slot of the default poo
 its command through a runner: the sandbox runner is absent on a machine without OpenShell,
 so only `runner_module: MirrorNeuron.Runner.HostLocal` succeeds. A job completes only when
 an agent completes it; otherwise it runs until it is cancelled.
+
+An executor's `config.simulate.run_ms` keeps its host command running that long: the agent
+holds its lease meanwhile and sends no heartbeat, and its result goes on once it ends.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from mn_api.adapters.memory.model import _milliseconds, _Run
 from mn_api.domain import events as ev
+from mn_api.domain.status import JobStatus
 
 if TYPE_CHECKING:
     from mn_api.adapters.memory.model import _Agent, _Delivery, _Job
@@ -86,7 +91,42 @@ def _execute(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Deli
         agent_id=agent.node_id,
         payload={"lease_id": lease_id, "pool": DEFAULT_POOL, "queue_wait_ms": 0, "slots": 1},
     )
-    agent.lease = {"lease_id": lease_id, "pool": DEFAULT_POOL, "slots": 1}
+    now = runtime._clock()
+    run_seconds = _milliseconds(_mapping(agent.config.get("simulate")).get("run_ms"))
+    if agent.config.get("runner_module") == HOST_LOCAL_RUNNER and run_seconds > 0:
+        # The command runs on the host, holding the lease; its result comes once it ends.
+        # Meanwhile the agent's document shows an empty lease, as the core's does.
+        agent.lease = None
+        agent.run = _Run(delivery, lease_id, now, now + run_seconds)
+        return
+    _ran(runtime, job, agent, delivery, lease_id, now)
+
+
+def end_runs(runtime: InMemoryRuntime, job: _Job, now: float) -> bool:
+    """End the host commands of the job's executors whose time is up; answers whether any
+    ended."""
+    ended = False
+    for agent in job.agents.values():
+        run = agent.run
+        if run is None or run.ends_at > now or job.status is not JobStatus.RUNNING:
+            continue
+        agent.run = None
+        _ran(runtime, job, agent, run.delivery, run.lease_id, run.started_at)
+        ended = True
+    return ended
+
+
+def _ran(
+    runtime: InMemoryRuntime,
+    job: _Job,
+    agent: _Agent,
+    delivery: _Delivery,
+    lease_id: str,
+    acquired_at: float,
+) -> None:
+    """The executor's command has run: its lease goes back and its result goes on."""
+    slots = {"pool": DEFAULT_POOL, "slots": 1}
+    agent.lease = {"lease_id": lease_id, **slots}
     released = {"lease_id": lease_id, **slots}
     runtime._emit(job, ev.EXECUTOR_LEASE_RELEASED, agent_id=agent.node_id, payload=released)
     if agent.config.get("runner_module") != HOST_LOCAL_RUNNER:
@@ -96,7 +136,7 @@ def _execute(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Deli
         return
     agent.processed += 1
     agent.sandbox_name = f"host-local-{job.job_id}-{agent.node_id}"
-    node = runtime._node_name
+    node = agent.node
     runtime_dir = "/tmp"
     runtime._emit(
         job,
@@ -120,7 +160,7 @@ def _execute(runtime: InMemoryRuntime, job: _Job, agent: _Agent, delivery: _Deli
         }
     )
     stdout = _text(_mapping(agent.config.get("simulate")).get("stdout"))
-    acquired_ms = int(runtime._clock() * 1000)
+    acquired_ms = int(acquired_at * 1000)
     output = {
         "agent_id": agent.node_id,
         "input": delivery.message,

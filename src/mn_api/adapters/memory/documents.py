@@ -9,9 +9,11 @@ import orjson
 
 from mn_api.adapters.memory.model import (
     BUNDLE_ROOT,
+    GENERATION_A_ARCHITECTURE,
     GENERATION_A_NODE,
     HEARTBEAT_SECONDS,
     JOB_ROOT,
+    SimulatedNode,
     _Agent,
     _Job,
     _placement,
@@ -29,21 +31,46 @@ from mn_api.domain.status import (
 class Documents:
     """The document-building half of InMemoryRuntime (its state is the runtime's own)."""
 
-    def _heartbeat_at(self, job: _Job) -> float:
+    def _heartbeat_at(self, job: _Job, stopped_at: float | None = None) -> float:
         """The last heartbeat tick of the job's agents: every HEARTBEAT_SECONDS while the
-        job's coordinator runs it; none once it lost it or the job ended."""
+        job's coordinator runs it; none once it lost it or the job ended. An agent whose
+        heartbeat stopped at `stopped_at` has none after that."""
         if job.lost_at is not None:
             until = job.lost_at
         elif job.live:
             until = self._clock()
         else:
             return 0.0
+        if stopped_at is not None:
+            until = min(until, stopped_at)
         ticks = max(until - job.started_at, 0.0) // HEARTBEAT_SECONDS
         return job.started_at + ticks * HEARTBEAT_SECONDS
+
+    def _lapsed(self, agent: _Agent) -> bool:
+        """An executor running a host command sends no heartbeat until it ends: once
+        `heartbeat_lapse_seconds` passed without one, the core reads it as not live."""
+        run = agent.run
+        return run is not None and self._clock() - run.started_at >= self._heartbeat_lapse
+
+    def _job_live(self, job: _Job) -> bool:
+        """A live job is not live to the core once none of its agents is (all of them run
+        host commands whose heartbeats lapsed) and its record has not changed meanwhile."""
+        if not job.live:
+            return False
+        if not all(self._lapsed(a) for a in job.agents.values()):
+            return True
+        return job.updated_at > iso_timestamp(self._clock() - self._heartbeat_lapse)
+
+    def _details_key(self, job: _Job) -> tuple[float, int]:
+        """What the job's details depend on beyond its own changes: the heartbeat tick, and
+        how many of its agents' heartbeats lapsed."""
+        return self._heartbeat_at(job), sum(1 for a in job.agents.values() if self._lapsed(a))
 
     def _agent_status(self, job: _Job, agent: _Agent) -> str:
         if not agent.executor:
             return "busy" if agent.mailbox else "ready"
+        if agent.run is not None:
+            return "running"
         if self.release.agents_complete_jobs and agent.error is None:
             # An executor that ran is completed; one still waiting for a message is ready.
             return "completed" if agent.sandbox_name else "ready"
@@ -59,30 +86,32 @@ class Documents:
 
     def _agent(self, job: _Job, agent: _Agent) -> dict[str, Any]:
         status = self._agent_status(job, agent)
-        beat = self._heartbeat_at(job)
+        run = agent.run
+        beat = self._heartbeat_at(job, run.started_at if run is not None else None)
         last_seen = max(agent.last_seen, iso_timestamp(beat)) if beat else agent.last_seen
         if self.release.generation_a_documents:
             # Agents keep `paused?` false and `live?` true, even once the job has ended; the
-            # agents of a job whose coordinator is gone read as not live.
+            # agents of a job whose coordinator is gone read as not live, and so does an
+            # executor whose heartbeat lapsed while it runs a command.
             return {
                 "agent_id": agent.node_id,
                 "agent_type": agent.agent_type,
-                "assigned_node": self._node_name,
+                "assigned_node": agent.node,
                 "last_error": agent.error,
                 "last_heartbeat_at": last_seen,
                 "lease": agent.lease or {"lease_id": None, "pool": None, "slots": None},
-                "live?": not job.coordinator_lost,
+                "live?": not job.coordinator_lost and not self._lapsed(agent),
                 "mailbox_depth": agent.mailbox,
                 "paused?": False,
                 "processed_messages": agent.processed,
-                "running?": False,
+                "running?": run is not None,
                 "sandbox_name": agent.sandbox_name,
                 "status": status,
             }
         document: dict[str, Any] = {
             "agent_id": agent.node_id,
             "agent_type": agent.agent_type,
-            "assigned_node": self._node_name,
+            "assigned_node": agent.node,
             "processed_messages": agent.processed,
             "mailbox_depth": agent.mailbox,
             "paused?": job.status is JobStatus.PAUSED,
@@ -98,7 +127,8 @@ class Documents:
         return document
 
     @property
-    def _node_name(self) -> str:
+    def _lone_node_name(self) -> str:
+        """The name of a core that runs alone: generation A cores are not distributed."""
         return GENERATION_A_NODE if self.release.generation_a_documents else self.node.name
 
     def _placement(self, manifest: Manifest) -> str:
@@ -126,6 +156,8 @@ class Documents:
         )
         if gen_a:
             info["result"] = job.result  # null until the job ends, as the core writes it
+            if job.error is not None:
+                info["error"] = job.error
         elif self.release.result_in_details and job.result is not None:
             info["result"] = job.result
         job_path = f"{BUNDLE_ROOT}/bundle_{job.seq}" if gen_a else f"{JOB_ROOT}/{job.job_id}"
@@ -139,10 +171,15 @@ class Documents:
         return {
             "job": info,
             "summary": self._job_summary(job),
-            # Generation A cores list agents by id; older ones in the manifest's order.
+            # Generation A cores list agents by node, then id; older ones in the manifest's
+            # order.
             "agents": [
-                self._agent(job, job.agents[agent_id])
-                for agent_id in (sorted(job.agents) if gen_a else job.agents)
+                self._agent(job, agent)
+                for agent in (
+                    sorted(job.agents.values(), key=lambda a: (a.node, a.node_id))
+                    if gen_a
+                    else job.agents.values()
+                )
             ],
             "recent_events": [orjson.Fragment(e) for e in reversed(recent)],
             "sandboxes": list(job.sandbox_runs)
@@ -162,26 +199,42 @@ class Documents:
             "graph_id": job.manifest.graph_id,
             "job_name": job.manifest.job_name,
             "status": job.status.value,
-            "live?": job.live,
+            "live?": self._job_live(job),
             "submitted_at": job.submitted_at,
             "updated_at": job.updated_at,
             "placement_policy": self._placement(job.manifest),
             "recovery_policy": _recovery(job.manifest),
             "executor_count": len(executors),
-            "active_executors": 0
-            if self.release.agents_complete_jobs or not running
-            else len(executors),
-            "nodes": [self._node_name],
+            # Generation A counts the executors running a host command.
+            "active_executors": sum(1 for a in executors if a.run is not None)
+            if self.release.agents_complete_jobs
+            else (len(executors) if running else 0),
+            "nodes": self._job_nodes(job),
             "sandbox_names": [a.sandbox_name for a in executors if a.sandbox_name]
             if self.release.generation_a_documents
             else [_sandbox_name(job, a) for a in executors if a.agent_type == "sandbox_worker"],
             "last_event": job.last_event,
         }
 
-    def _gpu(self) -> Any:
+    def _hardware(self, node: SimulatedNode) -> dict[str, Any]:
+        return {
+            "cpu": {
+                "logical_processors": node.logical_processors,
+                "architecture": GENERATION_A_ARCHITECTURE
+                if self.release.generation_a_documents
+                else node.architecture,
+            },
+            "memory": {
+                "total_bytes": node.memory_mb * 1_048_576,
+                "total_mb": node.memory_mb,
+            },
+            "gpu": self._gpu(node),
+        }
+
+    def _gpu(self, node: SimulatedNode) -> Any:
         if self.release.generation_a_documents:
-            return "Not available" if not self.node.gpus else f"{self.node.gpus} GPU(s)"
-        return {"count": self.node.gpus, "devices": []}
+            return "Not available" if not node.gpus else f"{node.gpus} GPU(s)"
+        return {"count": node.gpus, "devices": []}
 
     def _heartbeat(self, job_id: str) -> bytes:
         beat: dict[str, Any] = {

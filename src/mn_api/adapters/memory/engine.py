@@ -61,7 +61,10 @@ class Engine:
         **details: Any,
     ) -> None:
         """Append one flat event: job-level events carry their details at the top level and
-        no `agent_id` key; agents' events carry `agent_id` and `payload`."""
+        no `agent_id` key; agents' events carry `agent_id` and `payload`. While the state
+        store is down an event cannot be written, and is lost."""
+        if not self._store_up:
+            return
         stamp = self._now()
         job.updated_at = stamp
         job.details = None
@@ -90,14 +93,17 @@ class Engine:
             self._finished[job.job_id] = None
         else:
             self._finished.pop(job.job_id, None)
-        if status.is_terminal or status is JobStatus.PAUSED or job.coordinator_lost:
+        if status.is_terminal or status is JobStatus.PAUSED or not job.coordinated:
             self._active.pop(job.job_id, None)
         else:
             self._active[job.job_id] = job
             self._kick()
 
     def step(self) -> bool:
-        """Advance every unpaused job by one step; answers whether anything happened."""
+        """Advance every unpaused job by one step; answers whether anything happened.
+        Nothing moves while the state store is down: no coordinator can record a step."""
+        if not self._store_up:
+            return False
         progressed = False
         now = self._clock()
         for job in list(self._active.values()):
@@ -123,7 +129,8 @@ class Engine:
             if now < job.schedulable_at:
                 return False
             job.stage = 2
-            self._emit(job, ev.JOB_SCHEDULED, node=self._node_name)
+            job.coordinator = self._place_coordinator()
+            self._emit(job, ev.JOB_SCHEDULED, node=job.coordinator)
             return True
         if job.stage == 2:
             job.stage = 3
@@ -137,7 +144,8 @@ class Engine:
             if job.lose_coordinator:
                 self.lose_coordinator(job.job_id)
             return True
-        return self._deliver_ready(job, now)
+        ended = generation_a.end_runs(self, job, now)
+        return self._deliver_ready(job, now) or ended
 
     def _start_entrypoints(self, job: _Job, now: float) -> None:
         """Each entrypoint gets its initial inputs; generation A cores send them from the
@@ -212,7 +220,8 @@ class Engine:
             if job.status is not JobStatus.RUNNING:
                 break
             delivery = job.inflight.popleft()
-            if delivery.ready_at > now:
+            if delivery.ready_at > now or job.agents[delivery.target].run is not None:
+                # Not due yet, or its executor is still running a command.
                 job.inflight.append(delivery)
                 continue
             progressed = True
@@ -305,6 +314,10 @@ class Engine:
         for delivery in job.inflight:
             job.agents[delivery.target].mailbox -= 1
         job.inflight.clear()
+        for agent in job.agents.values():
+            if agent.run is not None:  # the command is stopped with the job
+                agent.run = None
+                agent.lease = None
         self._set_status(job, status)
         if status is JobStatus.COMPLETED:
             job.result = details.get("result")
@@ -350,7 +363,8 @@ class Engine:
             job = self._new_job(parsed, {})
             self._emit(job, ev.JOB_PENDING, graph_id="seeded", payload_count=0)
             self._emit(job, ev.JOB_VALIDATED, graph_id="seeded")
-            self._emit(job, ev.JOB_SCHEDULED, node=self._node_name)
+            job.coordinator = self._place_coordinator()
+            self._emit(job, ev.JOB_SCHEDULED, node=job.coordinator)
             self._set_status(job, JobStatus.RUNNING)
             self._emit(job, ev.JOB_RUNNING, root_agent_ids=["source"])
             sink = job.agents["sink"]

@@ -57,11 +57,56 @@ HEARTBEAT_SECONDS = 2.0
 GENERATION_A_NODE = "nonode@nohost"
 
 
+# The host part of the node names of a simulated cluster (`mn1@127.0.0.1`, ...).
+CLUSTER_HOST = "127.0.0.1"
+
+
+# How long an agent may go without a heartbeat before its documents say it is not live (an
+# executor running a host command sends none until the command ends): a generation A core's
+# monitor allows three heartbeat intervals, and at least 10 s.
+HEARTBEAT_LAPSE_SECONDS = 10.0
+
+
+# How long the cluster's leader lease lasts: a state store away longer than this loses it,
+# and the leader sweeps orphaned jobs again once it has taken it back.
+LEADER_LEASE_SECONDS = 10.0
+
+
+# A new leader leaves alone the orphaned jobs whose record changed less than this long ago
+# (a generation A core's guard against sweeping jobs still being set up).
+SWEEP_GUARD_SECONDS = 15.0
+
+
+# Why a job whose coordinator is gone was cancelled: as the event that ends it says, and as
+# the job's result says on generation A cores.
+FORCED_CANCELLATION = "forced cancellation"
+
+
+FORCED_CANCELLATION_RESULT = {"reason": "forced cancellation of orphaned job"}
+
+
+# Why the leader fails an orphaned job that is not configured for cluster recovery.
+ORPHAN_FAILURE = "Node running the job died and job is not configured for cluster recovery."
+
+
+# What SubmitJob answers when the core cannot reach its state store (its Redis).
+STORE_DOWN_REFUSAL = "failed to persist initial job: %Redix.ConnectionError{reason: :closed}"
+
+
 GENERATION_A_ARCHITECTURE = "x86_64-pc-linux-gnu"
 
 
 # Manifests longer than this are judged off the event loop.
 LARGE_MANIFEST_CHARS = 256 * 1024
+
+
+class PersistFailedError(ManifestInvalidError):
+    """The core validated the manifest but could not write the job to its state store; it
+    refuses the submission as it refuses a bad manifest, with the store's error as the one
+    problem (sent as it is, not as a list)."""
+
+    def __init__(self, text: str = STORE_DOWN_REFUSAL) -> None:
+        super().__init__([text])
 
 
 def _loads(raw: bytes) -> Any:
@@ -70,7 +115,8 @@ def _loads(raw: bytes) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class SimulatedNode:
-    """The one cluster node the simulation runs on, as GetSystemSummary describes it.
+    """A cluster node of the simulation, as GetSystemSummary describes it (every node of a
+    simulated cluster has the same hardware and its own executor pool).
 
     Fixed numbers rather than the host's, so answers are the same on every machine; a
     manifest whose `requirements` exceed them is refused by releases that check them.
@@ -98,6 +144,17 @@ class _Delivery:
 
 
 @dataclass(slots=True)
+class _Run:
+    """An executor's host command while it runs: the message it runs for, its lease, and
+    when it started and ends."""
+
+    delivery: _Delivery
+    lease_id: str
+    started_at: float
+    ends_at: float
+
+
+@dataclass(slots=True)
 class _Agent:
     node_id: str
     agent_type: str
@@ -116,6 +173,10 @@ class _Agent:
     received: list[Any] = field(default_factory=list)
     lease: dict[str, Any] | None = None
     sandbox_name: str | None = None
+    # The cluster node the agent runs on.
+    node: str = ""
+    # The host command a generation A executor is running (`config.simulate.run_ms`).
+    run: _Run | None = None
 
     @property
     def count(self) -> int:
@@ -133,6 +194,11 @@ class _Job:
     agents: dict[str, _Agent]
     coordinator_lost: bool = False
     lose_coordinator: bool = False
+    # The node coordinating the job, once it is scheduled.
+    coordinator: str | None = None
+    # Its coordinator's node died: the record and its agents stay live, but nothing runs the
+    # job until a new leader recovers or fails it.
+    orphaned: bool = False
     duplicate_boundary: bool = False
     # When the scheduler finds room for the job: it stays pending until then.
     schedulable_at: float = 0.0
@@ -146,6 +212,8 @@ class _Job:
     dead_letters: int = 0
     replayed: set[int] = field(default_factory=set)
     result: dict[str, Any] | None = None
+    # What the leader wrote of a job it failed (generation A records it beside the result).
+    error: str | None = None
     sandbox_runs: list[dict[str, Any]] = field(default_factory=list)
     # When the job's coordinator was lost: its agents' heartbeats stop there.
     lost_at: float | None = None
@@ -153,7 +221,8 @@ class _Job:
     changed: asyncio.Event | None = None
     # The serialized details, kept until the job next changes: readers far outnumber steps.
     details: bytes | None = None
-    details_beat: float = 0.0
+    # What the kept details depend on besides the job's changes: heartbeats and lapses.
+    details_key: tuple[float, int] = (0.0, 0)
 
     @property
     def end(self) -> int:
@@ -162,6 +231,11 @@ class _Job:
     @property
     def live(self) -> bool:
         return not self.status.is_terminal and not self.coordinator_lost
+
+    @property
+    def coordinated(self) -> bool:
+        """Whether a coordinator runs the job (else nothing moves it)."""
+        return not self.coordinator_lost and not self.orphaned
 
 
 def _type_of(raw: bytes) -> str:

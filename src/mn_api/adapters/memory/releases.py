@@ -60,6 +60,8 @@ class CoreRelease:
     # the end, a GPU described as text, placement `local`, the node `nonode@nohost`, and
     # job-level events without details beyond the node that was scheduled.
     generation_a_documents: bool = False
+    # The release runs as a cluster of several nodes (1.1 cores run alone).
+    clusters: bool = True
 
 
 _OLDER = {
@@ -86,6 +88,7 @@ RELEASE_1_1 = CoreRelease(
     follows_streams=False,
     checks_credentials=False,
     clear_with_admin_token=False,
+    clusters=False,
     **_OLDER,
 )
 RELEASE_1_2_5 = CoreRelease(

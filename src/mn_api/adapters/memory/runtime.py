@@ -17,12 +17,17 @@ from typing import Any
 
 import orjson
 
+from mn_api.adapters.memory.cluster import Cluster
 from mn_api.adapters.memory.documents import Documents
 from mn_api.adapters.memory.engine import Engine
 from mn_api.adapters.memory.model import (
     EXECUTOR_TYPES,
-    GENERATION_A_ARCHITECTURE,
+    FORCED_CANCELLATION,
+    FORCED_CANCELLATION_RESULT,
+    HEARTBEAT_LAPSE_SECONDS,
     LARGE_MANIFEST_CHARS,
+    SWEEP_GUARD_SECONDS,
+    PersistFailedError,
     SimulatedNode,
     _Agent,
     _Job,
@@ -57,7 +62,7 @@ from mn_api.domain.status import (
 )
 
 
-class InMemoryRuntime(Engine, Documents, RuntimePort):
+class InMemoryRuntime(Cluster, Engine, Documents, RuntimePort):
     """A released core's behaviour without the core: validation, scheduling, messaging, faults.
 
     `release` picks the profile (CORE.md: 1.1, 1.2.5 or 1.2.31, the newest by default): job
@@ -72,6 +77,17 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
     stream sends the last event of the history twice, as a core may at that boundary) and
     `scheduling_ms` (the scheduler finds room for the job only that long after it was
     submitted: it stays pending until then).
+
+    `nodes` > 1 simulates a cluster of that many nodes (`mn1@127.0.0.1`, ...; releases
+    1.2.5, 1.2.31 and d26bef71), each with the hardware of `node` and an executor pool of
+    its own: jobs' coordinators and agents are spread over the live members, and a test can
+    kill and restart nodes and take the state store away (`kill_node`, `restart_node`,
+    `state_store_down`, `state_store_up`; see `Cluster`). One node answers exactly as a
+    lone core does. A new leader sweeps only the orphaned jobs whose record is older than
+    `sweep_guard_seconds` (as a real core does: SWEEP_GUARD_SECONDS by default). A
+    generation A executor running a host command for `config.simulate.run_ms` sends no
+    heartbeat: after `heartbeat_lapse_seconds` its documents say it is not live until the
+    command ends.
     """
 
     def __init__(
@@ -86,6 +102,9 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         max_events_per_job: int = 200_000,
         max_inflight_per_job: int = 100_000,
         duplicate_boundary: bool = False,
+        nodes: int = 1,
+        heartbeat_lapse_seconds: float = HEARTBEAT_LAPSE_SECONDS,
+        sweep_guard_seconds: float = SWEEP_GUARD_SECONDS,
     ) -> None:
         self.release = release if isinstance(release, CoreRelease) else core_release(release)
         self.node = node or SimulatedNode()
@@ -96,6 +115,9 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         self._max_events = max_events_per_job
         self._max_inflight = max_inflight_per_job
         self._duplicate_boundary = duplicate_boundary
+        self._heartbeat_lapse = heartbeat_lapse_seconds
+        self._sweep_guard = sweep_guard_seconds
+        self._form_cluster(nodes, self._lone_node_name)
         self._jobs: dict[str, _Job] = {}
         self._active: dict[str, _Job] = {}
         # Finished jobs in the order they finished: the first to go when the cap is reached.
@@ -141,6 +163,7 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
                 delay_seconds=int(_simulate(node.config).get("delay_ms", 0)) / 1000,
                 last_seen=stamp,
                 config=node.config,
+                node=self._place_agent(),
             )
             for node in manifest.nodes
         }
@@ -163,8 +186,19 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         return job
 
     def _job(self, job_id: str) -> _Job:
-        job = self._jobs.get(job_id)
+        """The job, as the state store holds it: while the store is down, no job is known."""
+        job = self._jobs.get(job_id) if self._store_up else None
         if job is None:
+            raise JobNotFoundError(job_id)
+        return job
+
+    def _controlled_job(self, job_id: str) -> _Job:
+        """The job a control call reaches: through its coordinator, which runs it even while
+        the state store is down (a job no coordinator runs is then unknown)."""
+        if self._store_up:
+            return self._job(job_id)
+        job = self._jobs.get(job_id)
+        if job is None or job.status.is_terminal or not job.coordinated:
             raise JobNotFoundError(job_id)
         return job
 
@@ -176,6 +210,8 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
             manifest = _judge(manifest_json)
         if self.release.checks_requirements:
             self._check_requirements(manifest)
+        if not self._store_up:
+            raise PersistFailedError()
         job = self._new_job(manifest, payloads)
         self._emit(
             job,
@@ -207,13 +243,15 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
 
     async def get_job(self, job_id: str) -> JsonDocument:
         job = self._job(job_id)
-        beat = self._heartbeat_at(job)
-        if job.details is None or job.details_beat != beat:
+        key = self._details_key(job)
+        if job.details is None or job.details_key != key:
             job.details = orjson.dumps(self._details(job))
-            job.details_beat = beat
+            job.details_key = key
         return JsonDocument(job.details, _loads)
 
     def _newest(self, limit: int, include_terminal: bool) -> list[_Job]:
+        if not self._store_up:
+            return []
         jobs = (
             job for job in self._jobs.values() if include_terminal or not job.status.is_terminal
         )
@@ -225,16 +263,22 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         return JsonDocument(orjson.dumps({"data": data}), _loads)
 
     async def cancel_job(self, job_id: str) -> JobAck:
-        job = self._job(job_id)
+        job = self._controlled_job(job_id)
         release = self.release
         if job.status.is_terminal:
             if release.cancel_of_terminal_succeeds:
                 return JobAck(job_id, "cancelled")
             check_transition(JobAction.CANCEL, job.status)
         previous = job.status.value
-        if job.coordinator_lost:
-            job.coordinator_lost = False
-            self._finish(job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status=previous)
+        if not job.coordinated:
+            job.coordinator_lost = job.orphaned = False
+            # Generation A cores say why in the event that ends the job.
+            forced = {"reason": FORCED_CANCELLATION} if release.generation_a_documents else {}
+            self._finish(
+                job, JobStatus.CANCELLED, ev.JOB_CANCELLED, previous_status=previous, **forced
+            )
+            if release.generation_a_documents:
+                job.result = dict(FORCED_CANCELLATION_RESULT)
             return JobAck(job_id, "force cancelled" if release.force_cancel else "cancelled")
         if job.status is JobStatus.CANCELLING:
             return JobAck(job_id, "cancellation_pending")
@@ -246,10 +290,11 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         return JobAck(job_id, "cancelled")
 
     async def remove_node(self, node_name: str) -> str:
-        """The simulated cluster is one node, which stays: removing it is acknowledged."""
+        """Removing a live member is acknowledged; the simulated node stays (`kill_node`
+        is how a test takes one away)."""
         if not self.release.clear_jobs:  # generation A lacks RemoveNode as it lacks ClearJobs
             raise NotSupportedError("RemoveNode is not supported by this core")
-        if node_name != self._node_name:
+        if node_name not in self._members:
             raise NodeNotFoundError(node_name)
         return "removed"
 
@@ -257,21 +302,24 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         """Cancel every live job (1.2.31's CancelAllJobs): how many, and their ids."""
         if not self.release.cancel_all:
             raise NotSupportedError("CancelAllJobs is not supported by this core")
-        live = [job_id for job_id, job in self._jobs.items() if not job.status.is_terminal]
+        known = self._jobs.items() if self._store_up else ()
+        live = [job_id for job_id, job in known if not job.status.is_terminal]
         for job_id in live:
             await self.cancel_job(job_id)
         return JsonDocument(orjson.dumps({"cancelled_count": len(live), "job_ids": live}), _loads)
 
     def _coordinated(self, job: _Job) -> None:
-        """Generation A cores reach a job through its coordinator: none runs a finished or
-        orphaned job, and Pause/Resume say so rather than judging its status."""
-        if self.release.gone_coordinator_refusal and (
-            job.status.is_terminal or job.coordinator_lost
+        """Pause/Resume reach a job through its coordinator: a job whose coordinator's node
+        died is refused so on every release; generation A cores refuse finished jobs and
+        those orphaned by a restart the same way rather than judging their status."""
+        if job.orphaned or (
+            self.release.gone_coordinator_refusal
+            and (job.status.is_terminal or job.coordinator_lost)
         ):
             raise CoordinatorGoneError(job.job_id, job.status.value)
 
     async def pause_job(self, job_id: str) -> JobAck:
-        job = self._job(job_id)
+        job = self._controlled_job(job_id)
         self._coordinated(job)
         if job.coordinator_lost:
             raise InvalidTransitionError(NOT_RUNNING)
@@ -281,7 +329,7 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         return JobAck(job_id, "paused")
 
     async def resume_job(self, job_id: str) -> JobAck:
-        job = self._job(job_id)
+        job = self._controlled_job(job_id)
         self._coordinated(job)
         if job.status is JobStatus.RUNNING and self.release.resume_of_running_succeeds:
             return JobAck(job_id, "resumed")
@@ -294,6 +342,8 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
     async def clear_jobs(self) -> int:
         if not self.release.clear_jobs:
             raise NotSupportedError("ClearJobs is not supported by this core")
+        if not self._store_up:
+            return 0
         gone = list(self._finished)
         for job_id in gone:
             del self._jobs[job_id]
@@ -337,54 +387,28 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         return ReplayAck(job_id, job.status.value, agent_id)
 
     async def system_summary(self) -> JsonDocument:
-        node = self.node
+        return self.system_summary_as(None)
+
+    def system_summary_as(self, viewer: str | None = None) -> JsonDocument:
+        """The summary as the live node `viewer` answers it (`self?` true for it alone);
+        None: the first live node. A core without its state store answers `{}`."""
+        if not self._store_up:
+            return JsonDocument(b"{}", _loads)
+        if viewer is None:
+            viewer = self._by_name()[0]
+        elif viewer not in self._members:
+            raise ValueError(f"{viewer} is not a live member of the cluster")
         by_status = {s.value: 0 for s in JobStatus}
-        active = waiting = 0
         for job in self._jobs.values():
             by_status[job.status.value] += 1
-            executors = sum(1 for a in job.agents.values() if a.executor)
-            if job.live and job.status is JobStatus.RUNNING:
-                active += executors
-            elif job.status is JobStatus.PENDING:
-                waiting += executors
-        in_use = min(active, node.pool_capacity)
         summary: dict[str, Any] = {
-            "nodes": [
-                {
-                    "name": self._node_name,
-                    "connected_nodes": [self._node_name],
-                    "self?": True,
-                    "scheduler_hint": "cluster_member",
-                    "executor_pools": {
-                        "default": {
-                            "capacity": node.pool_capacity,
-                            "in_use": in_use,
-                            "available": node.pool_capacity - in_use,
-                            "queued": waiting + active - in_use,
-                            "active": in_use,
-                        }
-                    },
-                    "hardware": {
-                        "cpu": {
-                            "logical_processors": node.logical_processors,
-                            "architecture": GENERATION_A_ARCHITECTURE
-                            if self.release.generation_a_documents
-                            else node.architecture,
-                        },
-                        "memory": {
-                            "total_bytes": node.memory_mb * 1_048_576,
-                            "total_mb": node.memory_mb,
-                        },
-                        "gpu": self._gpu(),
-                    },
-                }
-            ],
+            "nodes": self._member_documents(viewer),
             "jobs": [self._job_summary(job) for job in self._newest(len(self._jobs), True)],
         }
         if self.release.summary_metrics:
             summary["metrics"] = {
                 "jobs": {"total": len(self._jobs), "by_status": by_status},
-                "nodes": {"total": 1},
+                "nodes": {"total": len(self._members)},
                 "runtime": {
                     "uptime_seconds": round(self._clock() - self._started_at, 3),
                     "active_jobs": len(self._active),
@@ -402,6 +426,8 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         after: int = -1,
         heartbeat_seconds: float | None = None,
     ) -> AsyncIterator[EventRecord | Heartbeat]:
+        if not self._store_up:
+            return  # a core without its state store streams no history, for any job
         job = self._job(job_id)
         position = after + 1
         while True:
@@ -443,7 +469,7 @@ class InMemoryRuntime(Engine, Documents, RuntimePort):
         if not release.stream_tail_limit:
             limit = 0
         interval = heartbeat_ms / 1000 if heartbeat_ms > 0 else None
-        job = self._jobs.get(job_id)
+        job = self._jobs.get(job_id) if self._store_up else None
         if job is None:
             if not follow:
                 return

@@ -2,11 +2,13 @@
 one core release (what it does is told in `command.DESCRIPTION`, its --help).
 
 In rooms: `refusals` (how each release refuses and answers), `servicers` (the services
-and their server), `command` (the command line).
+and their servers, one per simulated node), `faults` (the fault service and its client),
+`command` (the command line).
 """
 
 from mn_api.entrypoints.fake_core.command import main
+from mn_api.entrypoints.fake_core.faults import apply_fault
 from mn_api.entrypoints.fake_core.refusals import elixir_list, protected_rpcs
 from mn_api.entrypoints.fake_core.servicers import CallLog, FakeCore
 
-__all__ = ["CallLog", "FakeCore", "elixir_list", "main", "protected_rpcs"]
+__all__ = ["CallLog", "FakeCore", "apply_fault", "elixir_list", "main", "protected_rpcs"]

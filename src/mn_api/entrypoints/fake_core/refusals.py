@@ -9,6 +9,7 @@ from typing import NoReturn, TypeVar
 import grpc
 import orjson
 
+from mn_api.adapters.memory.model import PersistFailedError
 from mn_api.adapters.memory.releases import CoreRelease
 from mn_api.domain import errors as e
 
@@ -109,15 +110,22 @@ class _Answers:
     async def abort(
         self, context: grpc.aio.ServicerContext, error: e.DomainError, rpc: str
     ) -> NoReturn:
+        if isinstance(error, PersistFailedError):
+            # The state store's error on its own, not a list of problems (inspect-quoted on
+            # generation A cores).
+            text = error.errors[0]
+            if self.release.generation_a_documents:
+                text = elixir_string(text)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, text)
         if isinstance(error, e.ManifestInvalidError):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, self._problems(error.errors))
-        if (
-            self.release.gone_coordinator_refusal
-            and rpc in ("PauseJob", "ResumeJob")
-            and isinstance(error, e.JobNotFoundError | e.CoordinatorGoneError)
+        if rpc in ("PauseJob", "ResumeJob") and (
+            isinstance(error, e.CoordinatorGoneError)
+            or (self.release.gone_coordinator_refusal and isinstance(error, e.JobNotFoundError))
         ):
+            # No coordinator in the cluster runs the job (on generation A, unknown jobs too).
             text = f"job {error.job_id} is not running in the connected cluster"
-            await context.abort(grpc.StatusCode.INTERNAL, text)
+            await context.abort(refusal_code(self.release, text), text)
         if isinstance(error, e.JobNotFoundError):
             text = f"job {error.job_id} was not found"
         else:

@@ -1,11 +1,13 @@
-"""The core's gRPC services over the in-memory runtime, and the server that serves them."""
+"""The core's gRPC services over the in-memory runtime, and the servers (one per simulated
+node) that serve them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -20,12 +22,17 @@ from mn_api.adapters.grpc.protos import (
 )
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.domain import errors as e
+from mn_api.entrypoints.fake_core.faults import FaultRefusedError, fault_handler
 from mn_api.entrypoints.fake_core.refusals import (
     HANDLER_CRASH,
     _Answers,
     _parses_to_no_object,
     protected_rpcs,
 )
+
+# How long calls in flight on a killed node's server may take to finish (the fault call
+# that killed it among them) before they are cut.
+KILL_GRACE_SECONDS = 0.2
 
 
 class JobService(job_pb2_grpc.JobServiceServicer):
@@ -106,12 +113,22 @@ class JobService(job_pb2_grpc.JobServiceServicer):
 
 
 class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
-    def __init__(self, runtime: InMemoryRuntime) -> None:
+    """The cluster service of one node: its summary says `self?` of `node` (of the first
+    live node when None)."""
+
+    def __init__(self, runtime: InMemoryRuntime, node: str | None = None) -> None:
         self._runtime = runtime
+        self._node = node
         self._answers = _Answers(runtime.release)
 
     async def GetSystemSummary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        document = await self._runtime.system_summary()
+        if self._node is None:
+            document = await self._runtime.system_summary()
+        else:
+            try:
+                document = self._runtime.system_summary_as(self._node)
+            except ValueError:  # a call that came in as the node was killed
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "the node is shutting down")
         return cluster_pb2.GetSystemSummaryResponse(
             summary_json=document.raw.decode(), **self._answers.version()
         )
@@ -195,7 +212,13 @@ async def _no_token(_request: Any, context: grpc.aio.ServicerContext) -> Any:
 
 
 class FakeCore:
-    """A grpc.aio server around an InMemoryRuntime; start it inside a running loop."""
+    """grpc.aio servers around an InMemoryRuntime, one per simulated node, each serving the
+    whole cluster and answering the summary as its own node; start it inside a running loop.
+
+    Every port also serves the fault service (`faults.py`): killing a node stops its
+    server, so that its port refuses connections as a killed node's would, and restarting
+    it serves it again on the same port.
+    """
 
     def __init__(
         self,
@@ -210,7 +233,12 @@ class FakeCore:
         self.replay = replay
         self.call_log = CallLog(token, protected_rpcs(runtime.release))
         self._admin_token = admin_token
-        self._server: grpc.aio.Server | None = None
+        self._servers: dict[str, grpc.aio.Server] = {}
+        self._stopping: dict[str, asyncio.Task[None]] = {}
+        self._host = "127.0.0.1"
+        self._credentials: grpc.ServerCredentials | None = None
+        # Each node's port, kept while it is down so that it comes back on the same one.
+        self.ports: dict[str, int] = {}
         self.port = 0
 
     async def start(
@@ -218,8 +246,22 @@ class FakeCore:
         host: str = "127.0.0.1",
         port: int = 0,
         credentials: grpc.ServerCredentials | None = None,
+        *,
+        ports: Sequence[int] = (),
     ) -> int:
+        """Serve every node: the first on `port`, or each on its own of `ports` (0 or
+        missing: a free one). Answers the first node's port."""
         await self.runtime.start()
+        self._host, self._credentials = host, credentials
+        names = self.runtime.live_nodes
+        wanted = list(ports) or [port]
+        wanted += [0] * (len(names) - len(wanted))
+        for name, chosen in zip(names, wanted, strict=False):
+            self.ports[name] = await self._serve(name, chosen)
+        self.port = self.ports[names[0]]
+        return self.port
+
+    async def _serve(self, name: str, port: int) -> int:
         server = grpc.aio.server(
             interceptors=[self.call_log],
             options=[
@@ -229,21 +271,76 @@ class FakeCore:
         )
         jobs = JobService(self.runtime, admin_token=self._admin_token, replay=self.replay)
         job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
-        cluster_pb2_grpc.add_ClusterServiceServicer_to_server(ClusterService(self.runtime), server)
+        cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
+            ClusterService(self.runtime, name), server
+        )
         observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(
             ObservabilityService(self.runtime), server
         )
-        address = f"{host}:{port}"
-        if credentials is not None:
-            self.port = server.add_secure_port(address, credentials)
+        server.add_generic_rpc_handlers((fault_handler(self._apply),))
+        address = f"{self._host}:{port}"
+        if self._credentials is not None:
+            bound = server.add_secure_port(address, self._credentials)
         else:
-            self.port = server.add_insecure_port(address)
+            bound = server.add_insecure_port(address)
         await server.start()
-        self._server = server
-        return self.port
+        self._servers[name] = server
+        return bound
+
+    # -- faults ----------------------------------------------------------------------------
+
+    async def kill_node(self, name: str) -> None:
+        """Kill the node in the runtime and stop its server: its port refuses connections.
+        Calls in flight on it (the one asking, perhaps) get a moment to finish."""
+        try:
+            self.runtime.kill_node(name)
+        except ValueError as refused:
+            raise FaultRefusedError(str(refused)) from None
+        server = self._servers.pop(name, None)
+        if server is not None:
+            self._stopping[name] = asyncio.create_task(server.stop(KILL_GRACE_SECONDS))
+
+    async def restart_node(self, name: str) -> None:
+        """Bring the node back in the runtime and serve it again on its port."""
+        if name not in self.runtime.lost_nodes:
+            raise FaultRefusedError(f"{name} is not a lost node of the cluster")
+        stopping = self._stopping.pop(name, None)
+        if stopping is not None:
+            await stopping
+        port = self.ports.get(name, 0)
+        try:
+            self.ports[name] = await self._serve(name, port)
+        except RuntimeError:
+            raise FaultRefusedError(f"{name} cannot listen on its port {port} again") from None
+        self.runtime.restart_node(name)
+
+    def state(self) -> dict[str, Any]:
+        """The cluster as the fault service reports it."""
+        runtime = self.runtime
+        return {
+            "nodes": runtime.live_nodes,
+            "lost": runtime.lost_nodes,
+            "leader": runtime.leader,
+            "state_store": "up" if runtime.state_store_available else "down",
+            "ports": dict(self.ports),
+        }
+
+    async def _apply(self, action: str, fault: Mapping[str, Any]) -> Mapping[str, Any]:
+        if action == "kill_node":
+            await self.kill_node(fault["node"])
+        elif action == "restart_node":
+            await self.restart_node(fault["node"])
+        elif action == "state_store_down":
+            self.runtime.state_store_down()
+        elif action == "state_store_up":
+            self.runtime.state_store_up()
+        return self.state()
 
     async def stop(self, grace: float | None = 1.0) -> None:
-        if self._server is not None:
-            await self._server.stop(grace)
-            self._server = None
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            await server.stop(grace)
+        for stopping in self._stopping.values():
+            await stopping
+        self._stopping.clear()
         await self.runtime.close()
