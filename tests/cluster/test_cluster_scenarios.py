@@ -160,14 +160,17 @@ async def cancel_all(api: httpx.AsyncClient, ids: list[str]) -> None:
 
 
 class Follower:
-    """One SSE client of a job's events, kept in the background."""
+    """One SSE client of a job's events (or its workflow progress), in the background."""
 
-    def __init__(self, api: httpx.AsyncClient, job_id: str) -> None:
+    def __init__(self, api: httpx.AsyncClient, job_id: str, what: str = "events") -> None:
         self.events: list[dict[str, Any]] = []
-        self._task = asyncio.create_task(self._read(api, job_id))
+        path = f"/jobs/{job_id}/events/stream"
+        if what == "progress":
+            path = f"/jobs/{job_id}/workflow-progress/stream"
+        self._task = asyncio.create_task(self._read(api, path))
 
-    async def _read(self, api: httpx.AsyncClient, job_id: str) -> None:
-        async with api.stream("GET", f"/jobs/{job_id}/events/stream") as response:
+    async def _read(self, api: httpx.AsyncClient, path: str) -> None:
+        async with api.stream("GET", path) as response:
             assert response.status_code == 200
             await read_sse(
                 response.aiter_lines(),
@@ -351,6 +354,7 @@ async def test_the_state_store_down_is_unavailable_and_streams_resume(
 ) -> None:
     (job_id,) = await submit(api, "store", 1)
     follower = Follower(api, job_id)
+    progress = Follower(api, job_id, "progress")
     await asyncio.sleep(1.5)
     await cluster.store_stop()
     await asyncio.sleep(2)
@@ -363,15 +367,17 @@ async def test_the_state_store_down_is_unavailable_and_streams_resume(
     ready = await api.get("/ready")
     await asyncio.sleep(3)
     stale = follower.says("unavailable")
+    progress_stale = progress.says("unavailable")
     await cluster.store_start()
     await eventually(lambda: follower.says("available"), within=15)
     after = await api.get(f"/jobs/{job_id}")
     await api.post(f"/jobs/{job_id}/cancel")
     events = await follower.finished()
+    await progress.finished()
 
     assert submitted.status_code == 503 and submitted.json()["error"] == "runtime_unavailable"
     assert ready.status_code == 503
-    assert stale
+    assert stale and progress_stale and progress.says("available")
     assert after.status_code == 200
     positions = follower.ids()
     assert positions == list(range(len(positions)))
@@ -382,6 +388,6 @@ async def test_the_state_store_down_is_unavailable_and_streams_resume(
         answers=answers,
         submit=(submitted.status_code, submitted.json()["error"]),
         ready=ready.status_code,
-        stale_said=stale,
+        stale_said=(stale, progress_stale),
         end=events[-1],
     )
