@@ -26,21 +26,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import eventually, read_sse
+from tests.support import eventually, read_sse, waiting_manifest
 from tests.support.processes import GatewayProcess
 from tests.support.realcluster import RealCluster, SimulatedCluster
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
-WAITING = {
-    "manifest_version": "1",
-    "nodes": [
-        {"node_id": "router", "agent_type": "router"},
-        {"node_id": "collector", "agent_type": "aggregator"},
-    ],
-    "edges": [{"from_node": "router", "to_node": "collector", "message_type": "task"}],
-    "entrypoints": ["router"],
-}
 # What a healthy job that waits shows first (the comparison is of types, in order).
 FIRST_EVENTS = [
     "job_pending",
@@ -54,7 +45,7 @@ LONG_SECONDS = 13
 
 
 def waiting(graph_id: str) -> dict[str, Any]:
-    return {**WAITING, "graph_id": graph_id}
+    return waiting_manifest(graph_id)
 
 
 def long_executor() -> dict[str, Any]:

@@ -18,7 +18,7 @@ from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
 from mn_api.entrypoints.fake_core import FakeCore
 from tests.integration.test_gateway_over_grpc import gateway
-from tests.support import eventually, free_port
+from tests.support import eventually, free_port, waiting_manifest
 
 API = "/api/v1"
 MN1, MN2, MN3 = (f"mn{k}@127.0.0.1" for k in (1, 2, 3))
@@ -53,18 +53,7 @@ def settings_for(settings_factory: Callable[..., Settings]) -> Callable[[str], S
 
 
 def waiting(graph_id: str) -> dict:
-    """A job that runs until it is cancelled (on a generation A core, only an agent that
-    completes it ends it)."""
-    return {
-        "manifest_version": "1",
-        "graph_id": graph_id,
-        "nodes": [
-            {"node_id": "router", "agent_type": "router"},
-            {"node_id": "collector", "agent_type": "aggregator"},
-        ],
-        "edges": [{"from_node": "router", "to_node": "collector", "message_type": "task"}],
-        "entrypoints": ["router"],
-    }
+    return waiting_manifest(graph_id)
 
 
 async def test_a_node_that_refuses_connections_is_passed_over(

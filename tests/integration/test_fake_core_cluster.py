@@ -27,7 +27,7 @@ from mn_api.adapters.grpc.protos import (
 )
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.entrypoints.fake_core import FakeCore, apply_fault
-from tests.support import free_port
+from tests.support import free_port, waiting_manifest
 from tests.support.processes import terminate
 
 pytestmark = pytest.mark.slow
@@ -40,19 +40,7 @@ FRESH = (("grpc.use_local_subchannel_pool", 1),)
 
 
 def waiting(recovery: str | None = None) -> str:
-    manifest: dict[str, Any] = {
-        "manifest_version": "1",
-        "graph_id": "wait",
-        "entrypoints": ["router"],
-        "nodes": [
-            {"node_id": "router", "agent_type": "router"},
-            {"node_id": "aggregator", "agent_type": "aggregator"},
-        ],
-        "edges": [{"from_node": "router", "to_node": "aggregator", "message_type": "task"}],
-    }
-    if recovery is not None:
-        manifest["policies"] = {"recovery_mode": recovery}
-    return orjson.dumps(manifest).decode()
+    return orjson.dumps(waiting_manifest(recovery=recovery)).decode()
 
 
 @dataclass

@@ -13,6 +13,7 @@ from tests.support.fixtures import (
     pipeline_manifest,
     read_sse,
     settled,
+    waiting_manifest,
 )
 from tests.support.processes import (
     CORE_ADMIN_TOKEN,
@@ -72,5 +73,6 @@ __all__ = [
     "settled",
     "terminate",
     "wait_http",
+    "waiting_manifest",
     "webhook_secret",
 ]

@@ -50,6 +50,25 @@ def pipeline_manifest(**node_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def waiting_manifest(graph_id: str = "wait", recovery: str | None = None) -> dict[str, Any]:
+    """A job that runs until it is cancelled on a generation A core (only an agent that
+    completes it ends it, and this aggregator is never told to); `recovery` is the manifest's
+    `recovery_mode` (`local_restart`, `cluster_recover`)."""
+    manifest: dict[str, Any] = {
+        "manifest_version": "1",
+        "graph_id": graph_id,
+        "nodes": [
+            {"node_id": "router", "agent_type": "router"},
+            {"node_id": "aggregator", "agent_type": "aggregator"},
+        ],
+        "edges": [{"from_node": "router", "to_node": "aggregator", "message_type": "task"}],
+        "entrypoints": ["router"],
+    }
+    if recovery is not None:
+        manifest["policies"] = {"recovery_mode": recovery}
+    return manifest
+
+
 def make_zip(members: dict[str, bytes | str], *, symlinks: dict[str, str] | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:

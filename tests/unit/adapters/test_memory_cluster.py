@@ -12,27 +12,14 @@ from mn_api.adapters.memory.model import ORPHAN_FAILURE, STORE_DOWN_REFUSAL
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.domain.errors import CoordinatorGoneError, JobNotFoundError, ManifestInvalidError
 from mn_api.domain.events import EventRecord
-from tests.support import FakeClock, pipeline_manifest
+from tests.support import FakeClock, pipeline_manifest, waiting_manifest
 
 MN1, MN2, MN3 = "mn1@127.0.0.1", "mn2@127.0.0.1", "mn3@127.0.0.1"
 HOST_LOCAL = "MirrorNeuron.Runner.HostLocal"
 
 
 def waiting(recovery: str | None = None, graph_id: str = "wait") -> dict[str, Any]:
-    """A generation A job that runs until it is cancelled: its router has nowhere to send."""
-    manifest: dict[str, Any] = {
-        "manifest_version": "1",
-        "graph_id": graph_id,
-        "entrypoints": ["router"],
-        "nodes": [
-            {"node_id": "router", "agent_type": "router"},
-            {"node_id": "aggregator", "agent_type": "aggregator"},
-        ],
-        "edges": [{"from_node": "router", "to_node": "aggregator", "message_type": "task"}],
-    }
-    if recovery is not None:
-        manifest["policies"] = {"recovery_mode": recovery}
-    return manifest
+    return waiting_manifest(graph_id, recovery)
 
 
 def long_command(run_ms: int) -> dict[str, Any]:
