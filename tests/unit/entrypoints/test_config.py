@@ -29,6 +29,68 @@ def test_targets_take_precedence_in_order(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings().grpc_target == "primary:2"
 
 
+@pytest.mark.parametrize(
+    ("target", "addresses"),
+    [
+        ("core:50051", ["core:50051"]),
+        ("core-1:50051, core-2:50051,core-1:50051", ["core-1:50051", "core-2:50051"]),
+        ("ipv4:127.0.0.1:1,127.0.0.1:2", ["127.0.0.1:1", "127.0.0.1:2"]),
+        ("ipv6:[::1]:1,[::1]:2", ["[::1]:1", "[::1]:2"]),
+        ("[::1]:50051", ["[::1]:50051"]),
+        ("dns:///core.internal:50051", ["dns:///core.internal:50051"]),
+        ("unix:/run/core.sock", ["unix:/run/core.sock"]),
+    ],
+)
+def test_several_core_nodes_are_named_one_channel_each(
+    monkeypatch: pytest.MonkeyPatch, target: str, addresses: list[str]
+) -> None:
+    monkeypatch.setenv("MN_GRPC_TARGET", target)
+    assert Settings().grpc_addresses == addresses
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("MN_GRPC_TARGET", "core", "'core' is not host:port"),
+        ("MN_GRPC_TARGET", "a:1,,b:2", "'' is not host:port"),
+        ("MN_GRPC_TARGET", "ipv4:core:1", "not an IPv4 address"),
+        ("MN_GRPC_TARGET", "dns:a:1,b:2", "names one target"),
+        ("MN_GRPC_TARGET", "a:70000", "'a:70000' is not host:port"),
+        ("MN_GRPC_AUTHORITY", "a:1,b:2", "one host or host:port"),
+        ("MN_GRPC_AUTHORITY", "https://core", "one host or host:port"),
+    ],
+)
+def test_core_addresses_that_cannot_be_read_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, named: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert named in describe_error(caught.value)
+
+
+def test_start_up_names_every_core_node_and_the_authority() -> None:
+    from mn_api.config import startup_summary
+
+    settings = Settings(
+        runtime="grpc", grpc_target_raw="ipv4:10.0.0.1:5,10.0.0.2:5", grpc_authority="core"
+    )
+    assert (
+        "core cluster at 10.0.0.1:5, 10.0.0.2:5 (failing over in that order) over gRPC, "
+        "authority core;" in startup_summary(settings)
+    )
+
+
+def test_a_simulated_cluster_needs_a_release_that_has_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MN_FAKE_CORE_NODES", "3")
+    assert Settings().fake_core_nodes == 3
+    monkeypatch.setenv("MN_FAKE_CORE_RELEASE", "1.1")
+    with pytest.raises(ValidationError):
+        Settings()
+
+
 @pytest.mark.parametrize("value", ["0", "none", "None", ""])
 def test_timeout_can_be_switched_off(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("MN_GRPC_TIMEOUT_SECONDS", value)
