@@ -233,9 +233,18 @@ class GrpcRuntime(RuntimePort):
     def _moves_on(self, node: _CoreNode, err: grpc.aio.AioRpcError, *, read: bool) -> bool:
         """Whether a call that failed on `node` goes to the next node: only when there is
         one, the node does not answer, and the call is a read or provably never went out."""
-        if len(self._nodes) < 2 or err.code() is not grpc.StatusCode.UNAVAILABLE:
+        if len(self._nodes) < 2:
             return False
-        if not read and "failed to connect" not in (err.details() or "").lower():
+        code = err.code()
+        if read:
+            # A node going down cancels the calls it was serving (our own cancellations
+            # are never an AioRpcError): a read is simply made again elsewhere.
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
+                return False
+        elif (
+            code is not grpc.StatusCode.UNAVAILABLE
+            or "failed to connect" not in (err.details() or "").lower()
+        ):
             return False
         if self._nodes[self._current % len(self._nodes)] is node:
             self._current = (self._current + 1) % len(self._nodes)
