@@ -382,3 +382,34 @@ async def test_the_state_store_down_is_unavailable_and_streams_resume(
         stale_said=(stale, progress_stale),
         end=events[-1],
     )
+
+
+async def test_after_a_long_store_outage_the_leader_fails_what_lost_its_lease(
+    cluster: RealCluster | SimulatedCluster, api: httpx.AsyncClient
+) -> None:
+    """Longer than the core's leases (10 s): every job lost its lease meanwhile, and the
+    leader, taking its own back, fails the `local_restart` jobs old enough to be judged
+    (15 s). The stream says the runtime is back, then passes the failure on."""
+    (job_id,) = await submit(api, "store-long", 1)
+    follower = Follower(api, job_id)
+    await asyncio.sleep(5)
+    await cluster.store_stop()
+    await asyncio.sleep(12)
+    during = await api.get(f"/jobs/{job_id}")
+    await cluster.store_start()
+    events = await follower.finished(within=60)
+    job = (await details(api, job_id))["job"]
+
+    assert during.status_code == 503
+    assert follower.says("unavailable") and follower.says("available")
+    positions = follower.ids()
+    assert positions == list(range(len(positions)))
+    assert events[-1] == {"event": "end", "data": "failed"}
+    assert job["status"] == "failed"
+    last = json.loads([e for e in events if "id" in e][-1]["data"])
+    observe(
+        cluster,
+        "store_down_long",
+        end=events[-1],
+        last_event=(last["type"], last.get("reason"), "agent_id" in last),
+    )

@@ -322,6 +322,29 @@ async def test_after_a_long_store_outage_the_leader_sweeps_again(
     assert cluster.leader == MN1
 
 
+async def test_after_a_long_store_outage_every_job_that_lost_its_lease_is_swept(
+    clock: FakeClock,
+) -> None:
+    """As measured on a real cluster: a job whose coordinator is alive lost its lease
+    meanwhile, and the leader fails it once the store is back, unless it is too young to be
+    judged (it then runs on)."""
+    cluster = InMemoryRuntime(release="d26bef71", nodes=3, auto_run=False, clock=clock)
+    old = await submit(cluster, waiting())
+    recovering = await submit(cluster, waiting(recovery="cluster_recover"))
+    cluster.run_until_idle()
+    clock.advance(20)
+    young = await submit(cluster, waiting())
+    cluster.run_until_idle()
+    cluster.state_store_down()
+    clock.advance(11)
+    cluster.state_store_up()
+    cluster.run_until_idle()
+    assert (await details(cluster, old))["job"]["status"] == "failed"
+    assert (await events(cluster, recovering))[-1]["type"] == "job_recovery_started"
+    assert (await details(cluster, young))["job"]["status"] == "running"
+    assert (await cluster.pause_job(young)).status == "paused"  # its coordinator runs it
+
+
 async def test_a_state_store_down_empties_every_answer_and_loses_nothing(
     cluster: InMemoryRuntime,
 ) -> None:

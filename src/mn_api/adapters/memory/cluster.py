@@ -146,14 +146,20 @@ class Cluster:
 
     def state_store_up(self) -> None:
         """Bring the state store back: jobs and their histories are whole again and move on.
-        After an outage longer than the leader's lease, the leader takes its lease back and
-        sweeps the orphaned jobs as a new leader does."""
+        After an outage longer than the leases, every live job has lost its lease (its
+        coordinator stops renewing it) and the leader, taking its own back, sweeps as a new
+        leader does: the jobs' leases lapsed, so it fails (or recovers) every live job old
+        enough to be judged, as a real cluster does; younger ones run on until the next
+        sweep."""
         if self._store_up:
             return
         self._store_up = True
         for job in self._jobs.values():
             job.details = None
         if self._clock() - self._store_down_at >= LEADER_LEASE_SECONDS:
+            for job in self._jobs.values():
+                if job.status in SWEPT_STATUSES:
+                    job.lease_lost = True
             self._sweep()
         self._kick()
 
@@ -192,11 +198,11 @@ class Cluster:
         is failed, or recovered when its recovery policy says `cluster_recover`."""
         settled = iso_timestamp(self._clock() - self._sweep_guard)
         for job in list(self._jobs.values()):
-            if not job.orphaned or job.status not in SWEPT_STATUSES:
+            if not (job.orphaned or job.lease_lost) or job.status not in SWEPT_STATUSES:
                 continue
             if job.updated_at > settled:
-                continue  # too recent to be judged: left orphaned
-            job.orphaned = False
+                continue  # too recent to be judged: left as it is
+            job.orphaned = job.lease_lost = False
             if _recovery(job.manifest) == CLUSTER_RECOVER:
                 self._recover(job)
             else:

@@ -67,8 +67,8 @@ CLUSTER_HOST = "127.0.0.1"
 HEARTBEAT_LAPSE_SECONDS = 10.0
 
 
-# How long the cluster's leader lease lasts: a state store away longer than this loses it,
-# and the leader sweeps orphaned jobs again once it has taken it back.
+# How long the cluster's leader lease, and each job's lease, last: a state store away longer
+# than this loses them all, and the leader sweeps again once it has taken its lease back.
 LEADER_LEASE_SECONDS = 10.0
 
 
@@ -199,6 +199,9 @@ class _Job:
     # Its coordinator's node died: the record and its agents stay live, but nothing runs the
     # job until a new leader recovers or fails it.
     orphaned: bool = False
+    # Its lease lapsed while the state store was away: its coordinator still runs it, but the
+    # next leader to sweep treats it as an orphan.
+    lease_lost: bool = False
     duplicate_boundary: bool = False
     # When the scheduler finds room for the job: it stays pending until then.
     schedulable_at: float = 0.0
