@@ -92,3 +92,34 @@ async def test_remove_node_is_501_where_the_core_lacks_it(
         answer = await client.post(f"{API}/system/cluster/nodes:leave")
     assert answer.status_code == 501
     assert check_problem(answer.json())["detail"] == "RemoveNode is not supported by this core"
+
+
+class FailingAfter(InMemoryRuntime):
+    """A core whose summary answers `answers` times, then fails as a core going away does."""
+
+    def __init__(self, answers: int) -> None:
+        super().__init__(auto_run=False)
+        self.answers = answers
+
+    async def system_summary(self):  # type: ignore[no-untyped-def]
+        from mn_api.domain.errors import RuntimeUnavailableError
+
+        if self.answers <= 0:
+            raise RuntimeUnavailableError("the runtime cannot be reached")
+        self.answers -= 1
+        return await super().system_summary()
+
+
+@pytest.mark.parametrize("answers", [0, 1, 2, 3])
+async def test_the_doctor_answers_its_findings_whichever_call_fails(
+    settings: Settings, answers: int
+) -> None:
+    async with asgi_client(settings, FailingAfter(answers)) as client:
+        response = await client.get(f"{API}/runtime/doctor")
+    assert response.status_code == 200, response.text
+    doctor = response.json()
+    (runtime,) = [c for c in doctor["checks"] if c["id"] == "runtime"]  # one finding
+    if answers < 2:  # the ping's or the summary's read failed: the core is the finding
+        assert doctor["status"] == "degraded" and not runtime["ok"]
+    else:
+        assert runtime["ok"]

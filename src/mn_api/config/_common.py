@@ -54,9 +54,24 @@ def _nodes(value: str) -> tuple[tuple[str, int], ...]:
     return tuple(nodes)
 
 
+# Query parameters that carry a secret, in whatever spelling a client library accepts.
+_SECRET_KEYS = ("password", "passwd", "pass", "pwd", "token", "secret", "auth", "credential")
+
+
 def _without_credentials(url: str) -> str:
+    """The URL with no user name or password in its userinfo, and none of the query
+    parameters that carry a secret (`?password=`, `?token=`, ...)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
+    rest, question, query = rest.partition("?")
     _credentials, at, host = rest.rpartition("@")
-    return f"{scheme}://{host}" if at else url
+    shown = f"{scheme}://{host if at else rest}"
+    if not question:
+        return shown
+    kept = [
+        pair
+        for pair in query.split("&")
+        if pair and not any(key in pair.partition("=")[0].lower() for key in _SECRET_KEYS)
+    ]
+    return f"{shown}?{'&'.join(kept)}" if kept else shown

@@ -339,3 +339,21 @@ def test_an_empty_token_is_a_mistake_unless_auth_is_said_to_be_off(
     monkeypatch.delenv(variable)
     with pytest.raises(ValidationError, match="MN_API_AUTH=on needs"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://user:s3cret@cache:6379/0", "redis://cache:6379/0"),
+        ("redis://cache:6379/0?password=s3cret", "redis://cache:6379/0"),
+        ("redis://cache:6379/0?db=2&Password=s3cret&ssl=no", "redis://cache:6379/0?db=2&ssl=no"),
+        ("rediss://:s3cret@cache:6380?token=s3cret", "rediss://cache:6380"),
+        ("unix:///run/redis.sock?password=s3cret&db=1", "unix:///run/redis.sock?db=1"),
+    ],
+)
+def test_a_redis_url_is_shown_without_its_secrets_in_any_form(url: str, shown: str) -> None:
+    from mn_api.config import startup_summary
+
+    settings = Settings(runtime="memory", redis_url=url)
+    assert settings.redis is not None and settings.redis.where() == shown
+    assert "s3cret" not in startup_summary(settings)

@@ -74,9 +74,10 @@ class RuntimeReport:
         checks: list[dict[str, Any]] = []
         summary: Mapping[str, Any] = {}
         try:
-            checks.append({"id": "runtime", "ok": True, **await self.health()})
+            health = await self.health()
             summary = await self._summary()
-        except DomainError as error:
+            checks.append({"id": "runtime", "ok": True, **health})
+        except DomainError as error:  # one finding for the core, whichever call failed
             checks.append({"id": "runtime", "ok": False, "message": error.detail})
         if self._shared_state is not None:
             try:
