@@ -87,3 +87,57 @@ async def test_unreadable_answers_are_502_runtime_protocol_error(
             response = await client.get(f"/api/v1{path}")
             assert response.status_code == 502, (path, response.text)
             assert response.json()["error"] == "runtime_protocol_error"
+
+
+@pytest.fixture
+async def undecodable() -> AsyncIterator[GrpcRuntime]:
+    """A core (or something in front of it) answering bytes that are no message of the
+    call's type, or a message whose text field is not UTF-8."""
+
+    async def not_a_message(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return b"\xff\xff\xff\xff"
+
+    async def not_utf8(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return b"\x0a\x02\xff\xfe"  # field 1, the document, as bytes that are not UTF-8
+
+    async def stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
+        yield b"\x0a\x02\xff\xfe"
+
+    def unary(behaviour: Callable[..., Any]) -> grpc.RpcMethodHandler:
+        return grpc.unary_unary_rpc_method_handler(behaviour)
+
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "mirrorneuron.job.v1.JobService",
+                {"GetJob": unary(not_a_message), "ListJobs": unary(not_utf8)},
+            ),
+            grpc.method_handlers_generic_handler(
+                "mirrorneuron.cluster.v1.ClusterService", {"GetSystemSummary": unary(not_utf8)}
+            ),
+            grpc.method_handlers_generic_handler(
+                "mirrorneuron.observability.v1.ObservabilityService",
+                {"StreamEvents": grpc.unary_stream_rpc_method_handler(stream)},
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield GrpcRuntime(f"127.0.0.1:{port}")
+    finally:
+        await server.stop(None)
+
+
+async def test_answers_that_are_no_message_are_502_runtime_protocol_error(
+    undecodable: GrpcRuntime, settings_factory: Callable[..., Settings]
+) -> None:
+    settings = settings_factory(runtime="grpc")
+    async with asgi_client(settings, undecodable, lifespan=True) as client:
+        for path in ("/jobs", "/jobs/j-1", "/system/summary", "/jobs/j-1/events", "/nodes"):
+            response = await client.get(f"/api/v1{path}")
+            assert response.status_code == 502, (path, response.text)
+            assert response.json()["error"] == "runtime_protocol_error"
+        doctor = await client.get("/api/v1/runtime/doctor")
+        assert doctor.status_code == 200 and doctor.json()["status"] == "degraded"

@@ -45,6 +45,7 @@ from mn_api.domain.errors import (
     JobNotFoundError,
     RequestValidationError,
     RuntimeFailureError,
+    RuntimeProtocolError,
 )
 from mn_api.domain.events import TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
@@ -108,6 +109,15 @@ class _CoreNode:
         self.jobs = job_pb2_grpc.JobServiceStub(channel)
         self.cluster = cluster_pb2_grpc.ClusterServiceStub(channel)
         self.observability = observability_pb2_grpc.ObservabilityServiceStub(channel)
+
+
+def _undecodable(rpc: str) -> RuntimeProtocolError:
+    """What gRPC hands back for an answer that is no message of the call's type (or holds
+    text that is not UTF-8): nothing, the decoding error being only logged."""
+    log.warning("the core answered %s with bytes that are not its message", rpc)
+    return RuntimeProtocolError(
+        f"the runtime answered {rpc} with something that is not its message"
+    )
 
 
 class GrpcRuntime(RuntimePort):
@@ -298,9 +308,12 @@ class GrpcRuntime(RuntimePort):
         for tries_left in range(len(self._targets) - 1, -1, -1):
             node = self._node()
             try:
-                return await call(node)(
+                response = await call(node)(
                     request, timeout=deadline or self._timeout, metadata=self._metadata(auth)
                 )
+                if response is None:
+                    raise _undecodable(rpc)
+                return response  # type: ignore[no-any-return]
             except grpc.aio.AioRpcError as err:
                 if tries_left and self._moves_on(node, err, read=read):
                     continue
@@ -467,6 +480,8 @@ class GrpcRuntime(RuntimePort):
             code = "CANCELLED"  # unless the stream runs to its end or fails
             try:
                 async for response in call:
+                    if response is None:
+                        raise _undecodable("StreamEvents")
                     raw = response.event_json.encode()
                     if is_heartbeat(raw):
                         if not known and index == 0:
