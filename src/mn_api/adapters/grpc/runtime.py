@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -20,14 +18,8 @@ from mn_api.adapters.grpc.errors import (
     refusal_meaning,
     translate,
 )
-from mn_api.adapters.grpc.protos import (
-    cluster_pb2,
-    cluster_pb2_grpc,
-    job_pb2,
-    job_pb2_grpc,
-    observability_pb2,
-    observability_pb2_grpc,
-)
+from mn_api.adapters.grpc.nodes import READS, CoreNode, CoreNodes, undecodable
+from mn_api.adapters.grpc.protos import cluster_pb2, job_pb2, observability_pb2
 from mn_api.adapters.grpc.wire import (
     SeenEvents,
     is_heartbeat,
@@ -44,8 +36,6 @@ from mn_api.domain.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     RequestValidationError,
-    RuntimeFailureError,
-    RuntimeProtocolError,
 )
 from mn_api.domain.events import TERMINAL_EVENT_STATUS, EventRecord, Heartbeat
 from mn_api.domain.status import is_terminal
@@ -54,13 +44,7 @@ if TYPE_CHECKING:
     from mn_api.config import Settings
 
 T = TypeVar("T")
-log = logging.getLogger("mn_api.grpc")
 
-JOB_SERVICE = "mirrorneuron.job.v1.JobService"
-CLUSTER_SERVICE = "mirrorneuron.cluster.v1.ClusterService"
-OBSERVABILITY_SERVICE = "mirrorneuron.observability.v1.ObservabilityService"
-RECEIVE_LIMIT = 64 * 1024 * 1024
-METADATA_LIMIT = 1024 * 1024
 # Room for the manifest and the map framing around payloads that fill the body limit.
 SEND_OVERHEAD = 1024 * 1024
 # Once a polled job's status says it ended, the history is read again this many times at
@@ -70,58 +54,10 @@ FINISHING_PAUSE = 0.1
 # Protobuf framing of a SubmitJob request: the tags and lengths around each field.
 SUBMIT_FRAMING_BYTES = 64 * 1024
 
-# Reads are retried on UNAVAILABLE with backoff; SubmitJob and other writes never are.
-_SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [
-                    {"service": JOB_SERVICE, "method": "GetJob"},
-                    {"service": JOB_SERVICE, "method": "ListJobs"},
-                    {"service": CLUSTER_SERVICE},
-                    {"service": OBSERVABILITY_SERVICE},
-                ],
-                "retryPolicy": {
-                    "maxAttempts": 3,
-                    "initialBackoff": "0.05s",
-                    "maxBackoff": "0.5s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
-
-
-# Calls that change nothing: made again on another node when theirs does not answer.
-READS = frozenset({"GetJob", "ListJobs", "GetSystemSummary", "StreamEvents"})
-
-
-class _CoreNode:
-    """One core node: its channel and the stubs of the services it serves."""
-
-    __slots__ = ("channel", "cluster", "jobs", "observability", "target")
-
-    def __init__(self, target: str, channel: grpc.aio.Channel) -> None:
-        self.target = target
-        self.channel = channel
-        self.jobs = job_pb2_grpc.JobServiceStub(channel)
-        self.cluster = cluster_pb2_grpc.ClusterServiceStub(channel)
-        self.observability = observability_pb2_grpc.ObservabilityServiceStub(channel)
-
-
-def _undecodable(rpc: str) -> RuntimeProtocolError:
-    """What gRPC hands back for an answer that is no message of the call's type (or holds
-    text that is not UTF-8): nothing, the decoding error being only logged."""
-    log.warning("the core answered %s with bytes that are not its message", rpc)
-    return RuntimeProtocolError(
-        f"the runtime answered {rpc} with something that is not its message"
-    )
-
 
 class GrpcRuntime(RuntimePort):
-    """One channel per process, created inside the running event loop.
+    """The core's nodes reached through CoreNodes: one channel per node and process,
+    created inside the running event loop, calls failing over from node to node.
 
     Every unary call carries the configured deadline; event streams carry none, since
     following a job may last as long as the job.
@@ -140,10 +76,12 @@ class GrpcRuntime(RuntimePort):
         legacy_poll_seconds: float = 0.5,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self._targets = [target] if isinstance(target, str) else list(target)
-        if not self._targets:
-            raise ValueError("a GrpcRuntime needs at least one core address")
-        self._authority = authority
+        self._nodes = CoreNodes(
+            [target] if isinstance(target, str) else list(target),
+            authority=authority,
+            credentials=credentials,
+            max_send_bytes=max_send_bytes,
+        )
         self._timeout = timeout_seconds
         self._auth = ("authorization", f"Bearer {auth_token}") if auth_token else None
         # ClearJobs: 1.2.5 to 1.2.22 compare `admin_token` with their separate admin secret;
@@ -154,16 +92,10 @@ class GrpcRuntime(RuntimePort):
             if self._auth or not self._admin_token
             else ("authorization", f"Bearer {self._admin_token}")
         )
-        self._credentials = credentials
-        self._max_send = max_send_bytes
         # What is left for the manifest and payloads once the message's framing is counted.
         self.message_limit_bytes = max_send_bytes - SUBMIT_FRAMING_BYTES
         self._poll = legacy_poll_seconds
         self._telemetry = telemetry
-        self._nodes: list[_CoreNode] = []
-        # The node calls go to: the first that answers, kept until it stops answering.
-        self._current = 0
-        self._told_reset: set[str] = set()
 
     @classmethod
     def from_settings(cls, settings: Settings, telemetry: Telemetry | None = None) -> GrpcRuntime:
@@ -196,95 +128,13 @@ class GrpcRuntime(RuntimePort):
     @property
     def targets(self) -> list[str]:
         """The core nodes this runtime calls, in the order it fails over."""
-        return list(self._targets)
+        return self._nodes.targets
 
     async def start(self) -> None:
-        self._connect()
+        self._nodes.connect()
 
     async def close(self) -> None:
-        nodes, self._nodes = self._nodes, []
-        for node in nodes:
-            await node.channel.close(grace=None)
-
-    def _connect(self) -> None:
-        if self._nodes:
-            return
-        options: list[tuple[str, Any]] = [
-            ("grpc.max_send_message_length", self._max_send),
-            ("grpc.max_receive_message_length", RECEIVE_LIMIT),
-            ("grpc.enable_retries", 1),
-            ("grpc.service_config", _SERVICE_CONFIG),
-            # Reconnect quickly once a core comes back instead of backing off for minutes.
-            ("grpc.initial_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 100),
-            ("grpc.max_reconnect_backoff_ms", 2000),
-            ("grpc.keepalive_time_ms", 30_000),
-            # A core lists every manifest problem in the status message, which travels as
-            # metadata: room for long lists (the answer lists the first 100 of them).
-            ("grpc.max_metadata_size", METADATA_LIMIT),
-            ("grpc.absolute_max_metadata_size", METADATA_LIMIT),
-        ]
-        if self._authority is not None:
-            options.append(("grpc.default_authority", self._authority))
-        # One channel per node: each sends its own address as `:authority` (a core's HTTP/2
-        # server resets calls whose authority is a list), and a node that stops answering
-        # is left for the next one at once, rather than after gRPC's reconnection backoff.
-        for target in self._targets:
-            if self._credentials is not None:
-                channel = grpc.aio.secure_channel(target, self._credentials, options=options)
-            else:
-                channel = grpc.aio.insecure_channel(target, options=options)
-            self._nodes.append(_CoreNode(target, channel))
-
-    def _node(self) -> _CoreNode:
-        self._connect()
-        return self._nodes[self._current % len(self._nodes)]
-
-    def _moves_on(self, node: _CoreNode, err: grpc.aio.AioRpcError, *, read: bool) -> bool:
-        """Whether a call that failed on `node` goes to the next node: only when there is
-        one, the node does not answer, and the call is a read or provably never went out."""
-        if len(self._nodes) < 2:
-            return False
-        code = err.code()
-        if read:
-            # A node going down cancels the calls it was serving (our own cancellations
-            # are never an AioRpcError): a read is simply made again elsewhere.
-            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED):
-                return False
-        elif (
-            code is not grpc.StatusCode.UNAVAILABLE
-            or "failed to connect" not in (err.details() or "").lower()
-        ):
-            return False
-        if self._nodes[self._current % len(self._nodes)] is node:
-            self._current = (self._current + 1) % len(self._nodes)
-            log.warning(
-                "core node %s does not answer (%s): calls go to %s now",
-                node.target,
-                (err.details() or "unavailable")[:200],
-                self._nodes[self._current].target,
-            )
-        return True
-
-    def _reset_by_core(self, node: _CoreNode, err: grpc.aio.AioRpcError, rpc: str) -> Exception:
-        """A call the core's HTTP/2 server reset before answering: what a core does with an
-        `:authority` it refuses. Named once per node in the log, with the authority."""
-        if node.target not in self._told_reset:
-            self._told_reset.add(node.target)
-            log.error(
-                "core node %s reset the call %s before answering (HTTP/2 RST_STREAM): cores "
-                "do so when they refuse the :authority sent (%s); set MN_GRPC_AUTHORITY to a "
-                "name the core accepts",
-                node.target,
-                rpc,
-                self._authority or f"{node.target}, the node's own address",
-            )
-        error = RuntimeFailureError(
-            "the runtime reset the call before answering (it may refuse the :authority the "
-            "gateway sends: see MN_GRPC_AUTHORITY)"
-        )
-        error.__cause__ = err
-        return error
+        await self._nodes.close()
 
     def _metadata(self, auth: tuple[str, str] | bool | None = True) -> tuple[tuple[str, str], ...]:
         rid = ("x-request-id", request_id.get() or uuid.uuid4().hex)
@@ -294,7 +144,7 @@ class GrpcRuntime(RuntimePort):
     async def _unary(
         self,
         rpc: str,
-        call: Callable[[_CoreNode], Callable[..., Awaitable[T]]],
+        call: Callable[[CoreNode], Callable[..., Awaitable[T]]],
         request: Any,
         *,
         job_id: str | None = None,
@@ -305,20 +155,20 @@ class GrpcRuntime(RuntimePort):
         """One call, on the current node; a read whose node does not answer (or any call
         that never reached it) is made again on the next node, once per node at most."""
         read = rpc in READS
-        for tries_left in range(len(self._targets) - 1, -1, -1):
-            node = self._node()
+        for tries_left in range(len(self._nodes) - 1, -1, -1):
+            node = self._nodes.current()
             try:
                 response = await call(node)(
                     request, timeout=deadline or self._timeout, metadata=self._metadata(auth)
                 )
                 if response is None:
-                    raise _undecodable(rpc)
+                    raise undecodable(rpc)
                 return response  # type: ignore[no-any-return]
             except grpc.aio.AioRpcError as err:
-                if tries_left and self._moves_on(node, err, read=read):
+                if tries_left and self._nodes.moves_on(node, err, read=read):
                     continue
                 if err.code() is grpc.StatusCode.INTERNAL and "RST_STREAM" in (err.details() or ""):
-                    raise self._reset_by_core(node, err, rpc) from err
+                    raise self._nodes.reset_by_core(node, err, rpc) from err
                 if job_id is not None and is_unclear_refusal(err, rpc):
                     raise await self._unclear_refusal(err, rpc, job_id) from err
                 raise translate(err, rpc=rpc, job_id=job_id, node_name=node_name) from err
@@ -469,9 +319,9 @@ class GrpcRuntime(RuntimePort):
         # moment before the event that ended it reaches the history.
         finishing: int | None = None
         known = False  # whether the job is known to exist
-        moves_left = len(self._targets) - 1  # to other nodes, before any event came
+        moves_left = len(self._nodes) - 1  # to other nodes, before any event came
         while True:
-            node = self._node()
+            node = self._nodes.current()
             call = node.observability.StreamEvents(request, metadata=self._metadata())
             index = 0
             passed_on = position
@@ -481,7 +331,7 @@ class GrpcRuntime(RuntimePort):
             try:
                 async for response in call:
                     if response is None:
-                        raise _undecodable("StreamEvents")
+                        raise undecodable("StreamEvents")
                     raw = response.event_json.encode()
                     if is_heartbeat(raw):
                         if not known and index == 0:
@@ -503,7 +353,7 @@ class GrpcRuntime(RuntimePort):
                 code = "OK"
             except grpc.aio.AioRpcError as err:
                 code = err.code().name
-                if moves_left and self._moves_on(node, err, read=True):
+                if moves_left and self._nodes.moves_on(node, err, read=True):
                     # Read again from the next node: what was passed on is skipped by
                     # position, so nothing is lost or repeated.
                     moves_left -= 1
@@ -513,7 +363,7 @@ class GrpcRuntime(RuntimePort):
                 call.cancel()
                 if self._telemetry is not None:
                     self._telemetry.core_call("StreamEvents", code, time.perf_counter() - started)
-            moves_left = len(self._targets) - 1
+            moves_left = len(self._nodes) - 1
             if index == 0 and not known:
                 await self.get_job(job_id)  # an empty stream may be an unknown job
                 known = True
