@@ -71,7 +71,10 @@ class GetJob:
             if report is not None:
                 job.setdefault("orphaned", report)
             return
-        coordinator = cluster.coordinator(job_id) or coordinator_of(view.get("recent_events") or ())
+        # "" is a recovery that named no node: known, and not to be looked for again.
+        coordinator = cluster.coordinator(job_id)
+        if coordinator is None:
+            coordinator = coordinator_of(view.get("recent_events") or ())
         live = job.get("status") in LIVE_STATUSES
         if live:
             with suppress(DomainError):  # else what was seen last still holds
