@@ -174,7 +174,17 @@ class CancelAllJobsResponse(BaseModel):
         description="The core's one call, or a cancel for each live job"
     )
     ended_job_ids: list[str] = optional("jobs that ended before their cancel came")
-    failed: list[CancelAllFailure] = optional("jobs whose cancel was refused, and why")
+    failed: list[CancelAllFailure] = optional(
+        "jobs whose cancel was refused, or not answered by the time limit, and why"
+    )
+    stopped: Literal["time_limit", "listing_limit"] = optional(
+        "Why the call stopped before every live job was tried: its time limit (20 s), or a "
+        "listing of live jobs (1,000 at most) that named only jobs already tried"
+    )
+    remaining_count: int = optional(
+        "With `stopped`: the live jobs seen that the call did not get to"
+    )
+    message: str = optional("With `stopped`: what to do about it")
 
 
 class ClearJobsResponse(BaseModel):

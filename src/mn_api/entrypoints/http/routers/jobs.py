@@ -183,6 +183,14 @@ async def clear_jobs(
     return await _clear(use_case)
 
 
+_STOPPED = {
+    "time_limit": "the time limit came before every live job was cancelled: "
+    "call again for the rest",
+    "listing_limit": "the runtime's listing of live jobs named only jobs whose cancel was "
+    "refused: more may be live",
+}
+
+
 async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
     done = await use_case()
     answer: dict[str, object] = {
@@ -196,6 +204,10 @@ async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
     }
     if done.ended:
         answer["ended_job_ids"] = done.ended
+    if done.stopped is not None:
+        answer["stopped"] = done.stopped
+        answer["remaining_count"] = done.remaining
+        answer["message"] = _STOPPED[done.stopped]
     if done.refused:
         answer["failed"] = [
             {"job_id": job_id, "error": kind_of(refusal).code, "message": refusal.detail}
@@ -215,8 +227,11 @@ async def cancel_all_jobs(
     """Cores from 1.2.31 cancel every live job at once (`via: "CancelAllJobs"`). Older cores
     lack that call: the live jobs are listed and each is cancelled (`via: "CancelJob"`),
     and each one's outcome is told: `cancelled_job_ids`, `ended_job_ids` (ended before
-    its cancel came), `failed` (refused, with the reason). `status` sums it up:
-    `no_active_jobs`, `cancelled`, `partially_cancelled` or `failed`."""
+    its cancel came), `failed` (refused, with the reason). One listing names at most
+    1,000 jobs: the call lists again until no live job is left that it has not tried. It
+    takes 20 s at most; when it stops short, `stopped` says why and `remaining_count` how
+    many live jobs it did not get to. `status` sums it up: `no_active_jobs`, `cancelled`,
+    `partially_cancelled` or `failed`."""
     return await _cancel_all(use_case)
 
 
