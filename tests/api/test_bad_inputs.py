@@ -277,7 +277,7 @@ def test_query_strings_never_reach_a_log_line() -> None:
         __file__,
         1,
         'HTTP Request: %s %s "%s"',
-        ("POST", "https://hooks.example.com/in?token=s3cr3t&x=1", "HTTP/1.1 204"),
+        ("POST", "https://bot:s3cr3t@hooks.example.com/in?token=s3cr3t&x=1", "HTTP/1.1 204"),
         None,
     )
     without_secrets(record)

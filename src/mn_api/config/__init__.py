@@ -24,6 +24,7 @@ from mn_api.config.core import CoreSettings
 from mn_api.config.shared_state import SharedStateSettings
 from mn_api.config.telemetry import TelemetrySettings
 from mn_api.config.webhooks import WebhookSettings
+from mn_api.domain.urls import scrub_urls, without_credentials
 
 __all__ = [
     "RedisTarget",
@@ -233,7 +234,7 @@ def describe_error(err: ValidationError) -> str:
     """One line naming the variable that stopped startup and why."""
     first = err.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or "configuration"
-    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    message = scrub_urls(first.get("msg", "invalid value").removeprefix("Value error, "))
     if where == "configuration" or not where.startswith(("MN_", "OTEL_")):
         return f"invalid configuration: {message}"
     return f"invalid configuration: {where}: {message}"
@@ -275,7 +276,7 @@ def startup_summary(settings: Settings) -> str:
         runtime = f"in-memory runtime (core release {settings.fake_core_release} simulated)"
     else:
         tls = ", TLS" if settings.grpc_tls_ca_file is not None else ""
-        addresses = settings.grpc_addresses
+        addresses = [without_credentials(address) for address in settings.grpc_addresses]
         nodes = (
             f"core at {addresses[0]}"
             if len(addresses) == 1

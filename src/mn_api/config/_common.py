@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mn_api.domain.urls import without_credentials
+
 _RATE = re.compile(
     r"^\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?$", re.IGNORECASE
 )
@@ -34,7 +36,7 @@ class RedisTarget:
         """Where it is, for people: no user name, no password."""
         hosts = ",".join(f"{host}:{port}" for host, port in self.nodes)
         if self.mode == "server":
-            return _without_credentials(self.url or "")
+            return without_credentials(self.url or "")
         if self.mode == "cluster":
             return f"cluster {hosts}"
         return f"sentinel {hosts} (master {self.master})"
@@ -52,26 +54,3 @@ def _nodes(value: str) -> tuple[tuple[str, int], ...]:
     if not nodes:
         raise ValueError("names no host:port")
     return tuple(nodes)
-
-
-# Query parameters that carry a secret, in whatever spelling a client library accepts.
-_SECRET_KEYS = ("password", "passwd", "pass", "pwd", "token", "secret", "auth", "credential")
-
-
-def _without_credentials(url: str) -> str:
-    """The URL with no user name or password in its userinfo, and none of the query
-    parameters that carry a secret (`?password=`, `?token=`, ...)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    rest, question, query = rest.partition("?")
-    _credentials, at, host = rest.rpartition("@")
-    shown = f"{scheme}://{host if at else rest}"
-    if not question:
-        return shown
-    kept = [
-        pair
-        for pair in query.split("&")
-        if pair and not any(key in pair.partition("=")[0].lower() for key in _SECRET_KEYS)
-    ]
-    return f"{shown}?{'&'.join(kept)}" if kept else shown

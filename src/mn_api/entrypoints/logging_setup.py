@@ -6,7 +6,6 @@ import atexit
 import logging
 import logging.handlers
 import queue
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,22 +16,15 @@ import orjson
 
 from mn_api.application.context import request_id
 from mn_api.config import Settings
-
-# A URL's query string often holds a receiver's token: no log line keeps it, whichever
-# library wrote the line (the HTTP client logs every request it sends).
-_URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]+)\?[^\s#\"'<>]*")
-
-
-def redact_urls(text: str) -> str:
-    return _URL_QUERY.sub(r"\1?redacted", text) if "?" in text else text
+from mn_api.domain.urls import scrub_urls
 
 
 def without_secrets(record: logging.LogRecord) -> None:
-    """Writes the record's message out with URL query strings removed, and keeps only the
-    name of an exception (a stack holds paths and values)."""
-    message = record.getMessage()
-    if "?" in message:
-        message = redact_urls(message)
+    """Writes the record's message out with every URL's userinfo and query string removed
+    (they often hold a password or a receiver's token, whichever library wrote the line:
+    the HTTP client logs every request it sends), and keeps only the name of an exception
+    (a stack holds paths and values)."""
+    message = scrub_urls(record.getMessage())
     if record.exc_info:
         message = f"{message} ({type(record.exc_info[1]).__name__})"
         record.exc_info = None

@@ -76,12 +76,17 @@ async def redeliver_webhook(
 
 
 def _shown_url(url: str, *, with_path: bool) -> str:
-    """The URL without its query string, which may hold a receiver's token; without its
-    path too unless `with_path` (the path of many receivers is their secret)."""
+    """The URL without its userinfo and query string, which may hold a receiver's token;
+    without its path too unless `with_path` (the path of many receivers is their secret)."""
     parts = urlsplit(url)
     path = parts.path if with_path or parts.path in ("", "/") else "/redacted"
     return urlunsplit(
-        parts._replace(path=path, query="redacted" if parts.query else "", fragment="")
+        parts._replace(
+            netloc=parts.netloc.rpartition("@")[2],
+            path=path,
+            query="redacted" if parts.query else "",
+            fragment="",
+        )
     )
 
 
