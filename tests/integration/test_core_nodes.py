@@ -201,3 +201,42 @@ async def test_a_core_that_resets_calls_is_named_with_the_authority(
         await server.stop(None)
     named = [r.getMessage() for r in caplog.records if "RST_STREAM" in r.getMessage()]
     assert len(named) == 1 and "core.internal" in named[0]
+
+
+def core_calls(exposition: str) -> dict[tuple[str, str], float]:
+    """`mn_api_core_calls_total` by (rpc, code), from /metrics."""
+    counts = {}
+    for line in exposition.splitlines():
+        if line.startswith("mn_api_core_calls_total{"):
+            labels, value = line.rsplit(" ", 1)
+            pairs = dict(
+                part.split("=", 1) for part in labels[labels.index("{") + 1 : -1].split(",")
+            )
+            counts[(pairs["rpc"].strip('"'), pairs["code"].strip('"'))] = float(value)
+    return counts
+
+
+async def test_every_core_call_is_counted_with_its_code_failures_included(
+    cluster: FakeCore, settings_for: Callable[[str], Settings]
+) -> None:
+    async with gateway(settings_for(targets(cluster, dead_first=True))) as client:
+        before = core_calls((await client.get("/metrics")).text)
+        job_id = (await client.post(f"{API}/jobs", json={"manifest": waiting("counted")})).json()[
+            "job_id"
+        ]
+        assert (await client.get(f"{API}/jobs/{job_id}")).status_code == 200
+        assert (await client.get(f"{API}/jobs/nope-{job_id}")).status_code == 404
+        assert (await client.get(f"{API}/jobs")).status_code == 200
+        assert (await client.get(f"{API}/system/summary")).status_code == 200
+        assert (await client.post(f"{API}/jobs/{job_id}/cancel")).status_code == 200
+        assert (await client.post(f"{API}/jobs/{job_id}/pause")).status_code == 409
+        after = core_calls((await client.get("/metrics")).text)
+        seen = (await client.get("/metrics")).text
+    grew = {key for key, value in after.items() if value > before.get(key, 0)}
+    # The first call went to the address where nothing listens, and moved on.
+    assert ("SubmitJob", "UNAVAILABLE") in grew
+    for rpc in ("SubmitJob", "GetJob", "ListJobs", "GetSystemSummary", "CancelJob"):
+        assert (rpc, "OK") in grew, (rpc, sorted(grew))
+    # d26bef71 refuses to pause an ended job with INTERNAL (and answers an unknown job OK).
+    assert ("PauseJob", "INTERNAL") in grew
+    assert 'mn_api_core_call_duration_seconds_count{rpc="ListJobs"}' in seen

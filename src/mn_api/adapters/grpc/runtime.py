@@ -51,6 +51,9 @@ SEND_OVERHEAD = 1024 * 1024
 # most, this far apart, until the event that ended it shows.
 FINISHING_READS = 20
 FINISHING_PAUSE = 0.1
+# The code a call is counted under when its answer was no message of its kind (a core
+# speaking another protocol): gRPC itself calls it OK.
+UNDECODABLE = "UNDECODABLE"
 # Protobuf framing of a SubmitJob request: the tags and lengths around each field.
 SUBMIT_FRAMING_BYTES = 64 * 1024
 
@@ -157,14 +160,13 @@ class GrpcRuntime(RuntimePort):
         read = rpc in READS
         for tries_left in range(len(self._nodes) - 1, -1, -1):
             node = self._nodes.current()
+            started = time.perf_counter()
             try:
                 response = await call(node)(
                     request, timeout=deadline or self._timeout, metadata=self._metadata(auth)
                 )
-                if response is None:
-                    raise undecodable(rpc)
-                return response  # type: ignore[no-any-return]
             except grpc.aio.AioRpcError as err:
+                self._measured(rpc, err.code().name, started)
                 if tries_left and self._nodes.moves_on(node, err, read=read):
                     continue
                 if err.code() is grpc.StatusCode.INTERNAL and "RST_STREAM" in (err.details() or ""):
@@ -172,7 +174,19 @@ class GrpcRuntime(RuntimePort):
                 if job_id is not None and is_unclear_refusal(err, rpc):
                     raise await self._unclear_refusal(err, rpc, job_id) from err
                 raise translate(err, rpc=rpc, job_id=job_id, node_name=node_name) from err
+            except asyncio.CancelledError:
+                self._measured(rpc, "CANCELLED", started)  # the caller went away
+                raise
+            if response is None:
+                self._measured(rpc, UNDECODABLE, started)
+                raise undecodable(rpc)
+            self._measured(rpc, "OK", started)
+            return response  # type: ignore[no-any-return]
         raise AssertionError("unreachable: the last try raises or answers")
+
+    def _measured(self, rpc: str, code: str, started: float) -> None:
+        if self._telemetry is not None:
+            self._telemetry.core_call(rpc, code, time.perf_counter() - started)
 
     async def _unclear_refusal(self, err: grpc.aio.AioRpcError, rpc: str, job_id: str) -> Exception:
         """A refusal whose text names no reason: the core is asked whether the job exists."""
@@ -331,6 +345,7 @@ class GrpcRuntime(RuntimePort):
             try:
                 async for response in call:
                     if response is None:
+                        code = UNDECODABLE
                         raise undecodable("StreamEvents")
                     raw = response.event_json.encode()
                     if is_heartbeat(raw):
@@ -361,8 +376,7 @@ class GrpcRuntime(RuntimePort):
                 raise translate(err, rpc="StreamEvents", job_id=job_id) from err
             finally:
                 call.cancel()
-                if self._telemetry is not None:
-                    self._telemetry.core_call("StreamEvents", code, time.perf_counter() - started)
+                self._measured("StreamEvents", code, started)
             moves_left = len(self._nodes) - 1
             if index == 0 and not known:
                 await self.get_job(job_id)  # an empty stream may be an unknown job
