@@ -340,6 +340,13 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
         self._emit(job, ev.JOB_RESUMED, **self._job_details(status="running"))
         return JobAck(job_id, "resumed")
 
+    def reset(self) -> None:
+        """Forget every job, live or not, as a core started again on an empty store; the
+        nodes and the store are left as they are."""
+        self._jobs.clear()
+        self._active.clear()
+        self._finished.clear()
+
     async def clear_jobs(self) -> int:
         if not self.release.clear_jobs:
             raise NotSupportedError("ClearJobs is not supported by this core")

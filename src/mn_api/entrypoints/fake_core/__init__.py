@@ -7,8 +7,9 @@ and their servers, one per simulated node), `faults` (the fault service and its 
 """
 
 from mn_api.entrypoints.fake_core.command import main
+from mn_api.entrypoints.fake_core.control import CallLog
 from mn_api.entrypoints.fake_core.faults import apply_fault
 from mn_api.entrypoints.fake_core.refusals import elixir_list, protected_rpcs
-from mn_api.entrypoints.fake_core.servicers import CallLog, FakeCore
+from mn_api.entrypoints.fake_core.servicers import FakeCore
 
 __all__ = ["CallLog", "FakeCore", "apply_fault", "elixir_list", "main", "protected_rpcs"]

@@ -36,7 +36,8 @@ cancel, the status codes and texts of its refusals, and the credentials it check
 and d26bef71), each served on a port of its own (`--ports`, else `--port` for the first and
 free ports for the others) and answering for the whole cluster. Every port also serves the
 fault service `/mirrorneuron.fake.v1.FaultService/Apply` (JSON in, JSON out: kill_node,
-restart_node, state_store_down, state_store_up, status).
+restart_node, state_store_down, state_store_up, status; and for tests on any profile:
+reset, calls, fail_next, delay_next).
 """
 
 

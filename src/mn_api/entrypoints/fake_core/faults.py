@@ -1,5 +1,7 @@
 """The fault service of mn-fake-core, and a client for it: tests kill and restart the
-simulated cluster's nodes and take its state store away over gRPC, from another process.
+simulated cluster's nodes, take its state store away, script the next calls of an RPC to
+fail or to wait, list the calls received and reset the whole core, over gRPC, from another
+process.
 
 The service has no .proto: `/mirrorneuron.fake.v1.FaultService/Apply` is one unary method
 whose request and answer are JSON bytes. A request names an `action`:
@@ -8,11 +10,27 @@ whose request and answer are JSON bytes. A request names an `action`:
   connections from then on);
 - `{"action": "restart_node", "node": "mn2@127.0.0.1"}`: it comes back, on the same port;
 - `{"action": "state_store_down"}`, `{"action": "state_store_up"}`;
+- `{"action": "reset"}`: as freshly started (every node back, the store up, no job, no
+  call remembered, no fault scripted);
 - `{"action": "status"}`: changes nothing.
 
-Every answer is the cluster's state after the action: `{"nodes": [live members], "lost":
-[killed nodes], "leader": name, "state_store": "up" | "down", "ports": {name: port}}`. A
-request that is not understood is refused with INVALID_ARGUMENT, an action the cluster's
+Those answer the cluster's state after the action: `{"nodes": [live members], "lost":
+[killed nodes], "leader": name, "state_store": "up" | "down", "ports": {name: port}}`.
+
+- `{"action": "fail_next", "rpc": "SubmitJob", "count": 2, "code": "UNAVAILABLE",
+  "message": "..."}`: the next `count` calls of that RPC (1 by default) end with that status
+  (UNAVAILABLE by default) instead of being served;
+- `{"action": "delay_next", "rpc": "GetJob", "count": 1, "seconds": 2.5}`: they are held
+  that long first (1 s by default), then served;
+
+both answer `{"scripted": [{rpc, remaining, code, message} | {rpc, remaining, seconds}]}`,
+the faults still armed (arming an RPC again replaces its script).
+
+- `{"action": "calls", "rpc": "SubmitJob"}` (`rpc` optional): `{"calls": [{rpc, method,
+  authorization, metadata}]}`, the last 1,000 calls received, oldest first; `authorization`
+  says whether one was sent, its value is never shown.
+
+A request that is not understood is refused with INVALID_ARGUMENT, an action the cluster's
 state forbids (killing a node that is not a live member, the last one, ...) with
 FAILED_PRECONDITION.
 """
@@ -25,13 +43,27 @@ from typing import Any
 import grpc
 import orjson
 
+from mn_api.entrypoints.fake_core.control import ScriptError
+
 FAULT_SERVICE = "mirrorneuron.fake.v1.FaultService"
 
 
 FAULT_METHOD = f"/{FAULT_SERVICE}/Apply"
 
 
-ACTIONS = frozenset({"kill_node", "restart_node", "state_store_down", "state_store_up", "status"})
+ACTIONS = frozenset(
+    {
+        "kill_node",
+        "restart_node",
+        "state_store_down",
+        "state_store_up",
+        "status",
+        "reset",
+        "calls",
+        "fail_next",
+        "delay_next",
+    }
+)
 
 
 class FaultRefusedError(Exception):
@@ -61,6 +93,8 @@ def fault_handler(apply: Apply) -> grpc.GenericRpcHandler:
             state = await apply(action, fault)
         except FaultRefusedError as refused:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(refused))
+        except ScriptError as wrong:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(wrong))
         return orjson.dumps(state)
 
     method = grpc.unary_unary_rpc_method_handler(handle)  # bytes in, bytes out

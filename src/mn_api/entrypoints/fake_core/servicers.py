@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -22,6 +21,7 @@ from mn_api.adapters.grpc.protos import (
 )
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.domain import errors as e
+from mn_api.entrypoints.fake_core.control import CallLog
 from mn_api.entrypoints.fake_core.faults import FaultRefusedError, fault_handler
 from mn_api.entrypoints.fake_core.refusals import (
     HANDLER_CRASH,
@@ -166,51 +166,6 @@ class ObservabilityService(observability_pb2_grpc.ObservabilityServiceServicer):
                 yield observability_pb2.EventResponse(event_json=raw.decode(), **version)
 
 
-class CallLog(grpc.aio.ServerInterceptor):
-    """Checks credentials as the release does, and remembers recent calls' metadata.
-
-    From 1.2.5 the `authorization` metadata (`Bearer ` optional) is compared in constant
-    time on protected RPCs only; a core started without a token refuses them all.
-    """
-
-    def __init__(self, token: str | None, protected: frozenset[str] = frozenset()) -> None:
-        self._token = token
-        self._protected = protected
-        self.calls: deque[tuple[str, dict[str, str]]] = deque(maxlen=1000)
-
-    def _allowed(self, presented: str) -> bool:
-        if not self._token:
-            return False
-        if presented[:7].lower() == "bearer ":
-            presented = presented[7:]
-        return hmac.compare_digest(presented.encode(), self._token.encode())
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        metadata = {
-            k.lower(): v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)
-        }
-        self.calls.append((details.method, metadata))
-        if details.method not in self._protected:
-            return await continuation(details)
-        if self._allowed(metadata.get("authorization", "")):
-            return await continuation(details)
-        return grpc.unary_unary_rpc_method_handler(_deny if self._token else _no_token)
-
-
-async def _deny(_request: Any, context: grpc.aio.ServicerContext) -> Any:
-    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or missing authorization token")
-
-
-async def _no_token(_request: Any, context: grpc.aio.ServicerContext) -> Any:
-    await context.abort(
-        grpc.StatusCode.UNAUTHENTICATED, "this node has no authorization token configured"
-    )
-
-
 class FakeCore:
     """grpc.aio servers around an InMemoryRuntime, one per simulated node, each serving the
     whole cluster and answering the summary as its own node; start it inside a running loop.
@@ -325,8 +280,28 @@ class FakeCore:
             "ports": dict(self.ports),
         }
 
+    async def reset(self) -> None:
+        """As freshly started: every node back, the state store up, no job, no call
+        remembered and no fault scripted."""
+        for name in list(self.runtime.lost_nodes):
+            await self.restart_node(name)
+        self.runtime.state_store_up()
+        self.runtime.reset()
+        self.call_log.reset()
+
     async def _apply(self, action: str, fault: Mapping[str, Any]) -> Mapping[str, Any]:
-        if action == "kill_node":
+        log = self.call_log
+        if action == "calls":
+            return {"calls": log.received(fault.get("rpc"))}
+        if action == "fail_next":
+            log.fail_next(fault.get("rpc"), *_given(fault, "count", "code", "message"))
+            return {"scripted": log.scripted()}
+        if action == "delay_next":
+            log.delay_next(fault.get("rpc"), *_given(fault, "count", "seconds"))
+            return {"scripted": log.scripted()}
+        if action == "reset":
+            await self.reset()
+        elif action == "kill_node":
             await self.kill_node(fault["node"])
         elif action == "restart_node":
             await self.restart_node(fault["node"])
@@ -344,3 +319,11 @@ class FakeCore:
             await stopping
         self._stopping.clear()
         await self.runtime.close()
+
+
+_DEFAULTS: dict[str, Any] = {"count": 1, "code": "UNAVAILABLE", "message": "", "seconds": 1.0}
+
+
+def _given(fault: Mapping[str, Any], *names: str) -> list[Any]:
+    """The script's fields in order, each defaulted when the request leaves it out."""
+    return [fault.get(name, _DEFAULTS[name]) for name in names]
