@@ -10,18 +10,14 @@ Embedding the use cases in another program takes one import:
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-try:
-    __version__ = version("mn-api")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0"
+from mn_api._version import __version__
 
 if TYPE_CHECKING:
     from mn_api.application.use_cases import LaunchRequest, SubmitJobCommand
     from mn_api.config import Settings
-    from mn_api.embedded import Services, open_gateway
+    from mn_api.embedded import Services, create_app, open_gateway
 
 __all__ = [
     "LaunchRequest",
@@ -29,11 +25,13 @@ __all__ = [
     "Settings",
     "SubmitJobCommand",
     "__version__",
+    "create_app",
     "open_gateway",
 ]
 
 _LAZY = {
     "open_gateway": "mn_api.embedded",
+    "create_app": "mn_api.embedded",
     "Services": "mn_api.embedded",
     "Settings": "mn_api.config",
     "SubmitJobCommand": "mn_api.application.use_cases",

@@ -10,7 +10,7 @@ from typing import Any
 
 from dependency_injector import containers, providers
 
-from mn_api import __version__
+from mn_api._version import __version__
 from mn_api.adapters.blueprints import FolderBlueprints
 from mn_api.adapters.bundles.filesystem import FilesystemBundleStore
 from mn_api.adapters.bundles.redis import RedisBundleStore

@@ -16,12 +16,15 @@ import difflib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mn_api.application import use_cases as uc
 from mn_api.application.idempotency import Idempotency
 from mn_api.config import Settings
 from mn_api.container import Container, Running, build_container
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +77,29 @@ def _by_field(values: dict[str, Any]) -> dict[str, Any]:
     return named
 
 
+def _settings(settings: Settings | None, values: dict[str, Any]) -> Settings:
+    if settings is not None and values:
+        raise TypeError("give settings or values of settings, not both")
+    if settings is None:
+        settings = Settings(**{"runtime": "memory", **_by_field(values)})
+    return settings
+
+
+def create_app(settings: Settings | None = None, **values: Any) -> FastAPI:
+    """The gateway's ASGI app, to serve or to test in-process: `settings`, or the values of
+    settings by name as for `open_gateway` (the in-memory runtime unless given). It starts
+    and stops with the ASGI lifespan (`TestClient(app)` as a context manager, any server)."""
+    from mn_api.entrypoints.http import create_app as http_app
+
+    return http_app(build_container(_settings(settings, values)))
+
+
 @asynccontextmanager
 async def open_gateway(settings: Settings | None = None, **values: Any) -> AsyncIterator[Services]:
     """A running gateway without HTTP: `settings`, or the values of settings by name
     (`runtime="grpc"`, `grpc_target="core:50051"`, ...; the in-memory runtime unless
     given). The environment's `MN_*` variables fill what is not given, as for `mn-api`."""
-    if settings is not None and values:
-        raise TypeError("give settings or values of settings, not both")
-    if settings is None:
-        settings = Settings(**{"runtime": "memory", **_by_field(values)})
-    container = build_container(settings)
+    container = build_container(_settings(settings, values))
     running = Running(container)
     await running.start()
     try:

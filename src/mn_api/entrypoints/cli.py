@@ -13,7 +13,7 @@ import tempfile
 
 from pydantic import ValidationError
 
-from mn_api import __version__
+from mn_api._version import __version__
 from mn_api.config import Settings, describe_error, unknown_variables
 
 _OVERRIDES = {

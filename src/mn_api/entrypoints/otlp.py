@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from mn_api import __version__
+from mn_api._version import __version__
 
 # Where the server span of a request waits, in its ASGI scope, to be named.
 SPAN_KEY = "mn_api.span"

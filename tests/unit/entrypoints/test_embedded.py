@@ -23,7 +23,7 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 def test_the_public_names_are_listed_and_typed() -> None:
     assert set(mn_api.__all__) == {
         "LaunchRequest", "Services", "Settings", "SubmitJobCommand", "__version__",
-        "open_gateway",
+        "create_app", "open_gateway",
     }  # fmt: skip
     for name in mn_api.__all__:
         assert getattr(mn_api, name) is not None

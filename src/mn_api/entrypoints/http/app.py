@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse
 from starlette.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from mn_api import __version__
+from mn_api._version import __version__
 from mn_api.config import Settings, startup_summary
 from mn_api.container import Container, Running, build_container
 from mn_api.entrypoints.http import problems
