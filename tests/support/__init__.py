@@ -14,6 +14,7 @@ from tests.support.fixtures import (
     read_sse,
     settled,
     waiting_manifest,
+    zip_of_many_entries,
 )
 from tests.support.processes import (
     CORE_ADMIN_TOKEN,
@@ -75,4 +76,5 @@ __all__ = [
     "wait_http",
     "waiting_manifest",
     "webhook_secret",
+    "zip_of_many_entries",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+import struct
 import time
 import zipfile
 from typing import Any
@@ -81,6 +82,37 @@ def make_zip(members: dict[str, bytes | str], *, symlinks: dict[str, str] | None
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             zf.writestr(info, target)
     return buffer.getvalue()
+
+
+_LOCAL = struct.Struct("<4s5H3L2H")
+_CENTRAL = struct.Struct("<4s6H3L5H2L")
+_ZIP64_END = struct.Struct("<4sQ2H2L4Q")
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_END = struct.Struct("<4s4H2LH")
+
+
+def zip_of_many_entries(count: int, *, stated: int | None = None, comment: bytes = b"") -> bytes:
+    """A zip of `count` empty members, written as zipfile would but at a fraction of its
+    time; Zip64 records when the count needs them; the end record says `stated` entries
+    when given."""
+    local, central, offset = [], [], 0
+    for n in range(count):
+        name = f"payloads/{n}".encode()
+        header = _LOCAL.pack(b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0)
+        local.append(header + name)
+        fields = (20, 20, 0, 0, 0, 0, 0, 0, 0, len(name), 0, 0, 0, 0, 0, offset)
+        central.append(_CENTRAL.pack(b"PK\x01\x02", *fields) + name)
+        offset += len(header) + len(name)
+    directory = b"".join(central)
+    entries = count if stated is None else stated
+    tail = b""
+    if entries > 0xFFFF:
+        sizes = (entries, entries, len(directory), offset)
+        tail = _ZIP64_END.pack(b"PK\x06\x06", 44, 45, 45, 0, 0, *sizes)
+        tail += _ZIP64_LOCATOR.pack(b"PK\x06\x07", 0, offset + len(directory), 1)
+    shown = min(entries, 0xFFFF)
+    end = _END.pack(b"PK\x05\x06", 0, 0, shown, shown, len(directory), offset, len(comment))
+    return b"".join(local) + directory + tail + end + comment
 
 
 async def read_sse(lines, stop=None, on_event=None) -> list[dict]:
