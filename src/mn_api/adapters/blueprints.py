@@ -3,190 +3,301 @@
 A blueprint is a folder holding `manifest.json` and, optionally, `payloads/`. The
 catalogue is one folder of them (each at its top, or one level down in a category
 folder). A launch by path may name a blueprint folder, its `manifest.json` or a `.zip`
-bundle, under one of the launch roots (the catalogue is one of them). Whatever is read
-stays inside the root it was found under: links that lead out of it are not followed,
-and the bundle limits (files, bytes) apply as they do to uploads.
+bundle, under one of the launch roots (the catalogue is one of them). Each root is
+resolved once, when the gateway starts; below it no link is followed on any component
+(see host_files), and the bundle limits (entries, bytes) apply as they do to uploads.
+
+All reading runs on a few threads of its own (BoundedPool), never on the event loop nor
+on the threads asyncio lends to other work; when they and their queue are full, a request
+is refused at once (503 `blueprints_busy`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
+from mn_api.adapters.bounded_pool import BoundedPool
+from mn_api.adapters.host_files import (
+    Kind,
+    Refused,
+    kind_at,
+    open_dir,
+    open_file,
+    open_root,
+    read_at_most,
+    read_blueprint,
+    refusal,
+    too_long,
+)
 from mn_api.application.ports import Blueprint, BlueprintSource, BundleContents
-from mn_api.domain.bundle_rules import Limits
+from mn_api.domain.bundle_rules import MANIFEST_NAME, Limits
 from mn_api.domain.errors import (
     BlueprintNotFoundError,
     BundleRejectedError,
+    DomainError,
     LaunchPathNotAllowedError,
 )
-from mn_api.domain.payload_paths import payload_path_problem
 
-MANIFEST = "manifest.json"
-PAYLOADS = "payloads"
 MAX_BLUEPRINTS = 1000
+# What one catalogue listing reads at most: entries looked at, bytes of one manifest, and
+# bytes of all manifests together. A blueprint beyond them is listed under its folder's
+# name, its manifest unread.
+LISTING_ENTRIES = 20_000
+LISTED_MANIFEST_BYTES = 1024 * 1024
+LISTING_BYTES = 8 * 1024 * 1024
+# Threads reading the host's files, and calls that may wait for one.
+READERS = 4
+WAITING_READS = 32
+
+_OUTSIDE = (
+    "the path is outside the folders this gateway launches from "
+    "(MN_API_BLUEPRINT_DIR, MN_API_LAUNCH_ROOTS), or leads through a link"
+)
 
 
 class FolderBlueprints(BlueprintSource):
-    def __init__(self, catalog: Path | None, roots: tuple[Path, ...], limits: Limits) -> None:
+    def __init__(
+        self,
+        catalog: Path | None,
+        roots: tuple[Path, ...],
+        limits: Limits,
+        readers: int = READERS,
+        waiting: int = WAITING_READS,
+    ) -> None:
         self._catalog = catalog.resolve() if catalog is not None else None
-        every = ((self._catalog,) if self._catalog is not None else ()) + tuple(
-            root.resolve() for root in roots
-        )
-        self._roots = tuple(dict.fromkeys(every))
+        given = ((catalog,) if catalog is not None else ()) + tuple(roots)
+        # Each root by the path it was given as and by its resolved path, deepest first.
+        prefixes: dict[tuple[str, ...], Path] = {}
+        for root in given:
+            resolved = root.resolve()
+            prefixes.setdefault(Path(os.path.abspath(root)).parts[1:], resolved)
+            prefixes.setdefault(resolved.parts[1:], resolved)
+        self._roots = sorted(prefixes.items(), key=lambda item: -len(item[0]))
         self._limits = limits
+        self._pool = BoundedPool(readers, waiting, "mn-blueprints")
 
     async def catalog(self) -> list[Blueprint]:
-        return await asyncio.to_thread(self._list)
+        return await self._pool.run(self._list)
 
     async def blueprint(self, blueprint_id: str) -> tuple[Blueprint, BundleContents]:
-        return await asyncio.to_thread(self._blueprint, blueprint_id)
+        return await self._pool.run(partial(self._blueprint, blueprint_id))
 
-    async def at_path(self, path: str) -> BundleContents | Path:
-        return await asyncio.to_thread(self._at_path, path)
+    async def at_path(self, path: str) -> BundleContents | BinaryIO:
+        return await self._pool.run(partial(self._at_path, path), abandoned=_close)
+
+    def close(self) -> None:
+        self._pool.close()
 
     # -- worker-thread side --------------------------------------------------------------
 
     def _list(self) -> list[Blueprint]:
-        if self._catalog is None or not self._catalog.is_dir():
+        if self._catalog is None:
             return []
+        listing = _Listing()
         found: list[Blueprint] = []
-        for folder in self._folders():
-            found.append(self._describe(folder, _manifest_of(folder)))
-            if len(found) >= MAX_BLUEPRINTS:
-                break
-        return sorted(found, key=lambda b: (b.category, b.name.lower(), b.id))
+        with ExitStack() as closing:
+            try:
+                root = open_root(self._catalog)
+            except Refused:
+                return []
+            closing.callback(os.close, root)
+            for name in listing.folders(root):
+                with ExitStack() as inner:
+                    try:
+                        folder = open_dir(root, name)
+                    except Refused:
+                        continue
+                    inner.callback(os.close, folder)
+                    kind, manifest = listing.manifest(folder)
+                    if kind is Kind.FILE:
+                        found.append(_describe(name, manifest))
+                    elif kind is Kind.MISSING:  # a category folder
+                        found.extend(self._category(listing, folder, name))
+                if len(found) >= MAX_BLUEPRINTS:
+                    break
+        return sorted(found[:MAX_BLUEPRINTS], key=lambda b: (b.category, b.name.lower(), b.id))
 
-    def _folders(self) -> list[Path]:
-        """The blueprint folders of the catalogue: at its top, or in a category folder."""
-        assert self._catalog is not None
-        folders = []
-        for entry in sorted(self._catalog.iterdir()):
-            if entry.name.startswith(".") or not _inside(entry, self._catalog):
+    def _category(self, listing: _Listing, folder: int, category: str) -> list[Blueprint]:
+        found = []
+        for name in listing.folders(folder):
+            try:
+                inner = open_dir(folder, name)
+            except Refused:
                 continue
-            if (entry / MANIFEST).is_file():
-                folders.append(entry)
-            elif entry.is_dir():
-                folders.extend(
-                    sub
-                    for sub in sorted(entry.iterdir())
-                    if not sub.name.startswith(".")
-                    and _inside(sub, self._catalog)
-                    and (sub / MANIFEST).is_file()
-                )
-        return folders
-
-    def _describe(self, folder: Path, manifest: dict[str, Any] | None) -> Blueprint:
-        assert self._catalog is not None
-        ident = folder.relative_to(self._catalog).as_posix()
-        manifest = manifest or {}
-        metadata = manifest.get("metadata")
-        metadata = metadata if isinstance(metadata, dict) else {}
-        category = ident.split("/")[0] if "/" in ident else ""
-        name = _text(metadata.get("name"), manifest.get("job_name"), manifest.get("graph_id"))
-        return Blueprint(
-            id=ident,
-            name=name or folder.name,
-            description=_text(metadata.get("description"), manifest.get("description")),
-            category=_text(metadata.get("category")) or category,
-        )
+            try:
+                kind, manifest = listing.manifest(inner)
+            finally:
+                os.close(inner)
+            if kind is Kind.FILE:
+                found.append(_describe(f"{category}/{name}", manifest))
+        return found
 
     def _blueprint(self, blueprint_id: str) -> tuple[Blueprint, BundleContents]:
         missing = BlueprintNotFoundError(f"no blueprint {blueprint_id[:200]!r} in the catalogue")
-        if self._catalog is None or not blueprint_id or blueprint_id.startswith((".", "/")):
-            raise missing
         parts = blueprint_id.split("/")
-        if len(parts) > 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        if (
+            self._catalog is None
+            or len(parts) > 2
+            or any(not p or p.startswith(".") or too_long(p) for p in parts)
+        ):
             raise missing
-        folder = self._catalog.joinpath(*parts)
-        if not _inside(folder, self._catalog) or not (folder / MANIFEST).is_file():
-            raise missing
-        contents = self._read(folder, self._catalog)
-        return self._describe(folder, _manifest_of(folder)), contents
+        with ExitStack() as closing:
+            try:
+                folder = open_root(self._catalog)
+                closing.callback(os.close, folder)
+                for part in parts:
+                    folder = open_dir(folder, part)
+                    closing.callback(os.close, folder)
+            except Refused:
+                raise missing from None
+            contents = read_blueprint(folder, self._limits, missing)
+        return _describe(blueprint_id, _parsed(contents.manifest_json)), contents
 
-    def _at_path(self, path: str) -> BundleContents | Path:
-        given = Path(path)
-        if not path or "\x00" in path or not given.is_absolute():
+    def _at_path(self, path: str) -> BundleContents | BinaryIO:
+        if not path.startswith("/") or "\x00" in path:
             raise LaunchPathNotAllowedError("give the absolute path of a blueprint folder")
-        target = given.resolve()
-        root = next((r for r in self._roots if target.is_relative_to(r)), None)
-        if root is None:
-            raise LaunchPathNotAllowedError(
-                "the path is outside the folders this gateway launches from "
-                "(MN_API_BLUEPRINT_DIR, MN_API_LAUNCH_ROOTS)"
-            )
-        if target.is_file() and target.suffix.lower() == ".zip":
-            return target
-        if target.is_file() and target.name == MANIFEST:
-            target = target.parent
-        if not (target / MANIFEST).is_file():
-            raise BlueprintNotFoundError(
-                "nothing to launch there: give a folder with a manifest.json, its "
-                "manifest.json, or a .zip bundle"
-            )
-        return self._read(target, root)
+        parts = tuple(p for p in path.split("/") if p not in ("", "."))
+        if ".." in parts:
+            raise LaunchPathNotAllowedError("the path may not hold '..'")
+        found = next(
+            ((root, parts[len(p) :]) for p, root in self._roots if parts[: len(p)] == p), None
+        )
+        if found is None:
+            raise LaunchPathNotAllowedError(_OUTSIDE)
+        root, rest = found
+        if any(too_long(part) for part in rest):
+            raise refusal(Kind.LONG_NAME)
+        nothing = refusal(Kind.MISSING)
+        with ExitStack() as closing:
+            try:
+                folder = open_root(root)
+            except Refused:
+                raise nothing from None
+            closing.callback(os.close, folder)
+            for part in rest[:-1]:
+                folder = _step(folder, part, nothing)
+                closing.callback(os.close, folder)
+            if not rest:
+                return read_blueprint(folder, self._limits, nothing)
+            last = rest[-1]
+            kind = kind_at(folder, last)
+            if kind is Kind.DIR:
+                inner = _step(folder, last, nothing)
+                closing.callback(os.close, inner)
+                return read_blueprint(inner, self._limits, nothing)
+            if kind is Kind.FILE and last == MANIFEST_NAME:
+                return read_blueprint(folder, self._limits, nothing)
+            if kind is Kind.FILE and last.lower().endswith(".zip"):
+                return self._archive(folder, last, nothing)
+            if kind is Kind.LINK:
+                raise LaunchPathNotAllowedError(_OUTSIDE)
+            raise refusal(kind) if kind is not Kind.FILE else nothing
 
-    def _read(self, folder: Path, root: Path) -> BundleContents:
-        """The folder's manifest and payloads, within the bundle limits and the root."""
-        manifest_path = folder / MANIFEST
-        if not _inside(manifest_path, root):
-            raise BlueprintNotFoundError("the manifest.json there leads outside its folder")
-        budget = self._limits.budget
-        manifest_json = manifest_path.read_bytes()
-        spent = len(manifest_json)
-        payloads: dict[str, bytes] = {}
-        payload_root = folder / PAYLOADS
-        if payload_root.is_dir() and _inside(payload_root, root):
-            for directory, names, files in os.walk(payload_root):
-                here = Path(directory)
-                names[:] = sorted(n for n in names if _inside(here / n, root))
-                for name in sorted(files):
-                    file = here / name
-                    if file.is_symlink() or not _inside(file, root):
-                        continue
-                    key = file.relative_to(payload_root).as_posix()
-                    if payload_path_problem(key) is not None:
-                        raise BundleRejectedError(
-                            "bundle_invalid_path", "the blueprint holds an unsafe payload path"
-                        )
-                    if len(payloads) + 1 >= self._limits.max_files:
-                        raise BundleRejectedError(
-                            "bundle_too_many_files", "the blueprint holds too many files"
-                        )
-                    spent += file.stat().st_size
-                    if spent > budget:
-                        raise BundleRejectedError(
-                            "bundle_too_large", "the blueprint is larger than a bundle may be"
-                        )
-                    payloads[key] = file.read_bytes()
+    def _archive(self, folder: int, name: str, nothing: DomainError) -> BinaryIO:
+        """The .zip, opened once: the bundle store reads this very descriptor."""
         try:
-            text = manifest_json.decode("utf-8")
-        except UnicodeDecodeError:
+            fd, size = open_file(folder, name)
+        except Refused as refused:
+            if refused.kind is Kind.LINK:
+                raise LaunchPathNotAllowedError(_OUTSIDE) from None
+            raise (nothing if refused.kind is Kind.MISSING else refusal(refused.kind)) from None
+        if size > self._limits.budget:
+            os.close(fd)
             raise BundleRejectedError(
-                "bundle_manifest_invalid", "manifest.json is not UTF-8 text"
-            ) from None
-        return BundleContents(text, payloads)
+                "bundle_too_large", f"the archive is larger than {self._limits.budget} bytes"
+            )
+        return os.fdopen(fd, "rb")
 
 
-def _inside(path: Path, root: Path) -> bool:
-    """Whether the path, its links followed, stays within the root."""
+class _Listing:
+    """What one catalogue listing has looked at and read so far."""
+
+    def __init__(self) -> None:
+        self._entries = 0
+        self._bytes = 0
+
+    def folders(self, dir_fd: int) -> list[str]:
+        """The folders in `dir_fd` (not links, not hidden), sorted; none once the listing
+        has looked at LISTING_ENTRIES entries."""
+        names = []
+        try:
+            with os.scandir(dir_fd) as entries:
+                for entry in entries:
+                    self._entries += 1
+                    if self._entries > LISTING_ENTRIES:
+                        break
+                    if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                        names.append(entry.name)
+        except OSError:
+            pass  # listed as far as it could be read
+        return sorted(names)
+
+    def manifest(self, folder: int) -> tuple[Kind, dict[str, Any] | None]:
+        """What the folder's manifest.json is (a FILE for a blueprint) and, when it fits
+        the listing's budgets, its contents."""
+        try:
+            fd, size = open_file(folder, MANIFEST_NAME)
+        except Refused as refused:
+            return refused.kind, None
+        except OSError:
+            return Kind.UNREADABLE, None
+        try:
+            allowed = min(LISTED_MANIFEST_BYTES, LISTING_BYTES - self._bytes)
+            data = read_at_most(fd, size, allowed) if size <= allowed else None
+        except OSError:
+            data = None
+        finally:
+            os.close(fd)
+        if data is None:
+            return Kind.FILE, None
+        self._bytes += len(data)
+        return Kind.FILE, _parsed(data)
+
+
+def _step(folder: int, name: str, nothing: DomainError) -> int:
+    """The next folder of a launch path; a link on the way is a path outside the roots."""
     try:
-        return path.resolve().is_relative_to(root)
-    except (OSError, RuntimeError):
-        return False
+        return open_dir(folder, name)
+    except Refused as refused:
+        if refused.kind is Kind.LINK:
+            raise LaunchPathNotAllowedError(_OUTSIDE) from None
+        if refused.kind in (Kind.MISSING, Kind.FILE):
+            raise nothing from None
+        raise refusal(refused.kind) from None
 
 
-def _manifest_of(folder: Path) -> dict[str, Any] | None:
+def _describe(ident: str, manifest: dict[str, Any] | None) -> Blueprint:
+    manifest = manifest or {}
+    metadata = manifest.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    category = ident.split("/")[0] if "/" in ident else ""
+    name = _text(metadata.get("name"), manifest.get("job_name"), manifest.get("graph_id"))
+    return Blueprint(
+        id=ident,
+        name=name or ident.rsplit("/", 1)[-1],
+        description=_text(metadata.get("description"), manifest.get("description")),
+        category=_text(metadata.get("category")) or category,
+    )
+
+
+def _parsed(text: str | bytes) -> dict[str, Any] | None:
     try:
-        manifest = orjson.loads((folder / MANIFEST).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
+        manifest = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return None
     return manifest if isinstance(manifest, dict) else None
 
 
 def _text(*values: Any) -> str:
     return next((v.strip() for v in values if isinstance(v, str) and v.strip()), "")
+
+
+def _close(found: BundleContents | BinaryIO) -> None:
+    if not isinstance(found, BundleContents):
+        found.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from mn_api.domain.documents import JsonDocument
@@ -185,9 +184,10 @@ class BlueprintSource(ABC):
         """A catalogue blueprint's manifest and payloads; BlueprintNotFoundError."""
 
     @abstractmethod
-    async def at_path(self, path: str) -> BundleContents | Path:
+    async def at_path(self, path: str) -> BundleContents | BinaryIO:
         """What a path holds: a blueprint folder (or its manifest.json) as its contents,
-        or a .zip archive as its file. LaunchPathNotAllowedError outside the roots,
+        or a .zip archive as the file, opened once and read from where it was checked
+        (the caller closes it). LaunchPathNotAllowedError outside the roots,
         BlueprintNotFoundError when nothing usable is there."""
 
 

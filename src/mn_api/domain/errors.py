@@ -68,6 +68,47 @@ class LaunchNotFoundError(DomainError):
         super().__init__(f"no launch {progress_id[:128]!r} is known here (or it has expired)")
 
 
+class LaunchPathNotRegularError(DomainError):
+    """A launch path, or a file of a blueprint, is neither a regular file nor a folder (a
+    FIFO, a socket, a device): nothing of it is read."""
+
+
+class LaunchInProgressError(DomainError):
+    """A launch with this progress id is still running: it answers once it has finished."""
+
+    def __init__(self, progress_id: str) -> None:
+        super().__init__(
+            f"launch {progress_id[:128]!r} is still running: ask again once it has finished, "
+            "or follow its progress"
+        )
+
+
+class ProgressIdTakenError(DomainError):
+    """Another caller's launch holds this progress id."""
+
+    def __init__(self, progress_id: str) -> None:
+        super().__init__(
+            f"progress id {progress_id[:128]!r} is taken by another caller: choose another"
+        )
+
+
+class LaunchOutcomeUnknownError(DomainError):
+    """The launch with this progress id failed after its job may have reached the runtime:
+    launching again under the same id could start the job twice."""
+
+    def __init__(self, progress_id: str) -> None:
+        super().__init__(
+            f"launch {progress_id[:128]!r} failed while its job was being submitted, so the "
+            "job may have started: look for it among the jobs, or launch under a new "
+            "progress id"
+        )
+
+
+class BlueprintReadsBusyError(DomainError):
+    """Every reader of the host's blueprint files is busy and the queue in front of them is
+    full: the request is refused at once rather than left waiting."""
+
+
 class InvalidTransitionError(DomainError):
     """The job's current state forbids the requested operation."""
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import AsyncIterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
@@ -303,7 +302,7 @@ class Catalogue(BlueprintSource):
     def __init__(
         self,
         blueprints: Mapping[str, tuple[Blueprint, BundleContents]] | None = None,
-        folders: Mapping[str, BundleContents | Path] | None = None,
+        folders: Mapping[str, BundleContents | BinaryIO] | None = None,
     ) -> None:
         self.blueprints = dict(blueprints or {})
         self.folders = dict(folders or {})
@@ -316,7 +315,7 @@ class Catalogue(BlueprintSource):
             raise BlueprintNotFoundError(blueprint_id)
         return self.blueprints[blueprint_id]
 
-    async def at_path(self, path: str) -> BundleContents | Path:
+    async def at_path(self, path: str) -> BundleContents | BinaryIO:
         if path not in self.folders:
             raise BlueprintNotFoundError(path)
         return self.folders[path]

@@ -4,8 +4,12 @@ progress id the client may poll (as the newest Web UI does).
 
 A launch runs within its request: when it answers, the job has been submitted (or the
 launch has failed, and the answer is the problem). The record stays readable for an hour,
-in this process; sending the same progress id again after a launch that started its job
-answers that launch, and starts nothing more.
+in this process, by the caller that made it. A progress id is claimed before anything is
+read, so launches sent at once under one id start one job: while it runs the others are
+refused (LaunchInProgressError); once it has started its job they get its answer. Another
+caller cannot use the id (ProgressIdTakenError). A launch that failed before its job could
+have reached the runtime may be sent again under the same id; one that failed while its
+job was being submitted may not (LaunchOutcomeUnknownError).
 """
 
 from __future__ import annotations
@@ -16,12 +20,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from mn_api.application.ports import Blueprint, BlueprintSource, BundleStore
+from mn_api.application.ports import Blueprint, BlueprintSource, BundleContents, BundleStore
 from mn_api.application.use_cases.submit_job import SubmitJob, SubmitJobCommand
-from mn_api.domain.errors import DomainError, LaunchNotFoundError, RequestValidationError
+from mn_api.domain.errors import (
+    DomainError,
+    LaunchInProgressError,
+    LaunchNotFoundError,
+    LaunchOutcomeUnknownError,
+    ProgressIdTakenError,
+    RequestValidationError,
+)
 from mn_api.domain.events import iso_timestamp
 
 PHASES = (
@@ -46,6 +56,8 @@ class LaunchRequest:
     bundle_id: str | None = None
     progress_id: str | None = None
     config_overrides: Mapping[str, Any] | None = None
+    # Who launches (a credential's id): a progress id belongs to the owner that claimed it.
+    owner: str = ""
 
 
 @dataclass
@@ -55,6 +67,7 @@ class Launch:
     progress_id: str
     source: str
     started_at: float
+    owner: str = ""
     status: str = "running"
     job_id: str | None = None
     blueprint: Blueprint | None = None
@@ -62,6 +75,8 @@ class Launch:
     error: str | None = None
     phases: dict[str, dict[str, str]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Whether the launch failed while its job was being submitted, so it may have started.
+    may_have_run: bool = False
 
     def step(self, phase: str, status: str, message: str, at: float) -> None:
         self.phase = phase
@@ -117,23 +132,55 @@ class LaunchLog:
         self._clock = clock
         self._launches: OrderedDict[str, Launch] = OrderedDict()
 
-    def get(self, progress_id: str) -> Launch:
-        launch = self._launches.get(progress_id)
-        if launch is None or launch.started_at + KEPT_SECONDS < self._clock():
+    def get(self, progress_id: str, owner: str = "") -> Launch:
+        """The owner's launch under this id; LaunchNotFoundError for anyone else's."""
+        launch = self._live(progress_id)
+        if launch is None or launch.owner != owner:
             raise LaunchNotFoundError(progress_id)
         return launch
 
-    def find(self, progress_id: str) -> Launch | None:
+    def find(self, progress_id: str, owner: str = "") -> Launch | None:
         try:
-            return self.get(progress_id)
+            return self.get(progress_id, owner)
         except LaunchNotFoundError:
             return None
+
+    def claim(self, progress_id: str, owner: str, source: str) -> tuple[Launch, bool]:
+        """The launch to run under `progress_id`, taken for `owner` at once (nothing awaits
+        in between, so no other launch can take it meanwhile), and True; or the earlier
+        launch that started its job, and False. Raises ProgressIdTakenError (another
+        owner's id), LaunchInProgressError (still running) or LaunchOutcomeUnknownError
+        (it failed while its job was being submitted)."""
+        earlier = self._live(progress_id)
+        if earlier is not None:
+            if earlier.owner != owner:
+                raise ProgressIdTakenError(progress_id)
+            if earlier.job_id is not None:
+                return earlier, False
+            if earlier.status == "running":
+                raise LaunchInProgressError(progress_id)
+            if earlier.may_have_run:
+                raise LaunchOutcomeUnknownError(progress_id)
+        launch = Launch(progress_id, source, self._clock(), owner=owner)
+        self.add(launch)
+        return launch, True
 
     def add(self, launch: Launch) -> None:
         self._launches[launch.progress_id] = launch
         self._launches.move_to_end(launch.progress_id)
         while len(self._launches) > KEPT_LAUNCHES:
-            self._launches.popitem(last=False)
+            # The oldest that has ended goes first: a running launch keeps its claim.
+            oldest = next(
+                (key for key, kept in self._launches.items() if kept.status != "running"),
+                next(iter(self._launches)),
+            )
+            del self._launches[oldest]
+
+    def _live(self, progress_id: str) -> Launch | None:
+        launch = self._launches.get(progress_id)
+        if launch is None or launch.started_at + KEPT_SECONDS < self._clock():
+            return None
+        return launch
 
 
 class LaunchBlueprint:
@@ -153,20 +200,27 @@ class LaunchBlueprint:
 
     async def __call__(self, request: LaunchRequest) -> Launch:
         progress_id = _progress_id(request.progress_id)
-        earlier = self._log.find(progress_id)
-        if earlier is not None and earlier.job_id is not None:
-            return earlier  # the same launch sent again: its job, not a second one
-        launch = Launch(progress_id, request.source, self._clock())
-        self._log.add(launch)
+        launch, fresh = self._log.claim(progress_id, request.owner, request.source)
+        if not fresh:
+            return launch  # the same launch sent again: its job, not a second one
         try:
             await self._run(launch, request)
         except DomainError as error:
-            launch.status = "failed"
-            launch.error = error.detail
-            launch.step(launch.phase or PHASES[0][0], "failed", error.detail, self._clock())
+            self._fail(launch, error.detail, error.may_have_run)
+            raise
+        except BaseException:
+            # Whatever went wrong, the launch has ended: it must not read `running`.
+            self._fail(launch, "the launch failed unexpectedly", True)
             raise
         launch.status = "completed"
         return launch
+
+    def _fail(self, launch: Launch, detail: str, may_have_run: bool) -> None:
+        submitting = launch.phase == "submit" and launch.phases["submit"]["status"] == "running"
+        launch.status = "failed"
+        launch.error = detail
+        launch.may_have_run = submitting and may_have_run
+        launch.step(launch.phase or PHASES[0][0], "failed", detail, self._clock())
 
     async def _run(self, launch: Launch, request: LaunchRequest) -> None:
         now = self._clock
@@ -203,11 +257,13 @@ class LaunchBlueprint:
             if not request.path:
                 raise _missing("path", "a path launch names its path")
             found = await self._blueprints.at_path(request.path)
-            if isinstance(found, Path):
-                with found.open("rb") as archive:
-                    stored = await self._bundles.save(archive)
-                return SubmitJobCommand(bundle_id=stored.bundle_id)
-            return SubmitJobCommand(manifest_json=found.manifest_json, payloads=found.payloads)
+            if isinstance(found, BundleContents):
+                return SubmitJobCommand(manifest_json=found.manifest_json, payloads=found.payloads)
+            try:  # the archive as it was checked, opened once by the blueprint source
+                stored = await self._bundles.save(found)
+            finally:
+                found.close()
+            return SubmitJobCommand(bundle_id=stored.bundle_id)
         if request.source == "bundle":
             if not request.bundle_id:
                 raise _missing("_bundle_path", "a bundle launch names the uploaded bundle")

@@ -38,6 +38,20 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
     (e.BlueprintNotFoundError, ProblemKind(404, "blueprint_not_found", "Blueprint not found")),
     (e.LaunchNotFoundError, ProblemKind(404, "launch_not_found", "Launch not found")),
     (
+        e.LaunchPathNotRegularError,
+        ProblemKind(400, "launch_path_not_regular", "Not a regular file or folder"),
+    ),
+    (e.LaunchInProgressError, ProblemKind(409, "launch_in_progress", "Launch in progress")),
+    (e.ProgressIdTakenError, ProblemKind(409, "progress_id_taken", "Progress id taken")),
+    (
+        e.LaunchOutcomeUnknownError,
+        ProblemKind(409, "launch_outcome_unknown", "Launch outcome unknown"),
+    ),
+    (
+        e.BlueprintReadsBusyError,
+        ProblemKind(503, "blueprints_busy", "Blueprint reading busy"),
+    ),
+    (
         e.LaunchPathNotAllowedError,
         ProblemKind(403, "path_not_allowed", "Path outside the launch folders"),
     ),
@@ -173,7 +187,8 @@ def domain_problem(error: e.DomainError) -> Response:
         e.RuntimeUnavailableError
         | e.RuntimeOverloadedError
         | e.SharedStateUnavailableError
-        | e.BundleStoreUnavailableError,
+        | e.BundleStoreUnavailableError
+        | e.BlueprintReadsBusyError,
     ):
         headers["Retry-After"] = RETRY_AFTER_SECONDS
     elif isinstance(error, e.RateLimitedError):

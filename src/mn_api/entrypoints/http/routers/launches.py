@@ -3,7 +3,7 @@ routes of the later releases this gateway answers plainly: models and run pages.
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -11,7 +11,7 @@ from mn_api.application import use_cases as uc
 from mn_api.application.use_cases.launch_blueprint import blueprint_view
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
-from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.auth import AuthDep, Caller, authenticate
 from mn_api.entrypoints.http.problems import HttpProblem
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
@@ -117,12 +117,18 @@ async def list_blueprints(
 async def launch_blueprint(
     body: Annotated[LaunchRunRequest, Body()],
     use_case: deps.LaunchBlueprint,
+    request: Request,
+    caller: AuthDep,
 ) -> Response:
     """Reads the blueprint, submits its job and answers with the job id and the launch's
     steps; `GET /blueprints/launch/progress/{progress_id}` tells the same afterwards. A
     launch that fails answers its problem, and its progress says `failed` with the reason.
     Nothing is fetched from the network: paths are read on this host, under the launch
-    roots only."""
+    roots only, never through a link.
+
+    A `progress_id` belongs to the token that first used it: the same id again answers
+    that launch once it has started its job (409 `launch_in_progress` while it runs), and
+    another token's launch under it is 409 `progress_id_taken`."""
     launch = await use_case(
         uc.LaunchRequest(
             source=body.source,
@@ -131,6 +137,7 @@ async def launch_blueprint(
             bundle_id=body.bundle_path or body.bundle_id,
             progress_id=body.progress_id,
             config_overrides=body.config_overrides,
+            owner=_owner(request, caller),
         )
     )
     headers = {"Location": f"{API_PREFIX}/jobs/{launch.job_id}"} if launch.job_id else None
@@ -146,10 +153,13 @@ async def launch_blueprint(
 async def launch_progress(
     progress_id: Annotated[str, Path(max_length=128)],
     log: deps.LaunchLog,
+    request: Request,
+    caller: AuthDep,
 ) -> Response:
     """Each step of the launch and, once submitted, its `job_id`; launches are kept for an
-    hour by the gateway process that ran them."""
-    return json_response(_launch_view(log.get(progress_id)))
+    hour by the gateway process that ran them, and shown only to the token that made
+    them (404 to any other)."""
+    return json_response(_launch_view(log.get(progress_id, _owner(request, caller))))
 
 
 @router.get("/models", summary="Runtime models")
@@ -166,6 +176,14 @@ async def run_ui(run_id: Annotated[str, Path(max_length=256)]) -> Response:
         "this gateway keeps no blueprint run pages: a launch starts a job, followed at "
         "/jobs/{job_id}/workflow-progress",
     )
+
+
+def _owner(request: Request, caller: Caller) -> str:
+    """Whose launches these are: the token's id; without authentication every caller is
+    one and the same owner (a client's address says nothing about who it is)."""
+    if not request.app.state.gatekeeper.authenticator.enabled:
+        return "anyone"
+    return caller.id
 
 
 def _launch_view(launch: uc.Launch) -> dict[str, Any]:
