@@ -437,4 +437,5 @@ class Running:
             await self._runtime.close()
         if container.settings().redis is not None:
             await close_redis(container.redis())
+        container.blueprints().close()
         self._runtime = self._housekeeping = self._worker = None

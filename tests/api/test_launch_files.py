@@ -288,7 +288,10 @@ async def test_reads_beyond_the_pool_and_its_queue_are_refused_with_503(
     async with asgi_client(settings, memory_runtime, blueprints=source) as client:
         first = asyncio.ensure_future(_launch(client, source="catalog", blueprint_id="plain"))
         second = asyncio.ensure_future(_launch(client, source="catalog", blueprint_id="plain"))
-        await asyncio.sleep(0.1)
+        async with asyncio.timeout(PROMPTLY):
+            # One read running, one waiting: the pool's count is all there is to watch.
+            while source._pool.held < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
         try:
             busy = await _launch(client, source="catalog", blueprint_id="plain")
             listing = await client.get(f"{API}/blueprints")
