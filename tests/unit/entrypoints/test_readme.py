@@ -37,10 +37,8 @@ async def _ends(manifest: dict) -> dict:
             SubmitJobCommand(manifest_json=orjson.dumps(manifest).decode())
         )
         async with asyncio.timeout(10):
-            while (job := await services.get_job(ack.job_id))["job"]["status"] in (
-                "pending",
-                "running",
-            ):  # noqa: ASYNC110
+            unfinished = ("pending", "running")
+            while (job := await services.get_job(ack.job_id))["job"]["status"] in unfinished:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
     return job
 
