@@ -143,7 +143,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
     )
     for router in routers:
         app.include_router(router)
-    install_openapi(app, auth_enabled=settings.auth_enabled)
+    install_openapi(app, auth_enabled=settings.auth_enabled, rate_limited=bool(settings.rate_limit))
     _install_docs(app)
 
     # The gateway's own layers wrap the whole framework (its error and routing layers

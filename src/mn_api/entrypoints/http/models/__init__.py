@@ -35,6 +35,30 @@ from mn_api.entrypoints.http.models.jobs import (
     SubmitJobResponse,
     WebhookSpec,
 )
+from mn_api.entrypoints.http.models.launch import (
+    BLUEPRINT_ID_PATTERN,
+    LAUNCH_PATH_PATTERN,
+    LAUNCH_SOURCES,
+    PROGRESS_ID_PATTERN,
+)
+from mn_api.entrypoints.http.models.manifest import (
+    BUNDLE_ID_PATTERN,
+    JSON_VALUE_SCHEMA,
+    MANIFEST_SCHEMA,
+)
+from mn_api.entrypoints.http.models.operator import (
+    DoctorCheck,
+    DoctorReport,
+    LostNode,
+    ModelList,
+    NodeList,
+    NodeRemoval,
+    RuntimeExecutors,
+    RuntimeHealth,
+    RuntimeJobs,
+    RuntimeNodes,
+    RuntimeStatus,
+)
 from mn_api.entrypoints.http.models.system import (
     ClusterNode,
     ExecutorPool,
@@ -53,10 +77,19 @@ from mn_api.entrypoints.http.models.uploads import (
     WebhookSubscriptionView,
 )
 
+# Schemas the document holds beside the models' own (requests refer to them by name).
+DOCUMENT_SCHEMAS = {"Manifest": MANIFEST_SCHEMA, "JsonValue": JSON_VALUE_SCHEMA}
+
 __all__ = [
     "API_CONTRACT",
+    "BLUEPRINT_ID_PATTERN",
+    "BUNDLE_ID_PATTERN",
     "CONTROL_STATUSES",
+    "DOCUMENT_SCHEMAS",
     "JOB_STATUSES",
+    "LAUNCH_PATH_PATTERN",
+    "LAUNCH_SOURCES",
+    "PROGRESS_ID_PATTERN",
     "Agent",
     "AgentCounts",
     "AgentGraph",
@@ -68,6 +101,8 @@ __all__ = [
     "ClusterNode",
     "DeadLetter",
     "DeadLetterList",
+    "DoctorCheck",
+    "DoctorReport",
     "Event",
     "EventPageResponse",
     "ExecutorPool",
@@ -81,13 +116,22 @@ __all__ = [
     "JobList",
     "JobSummary",
     "JobWebhooksResponse",
+    "LostNode",
     "ManifestRef",
+    "ModelList",
+    "NodeList",
+    "NodeRemoval",
     "Open",
     "Problem",
     "ProblemItem",
     "ReadyResponse",
     "ReplayResponse",
+    "RuntimeExecutors",
+    "RuntimeHealth",
+    "RuntimeJobs",
     "RuntimeMetrics",
+    "RuntimeNodes",
+    "RuntimeStatus",
     "SubmitJobRequest",
     "SubmitJobResponse",
     "SystemSummary",

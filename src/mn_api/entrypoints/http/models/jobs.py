@@ -19,6 +19,17 @@ from mn_api.entrypoints.http.models._base import (
     optional,
 )
 from mn_api.entrypoints.http.models.history import Event
+from mn_api.entrypoints.http.models.manifest import (
+    BASE64_SCHEMA,
+    BUNDLE_ID_PATTERN,
+    JSON_VALUE_REF,
+    MANIFEST_REF,
+    PAYLOAD_PATH_SCHEMA,
+)
+
+# What the URL policy reads before anything else: printable ASCII without spaces or
+# backslashes, http(s) (the host, its addresses and the scheme it may use are the policy's).
+WEBHOOK_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[!-\[\]-~]+$"
 
 
 class WebhookSpec(BaseModel):
@@ -39,7 +50,9 @@ class WebhookSpec(BaseModel):
     url: str = Field(
         min_length=1,
         max_length=MAX_URL_LENGTH,
-        description="An https URL on a host in MN_API_WEBHOOK_ALLOWED_HOSTS",
+        description="An https URL on a host in MN_API_WEBHOOK_ALLOWED_HOSTS (http only for "
+        "MN_API_WEBHOOK_INSECURE_HOSTS); others are refused as `webhook_url_not_allowed`",
+        json_schema_extra={"pattern": WEBHOOK_URL_PATTERN},
     )
     events: list[WebhookEvent] | None = Field(
         None,
@@ -50,6 +63,9 @@ class WebhookSpec(BaseModel):
 
     def request(self) -> WebhookRequest:
         return WebhookRequest(self.url, tuple(self.events) if self.events is not None else None)
+
+
+_MANIFEST = {"$ref": MANIFEST_REF}
 
 
 class SubmitJobRequest(BaseModel):
@@ -67,24 +83,59 @@ class SubmitJobRequest(BaseModel):
                     },
                 },
             ],
+            # Other members are ignored (their integers, as all, must fit in 64 bits).
+            "additionalProperties": {"$ref": JSON_VALUE_REF},
+            # What to run: a manifest (as text or object, not both) or an uploaded bundle.
             "anyOf": [
-                {"required": [name]}
-                for name in ("manifest_json", "manifest", "bundle_id", "_bundle_path")
+                {"required": [name], "properties": {name: {"type": kind}}}
+                for name, kind in (
+                    ("manifest_json", "string"),
+                    ("manifest", "object"),
+                    ("bundle_id", "string"),
+                    ("_bundle_path", "string"),
+                )
             ],
+            "not": {
+                "required": ["manifest_json", "manifest"],
+                "properties": {"manifest_json": {"type": "string"}, "manifest": {"type": "object"}},
+            },
         },
     )
 
     manifest_json: str | None = Field(
-        None, description="The manifest as JSON text (an object)", pattern=r"^\s*\{"
+        None,
+        description="The manifest as JSON text (an object)",
+        pattern=r"^\s*\{",
+        json_schema_extra={"contentMediaType": "application/json", "contentSchema": _MANIFEST},
     )
-    manifest: dict[str, Any] | None = Field(None, description="The manifest as a JSON object")
-    payloads: dict[str, str] = Field(default_factory=dict, description="Text files by path")
+    manifest: dict[str, Any] | None = Field(
+        None,
+        description="The manifest as a JSON object",
+        json_schema_extra={"anyOf": [_MANIFEST, {"type": "null"}]},
+    )
+    payloads: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text files by path; a path may not come in payloads_base64 too",
+        json_schema_extra={"propertyNames": PAYLOAD_PATH_SCHEMA},
+    )
     payloads_base64: dict[str, str] = Field(
-        default_factory=dict, description="Binary files by path, base64-encoded"
+        default_factory=dict,
+        description="Binary files by path, base64-encoded",
+        json_schema_extra={
+            "propertyNames": PAYLOAD_PATH_SCHEMA,
+            "additionalProperties": BASE64_SCHEMA,
+        },
     )
-    bundle_id: str | None = Field(None, description="An uploaded bundle to run")
+    bundle_id: str | None = Field(
+        None,
+        description="An uploaded bundle to run (the `bundle_id` `/bundles/upload` answered)",
+        json_schema_extra={"pattern": BUNDLE_ID_PATTERN},
+    )
     legacy_bundle_path: str | None = Field(
-        None, alias="_bundle_path", description="Older clients' name for bundle_id"
+        None,
+        alias="_bundle_path",
+        description="Older clients' name for bundle_id",
+        json_schema_extra={"pattern": BUNDLE_ID_PATTERN},
     )
     webhook: WebhookSpec | None = Field(
         None, description="Be called back on this job's events (signed, at least once)"

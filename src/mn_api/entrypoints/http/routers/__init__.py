@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Header, Path
 
+from mn_api.application.idempotency import MAX_KEY_LENGTH
 from mn_api.entrypoints.http.models import Problem
 
 # Each router carries the whole prefix itself, so a route's template is its full path.
@@ -24,8 +25,14 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-RUNTIME_ERRORS = (500, 501, 502, 503, 504)
-AUTH_ERRORS = (401, 403)
+# What a route that calls the runtime may answer from it: 409 for a transition or a
+# duplicate the core refuses, 501 for a call it lacks, 502 to 504 when it fails (400, for
+# an argument it refuses, is documented on every operation).
+RUNTIME_ERRORS = (409, 500, 501, 502, 503, 504)
+# 401, 403 and 429 come from the gateway's gatekeeper, before any route runs: the OpenAPI
+# document gives them to every operation that takes a token (openapi.py), by method and
+# by the gateway's configuration, so routers declare none.
+AUTH_ERRORS: tuple[int, ...] = ()
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$"
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job's id")]
@@ -33,6 +40,11 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="Makes a retry safe: the same key and request give the first answer again",
+        description="Makes a retry safe: the same key and request give the first answer "
+        f"again. 1 to {MAX_KEY_LENGTH} printable ASCII characters (else 400 "
+        "`invalid_idempotency_key`); the same key with another request is 422 "
+        "`idempotency_key_reused`",
+        # Checked by the idempotency service, which answers with its own code.
+        json_schema_extra={"minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": "^[ -~]+$"},
     ),
 ]

@@ -5,7 +5,7 @@ import hashlib
 from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
-from pydantic import ValidationError
+from pydantic import ValidationError, WithJsonSchema
 from starlette.responses import Response
 
 from mn_api.application.webhooks import WebhookRequest
@@ -17,17 +17,26 @@ from mn_api.entrypoints.http.models import BundleUploadResponse, WebhookSpec
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
-    AUTH_ERRORS,
     RUNTIME_ERRORS,
     IdempotencyKey,
     problems,
 )
 
+BUNDLE_DOC = (
+    "A .zip holding manifest.json (at its root or in its one top-level folder) and, under "
+    "payloads/, the job's files. The whole request is at most MN_API_REQUEST_SIZE_LIMIT_BYTES "
+    "(5 MiB unless configured; 413 `request_too_large`); the archive may expand to at most "
+    "MN_API_BUNDLE_MAX_BYTES (100 MiB) in at most MN_API_BUNDLE_MAX_FILES (10000) files, with "
+    "no absolute, '..', backslash or symbolic-link member (400 `bundle_*`, `not_a_zip`)"
+)
+# The webhook part is JSON text (the archive's bytes go as they are, whatever its type).
+PARTS = {"webhook": {"contentType": "application/json"}}
+
 router = APIRouter(
     prefix=f"{API_PREFIX}/bundles",
     tags=["bundles"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    responses=problems(*RUNTIME_ERRORS),
 )
 
 
@@ -35,11 +44,12 @@ router = APIRouter(
     "/upload",
     status_code=201,
     response_model=BundleUploadResponse,
-    responses=problems(400, 409, 413, 422, 429),
+    responses=problems(400, 404, 409, 412, 413, 422, 507),
     summary="Upload a bundle zip",
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {"encoding": PARTS}}}},
 )
 async def upload_bundle(
-    bundle: Annotated[UploadFile, File(description="A .zip holding manifest.json and payloads/")],
+    bundle: Annotated[UploadFile, File(description=BUNDLE_DOC)],
     caller: AuthDep,
     use_case: deps.SubmitBundle,
     idempotency: deps.Idempotency,
@@ -48,9 +58,10 @@ async def upload_bundle(
     webhook: Annotated[
         str | None,
         Form(
-            description="With submit=true: the job's webhook as JSON, e.g. "
+            description="With submit=true only: the job's webhook, as JSON, e.g. "
             '`{"url": "https://hooks.example.com/mn", "events": ["job_completed"]}`'
         ),
+        WithJsonSchema(WebhookSpec.model_json_schema()),
     ] = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:

@@ -17,6 +17,7 @@ from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.openapi import QUERY_OBJECT
 from mn_api.entrypoints.http.problems import domain_problem
 from mn_api.entrypoints.http.responses import (
     JSON,
@@ -26,7 +27,6 @@ from mn_api.entrypoints.http.responses import (
 )
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
-    AUTH_ERRORS,
     RUNTIME_ERRORS,
     JobId,
     problems,
@@ -37,7 +37,7 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/jobs",
     tags=["events"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    responses=problems(*RUNTIME_ERRORS),
 )
 
 NDJSON = "application/x-ndjson"
@@ -56,16 +56,54 @@ RETRY_MS = 3000
 NO_CACHE = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def _bounded(name: str, description: str) -> dict[str, Any]:
+    low, high = EVENT_NUMBERS[name]
+    return {"type": "integer", "minimum": low, "maximum": high, "description": description}
+
+
+# The page's query parameters as one object (each still its own `name=value`), which can
+# say that `tail` comes without `limit` and without an `offset` other than 0.
+PAGE_QUERY = {
+    "name": "page",
+    "in": "query",
+    "style": "form",
+    "explode": True,
+    "required": False,
+    "description": "`offset`, `limit` and `type`, or `tail` (with `type`): each its own "
+    "query parameter",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "offset": {
+                **_bounded("offset", "The position of the first event (of `type`) to give"),
+                "default": 0,
+            },
+            "limit": _bounded("limit", "At most this many events; all that follow by default"),
+            "type": {
+                "type": "string",
+                "maxLength": MAX_TYPE_CHARS,
+                "description": "Only events of this type",
+            },
+            "tail": _bounded("tail", "Only the last N events of the history"),
+        },
+        "dependentSchemas": {
+            "tail": {"properties": {"offset": {"const": 0}}, "not": {"required": ["limit"]}}
+        },
+    },
+}
+
+
 @router.get(
     "/{job_id}/events",
     response_model=m.EventPageResponse,
     responses=problems(404, 422),
     summary="A page of a job's events",
+    openapi_extra={QUERY_OBJECT: PAGE_QUERY},
 )
 async def list_events(
     job_id: JobId,
     use_case: deps.ListEvents,
-    offset: Annotated[int, Query(ge=EVENT_NUMBERS["offset"][0])] = 0,
+    offset: Annotated[int, Query(ge=EVENT_NUMBERS["offset"][0], le=EVENT_NUMBERS["offset"][1])] = 0,
     limit: Annotated[
         int | None, Query(ge=EVENT_NUMBERS["limit"][0], le=EVENT_NUMBERS["limit"][1])
     ] = None,
@@ -155,7 +193,7 @@ _STREAM_DOC = {
 @router.get(
     "/{job_id}/events/stream",
     response_class=EventSourceResponse,
-    responses={**_STREAM_DOC, **problems(404, 422)},
+    responses={**_STREAM_DOC, **problems(404, 410, 422)},
     summary="Follow a job's events live",
 )
 async def stream_events(

@@ -21,7 +21,6 @@ from mn_api.entrypoints.http.problems import kind_of
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
-    AUTH_ERRORS,
     JOB_ID_PATTERN,
     RUNTIME_ERRORS,
     IdempotencyKey,
@@ -33,7 +32,7 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/jobs",
     tags=["jobs"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    responses=problems(*RUNTIME_ERRORS),
     route_class=StrictJsonRoute,
 )
 
@@ -74,7 +73,7 @@ StatusFilter = Annotated[
     "",
     status_code=201,
     response_model=m.SubmitJobResponse,
-    responses={**problems(400, 404, 409, 413, 422, 429), 201: {"links": JOB_LINKS}},
+    responses={**problems(400, 404, 409, 412, 413, 422), 201: {"links": JOB_LINKS}},
     summary="Submit a job",
 )
 async def submit_job(
@@ -353,7 +352,7 @@ colon_router = APIRouter(
     prefix=API_PREFIX,
     tags=["jobs"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    responses=problems(*RUNTIME_ERRORS),
 )
 
 

@@ -35,23 +35,54 @@ class LaunchRunRequest(BaseModel):
             "examples": [
                 {"version": 1, "source": "catalog", "blueprint_id": "demo/relay"},
                 {"version": 1, "source": "bundle", "_bundle_path": "bnd_" + "0" * 32},
-            ]
+            ],
+            # Each source names what it launches (422 `validation_error` without it).
+            "oneOf": m.LAUNCH_SOURCES,
         },
     )  # fmt: skip
 
     version: int = 1
     source: Literal["catalog", "path", "bundle"]
-    blueprint_id: str | None = Field(None, max_length=512)
-    path: str | None = Field(None, max_length=4096)
+    blueprint_id: str | None = Field(
+        None,
+        max_length=512,
+        description="A blueprint of the catalogue, as `GET /blueprints` lists it: its folder, "
+        "or its category and folder (404 `blueprint_not_found` for any other)",
+        json_schema_extra={"pattern": m.BLUEPRINT_ID_PATTERN},
+    )
+    path: str | None = Field(
+        None,
+        max_length=4096,
+        description="The absolute path, on the gateway's host, of a blueprint folder, its "
+        "manifest.json or a .zip bundle under MN_API_BLUEPRINT_DIR or MN_API_LAUNCH_ROOTS "
+        "(403 `path_not_allowed` elsewhere)",
+        json_schema_extra={"pattern": m.LAUNCH_PATH_PATTERN},
+    )
     bundle_path: str | None = Field(
         None,
         alias="_bundle_path",
         max_length=256,
         description="The `bundle_path` (the bundle id) `/bundles/upload` answered",
+        json_schema_extra={"pattern": m.BUNDLE_ID_PATTERN},
     )
-    bundle_id: str | None = Field(None, max_length=256)
-    progress_id: str | None = Field(None, max_length=128)
-    config_overrides: dict[str, Any] | None = None
+    bundle_id: str | None = Field(
+        None,
+        max_length=256,
+        description="The same bundle id, by its other name",
+        json_schema_extra={"pattern": m.BUNDLE_ID_PATTERN},
+    )
+    progress_id: str | None = Field(
+        None,
+        max_length=128,
+        description="The id to follow the launch by (one is made up when left out or empty); "
+        "the same id again after its job started answers that launch",
+        json_schema_extra={"pattern": m.PROGRESS_ID_PATTERN},
+    )
+    config_overrides: dict[str, Any] | None = Field(
+        None,
+        description="Not supported: anything but an empty object is refused",
+        json_schema_extra={"anyOf": [{"type": "object", "maxProperties": 0}, {"type": "null"}]},
+    )
 
 
 class BlueprintView(BaseModel):
@@ -111,7 +142,7 @@ async def list_blueprints(
     "/blueprints/launch/runs",
     status_code=201,
     response_model=LaunchView,
-    responses=problems(400, 403, 404, 409, 412, 413, 422, *RUNTIME_ERRORS),
+    responses=problems(400, 403, 404, 409, 412, 413, 422, 507, *RUNTIME_ERRORS),
     summary="Launch a job from a blueprint",
 )
 async def launch_blueprint(
@@ -162,13 +193,19 @@ async def launch_progress(
     return json_response(_launch_view(log.get(progress_id, _owner(request, caller))))
 
 
-@router.get("/models", summary="Runtime models")
+@router.get("/models", response_model=m.ModelList, summary="Runtime models")
 async def list_models() -> Response:
     """The models the runtime serves: this gateway and the cores it knows report none."""
     return json_response({"models": [], "runner_available": False, "warnings": []})
 
 
-@router.get("/runs/{run_id}/ui", responses=problems(404), summary="A blueprint run's page")
+@router.get(
+    "/runs/{run_id}/ui",
+    status_code=404,
+    response_model=m.Problem,
+    responses=problems(404, 422),
+    summary="A blueprint run's page",
+)
 async def run_ui(run_id: Annotated[str, Path(max_length=256)]) -> Response:
     raise HttpProblem(
         404,

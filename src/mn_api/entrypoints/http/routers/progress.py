@@ -19,7 +19,6 @@ from mn_api.entrypoints.http.problems import domain_problem
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
-    AUTH_ERRORS,
     RUNTIME_ERRORS,
     JobId,
     problems,
@@ -31,7 +30,7 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/jobs",
     tags=["events"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    responses=problems(*RUNTIME_ERRORS),
 )
 # After the last snapshot of an ended job, how long an EventSource waits before it asks
 # again (it reconnects whenever a stream ends): there is nothing more to tell.

@@ -15,15 +15,10 @@ from mn_api.entrypoints.http.models import (
 )
 from mn_api.entrypoints.http.problems import problem_response
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
 
 public = APIRouter(prefix=API_PREFIX, tags=["system"])
-router = APIRouter(
-    prefix=API_PREFIX,
-    tags=["system"],
-    dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS),
-)
+router = APIRouter(prefix=API_PREFIX, tags=["system"], dependencies=[Depends(authenticate)])
 
 
 @public.get("/health", response_model=HealthResponse, summary="Is the gateway up")
@@ -84,9 +79,7 @@ async def runtime_metrics(
 
 
 # The gateway's own metrics for Prometheus, at the root as scrapers expect.
-exposition = APIRouter(
-    tags=["system"], dependencies=[Depends(authenticate)], responses=problems(*AUTH_ERRORS)
-)
+exposition = APIRouter(tags=["system"], dependencies=[Depends(authenticate)])
 
 
 @exposition.get(

@@ -14,7 +14,6 @@ from mn_api.entrypoints.http.auth import AuthDep, authenticate
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import (
     API_PREFIX,
-    AUTH_ERRORS,
     RUNTIME_ERRORS,
     JobId,
     problems,
@@ -24,7 +23,7 @@ router = APIRouter(
     prefix=f"{API_PREFIX}/jobs/{{job_id}}/webhooks",
     tags=["webhooks"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS, *RUNTIME_ERRORS),
+    responses=problems(*RUNTIME_ERRORS),
 )
 
 DeliveryId = Annotated[
