@@ -32,7 +32,6 @@ RUNTIME_ERRORS = (409, 500, 501, 502, 503, 504)
 # 401, 403 and 429 come from the gateway's gatekeeper, before any route runs: the OpenAPI
 # document gives them to every operation that takes a token (openapi.py), by method and
 # by the gateway's configuration, so routers declare none.
-AUTH_ERRORS: tuple[int, ...] = ()
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$"
 JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="The job's id")]

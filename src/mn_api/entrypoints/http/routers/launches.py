@@ -14,13 +14,12 @@ from mn_api.entrypoints.http import models as m
 from mn_api.entrypoints.http.auth import AuthDep, Caller, authenticate
 from mn_api.entrypoints.http.problems import HttpProblem
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, AUTH_ERRORS, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
 
 router = APIRouter(
     prefix=API_PREFIX,
     tags=["blueprints"],
     dependencies=[Depends(authenticate)],
-    responses=problems(*AUTH_ERRORS),
 )
 
 
