@@ -381,7 +381,11 @@ class Container(containers.DeclarativeContainer):
         uc.CheckReadiness,
         runtime=runtime,
         timeout_seconds=providers.Callable(lambda s: s.ready_timeout_seconds, settings),
-        shared_state=shared_state_probe,
+        shared_state=providers.Selector(
+            providers.Callable(lambda s: "yes" if s.ready_requires_redis else "no", settings),
+            yes=shared_state_probe,
+            no=providers.Object(None),
+        ),
     )
 
 

@@ -183,6 +183,31 @@ async def test_ready_names_a_shared_redis_that_does_not_answer(
     assert "s3cret" not in response.text and "gateway:" not in response.text
 
 
+async def test_readiness_may_leave_redis_out_and_the_probe_paths_need_no_token(
+    settings_factory: Callable[..., Settings], memory_runtime: InMemoryRuntime
+) -> None:
+    port = free_port()  # nothing listens there
+    settings = settings_factory(
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        ready_timeout_seconds=1,
+        ready_requires_redis=False,
+        api_token="probe-token-0123456789",
+    )
+    async with asgi_client(settings, memory_runtime, lifespan=True) as client:
+        for path in ("/api/v1/ready", "/readyz"):
+            answer = await client.get(path)
+            assert (answer.status_code, answer.json()) == (200, {"status": "ready"}), path
+        for path in ("/api/v1/health", "/healthz", "/livez"):
+            answer = await client.get(path)
+            assert (answer.status_code, answer.json()["status"]) == (200, "ok"), path
+        assert (await client.get("/api/v1/jobs")).status_code == 401
+        assert (await client.get("/readyz/more")).status_code == 401
+    settings = settings_factory(redis_url=f"redis://127.0.0.1:{port}/0", ready_timeout_seconds=1)
+    async with asgi_client(settings, memory_runtime, lifespan=True) as client:
+        answer = await client.get("/readyz")
+    assert answer.status_code == 503 and answer.json()["error"] == "not_ready"
+
+
 @pytest.mark.parametrize("release", ["1.1", "1.2.5", "1.2.31", "d26bef71"])
 async def test_hardware_comes_in_one_shape_whatever_the_release_sends(
     settings: Settings, release: str

@@ -49,6 +49,10 @@ class CoreSettings(BaseModel):
         2.0, validation_alias="MN_API_READY_TIMEOUT_SECONDS", gt=0, le=60
     )
 
+    # Whether /ready (and /readyz) also needs the shared state (Redis) to answer: off, a
+    # Redis blip leaves replicas in rotation, serving what needs no Redis.
+    ready_requires_redis: bool = Field(True, validation_alias="MN_API_READY_REQUIRES_REDIS")
+
     fake_step_ms: int = Field(50, validation_alias="MN_FAKE_STEP_MS", ge=0)
 
     # The core release the in-memory runtime behaves like (mn-fake-core's --release).

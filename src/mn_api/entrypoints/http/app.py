@@ -130,6 +130,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
 
     routers = (
         system.public,
+        system.probes,
         system.router,
         system.exposition,
         operator_routes.router,
@@ -168,6 +169,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         public_paths=frozenset(
             {
                 *(route.path for route in system.public.routes),  # type: ignore[attr-defined]
+                *(route.path for route in system.probes.routes),  # type: ignore[attr-defined]
                 "/docs",
                 "/redoc",
                 app.openapi_url or "/openapi.json",

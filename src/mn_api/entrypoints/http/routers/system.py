@@ -18,10 +18,24 @@ from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
 
 public = APIRouter(prefix=API_PREFIX, tags=["system"])
+# The paths orchestrators probe by habit, beside the API and never behind credentials.
+probes = APIRouter(tags=["probes"])
 router = APIRouter(prefix=API_PREFIX, tags=["system"], dependencies=[Depends(authenticate)])
 
 
 @public.get("/health", response_model=HealthResponse, summary="Is the gateway up")
+@probes.get(
+    "/healthz",
+    response_model=HealthResponse,
+    summary="Is the gateway up (a probe)",
+    operation_id="healthz",
+)
+@probes.get(
+    "/livez",
+    response_model=HealthResponse,
+    summary="Is the gateway alive (a probe)",
+    operation_id="livez",
+)
 async def health(settings: deps.Settings) -> Response:
     """Answers without calling the runtime."""
     return json_response(
@@ -38,6 +52,13 @@ async def health(settings: deps.Settings) -> Response:
     response_model=ReadyResponse,
     summary="Does the runtime answer",
     responses=problems(503),
+)
+@probes.get(
+    "/readyz",
+    response_model=ReadyResponse,
+    summary="Does the runtime answer (a probe)",
+    responses=problems(503),
+    operation_id="readyz",
 )
 async def ready(
     check: deps.CheckReadiness,
