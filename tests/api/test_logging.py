@@ -34,7 +34,30 @@ async def test_one_access_line_per_request_with_route_template(
     assert len(lines) == 1
     message = lines[0].getMessage()
     assert message.startswith("GET /api/v1/jobs/{job_id}/events 404 ")
-    assert message.endswith("ms")
+    assert message.endswith("ms 127.0.0.1 -")  # the client's address; no credential
+
+
+async def test_access_lines_name_the_client_and_the_credential_never_the_token(
+    settings_factory, memory_runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hashlib
+
+    import orjson
+
+    caplog.set_level(logging.INFO, logger="mn_api.access")
+    settings = settings_factory(api_token="sekrit-token-for-logs")
+    peer = ("203.0.113.9", 4000)
+    async with asgi_client(settings, memory_runtime, peer=peer) as client:
+        await client.get(f"{API}/jobs", headers={"Authorization": "Bearer sekrit-token-for-logs"})
+        await client.get(f"{API}/jobs", headers={"Authorization": "Bearer wrong"})
+    admitted, refused = [r for r in caplog.records if r.name == "mn_api.access"]
+    fingerprint = "tok:" + hashlib.sha256(b"sekrit-token-for-logs").hexdigest()[:16]
+    assert admitted.getMessage().endswith(f"ms 203.0.113.9 {fingerprint}")
+    assert refused.getMessage().startswith("GET unmatched 401 ")  # refused before routing
+    assert refused.getMessage().endswith("ms 203.0.113.9 -")
+    entry = orjson.loads(JsonFormatter().format(admitted))
+    assert (entry["client"], entry["credential"]) == ("203.0.113.9", fingerprint)
+    assert "sekrit" not in caplog.text
 
 
 async def test_tokens_payloads_and_manifests_stay_out_of_logs(

@@ -167,12 +167,19 @@ class GatewayMiddleware:
             self.telemetry.in_flight.dec()
             self.telemetry.request(method, route, status, seconds)
             milliseconds = round(seconds * 1000, 1)
+            peer = scope.get("client")
+            client = peer[0] if peer else "-"
+            caller = scope.get(CALLER_KEY)
+            # The token's fingerprint (never the token); none when auth is off or refused.
+            credential = caller.id if caller is not None and caller.id[:4] == "tok:" else "-"
             access_log.info(
-                "%s %s %d %.1fms",
+                "%s %s %d %.1fms %s %s",
                 method,
                 route,
                 status,
                 milliseconds,
+                client,
+                credential,
                 # The same facts as fields of their own, for JSON logs.
                 extra={
                     "http": {
@@ -180,6 +187,8 @@ class GatewayMiddleware:
                         "route": route,
                         "status": status,
                         "duration_ms": milliseconds,
+                        "client": client,
+                        "credential": credential,
                     }
                 },
             )
