@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -172,3 +174,50 @@ async def test_metrics_count_every_workers_requests(workers: GatewayProcess) -> 
             text = (await client.get(f"{workers.base}/metrics")).text
             counts = [float(li.split()[-1]) for li in text.splitlines() if li.startswith(line)]
             assert counts == [20.0]
+
+
+def _workers_of(pid: int) -> set[int]:
+    """The worker processes of a gateway (not its shared core)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = set()
+    for child in map(int, children):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"multiprocessing.spawn" in command:
+            found.add(child)
+    return found
+
+
+def _until(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "not within the time given"
+        time.sleep(0.1)
+
+
+def test_the_log_says_when_workers_start_die_are_replaced_and_stop(
+    workers: GatewayProcess,
+) -> None:
+    log = workers.tmp_path / "api.log"
+    parent = workers.process.pid
+    _until(lambda: len(_workers_of(parent)) == 2)
+    _until(lambda: log.read_text().count("Application startup complete") == 2)
+    first = _workers_of(parent)
+    victim = min(first)
+    os.kill(victim, signal.SIGKILL)
+    _until(lambda: len(_workers_of(parent)) == 2 and victim not in _workers_of(parent))
+    (replacement,) = _workers_of(parent) - first
+    _until(lambda: log.read_text().count("Application startup complete") == 3)
+    workers.stop()
+
+    text = log.read_text()
+    assert f"Started parent process [{parent}]" in text
+    assert f"Child process [{victim}] died" in text
+    assert f"Started server process [{replacement}]" in text
+    # Each worker alive at the stop says so to the end, and so does the supervisor.
+    for pid in (first - {victim}) | {replacement}:
+        assert f"Finished server process [{pid}]" in text
+    assert text.count("Application shutdown complete") == 2
+    assert f"Stopping parent process [{parent}]" in text

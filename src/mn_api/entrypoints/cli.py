@@ -118,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
     from mn_api.entrypoints.server import raise_descriptor_limit
 
     raise_descriptor_limit()
+    if settings.api_workers > 1:
+        from mn_api.entrypoints.logging_setup import configure_logging
+
+        # The supervisor's own lines: workers started, died and replaced, the stop.
+        configure_logging(settings)
 
     # Uvicorn shuts down gracefully on these, then raises the signal again once its own
     # handlers are gone; ending with status 0 here tells supervisors the stop was clean.

@@ -169,6 +169,37 @@ def _stop_listener() -> None:
         listener.stop()
 
 
+class _WriteNow(logging.Handler):
+    """Each record tagged, cleaned and written out as it is made, on the caller's thread."""
+
+    def __init__(self, writer: logging.Handler) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.request_id = request_id.get() or "-"
+        without_secrets(record)
+        self._writer.handle(record)
+        self._writer.flush()
+
+
+def write_synchronously() -> None:
+    """From now on every line is written as it is logged, what was queued first. For the
+    end of a process that may stop at any moment: a worker of several is ended by the
+    stop signal uvicorn raises again after its graceful shutdown, and no line of that
+    shutdown may be left in a queue."""
+    listener = _listener
+    if listener is None:
+        return
+    _stop_listener()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _Enqueue):
+            root.removeHandler(handler)
+    for writer in listener.handlers:
+        root.addHandler(_WriteNow(writer))
+
+
 def _console() -> TextIO:
     """stderr with its own buffer, so that lines go out once a burst is written rather than
     one system call each (sys.stderr flushes every line); sys.stderr itself when it has no

@@ -38,6 +38,7 @@ from mn_api.entrypoints.http.routers import (
     webhooks,
 )
 from mn_api.entrypoints.http.routers import runtime as operator_routes
+from mn_api.entrypoints.logging_setup import write_synchronously
 
 _ASSETS = "/docs-assets"
 GC_THRESHOLD = 50_000
@@ -105,6 +106,8 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
             container.telemetry().process_ended()
             if otlp is not None:
                 otlp.flush()
+            # The process may be ended by a signal right after the server's last lines.
+            write_synchronously()
 
     app = GatewayApp(
         title="MirrorNeuron API",
