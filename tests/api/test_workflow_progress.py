@@ -142,12 +142,13 @@ async def test_the_stream_follows_pause_resume_and_cancel_then_ends(
         assert stream.snapshots()[0]["status"] == "pending"
         memory_runtime.run_until_idle()
         running = await stream.next_snapshot(
-            lambda s: s["status"] == "running" and _statuses(s)["router"] == "running"
+            lambda s: s["status"] == "running" and _statuses(s)["router"] == "done"
         )
-        # The router has its first message; the clock has not moved for the rest.
-        assert _statuses(running) == {"router": "running", "worker": "idle", "collect": "idle"}
-        assert running["current_step_ids"] == ["router"]
-        assert running["agent_count"]["running"] == 1 and running["agent_count"]["idle"] == 2
+        # The router took its first message, and so handed it on (a router has no other
+        # work); the clock has not moved for the worker, which has yet to receive it.
+        assert _statuses(running) == {"router": "done", "worker": "idle", "collect": "idle"}
+        assert running["current_step_ids"] == [] and "current_step_id" not in running
+        assert running["agent_count"]["done"] == 1 and running["agent_count"]["idle"] == 2
         await client.post(f"{API}/jobs/{job_id}/pause")
         paused = await stream.next_snapshot(lambda s: s["status"] == "paused")
         assert set(_statuses(paused).values()) == {"paused"}

@@ -90,8 +90,9 @@ async def test_the_workflow_progress_stream_is_live_until_the_job_ends(
         async def cancel_once_running(event: dict, _events: list) -> bool:
             if event.get("event") == "snapshot":
                 snapshot = orjson.loads(event["data"])
-                if snapshot["agent_count"]["running"] >= 1 and not cancels:
-                    # The router took its first message: live, and waiting on the worker.
+                if snapshot["agent_count"]["done"] >= 1 and not cancels:
+                    # The router took its first message and handed it on: live, and
+                    # waiting on the worker.
                     cancels.append(await client.post(f"{API}/jobs/{job_id}/cancel"))
             return False
 

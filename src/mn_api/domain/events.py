@@ -23,11 +23,15 @@ DEAD_LETTER = "dead_letter"
 DEAD_LETTER_REPLAYED = "dead_letter_replayed"
 # Agents' own events on generation A cores.
 AGGREGATOR_RECEIVED = "aggregator_received"
+AGGREGATOR_DUPLICATE_IGNORED = "aggregator_duplicate_ignored"
 SENSOR_OBSERVED = "sensor_observed"
 EXECUTOR_LEASE_REQUESTED = "executor_lease_requested"
 EXECUTOR_LEASE_ACQUIRED = "executor_lease_acquired"
 EXECUTOR_LEASE_RELEASED = "executor_lease_released"
 SANDBOX_JOB_COMPLETED = "sandbox_job_completed"
+SANDBOX_JOB_FAILED = "sandbox_job_failed"
+# An executor given again a message whose command had run sends the output it kept.
+EXECUTOR_OUTPUT_REPLAYED = "executor_output_replayed"
 # Sent by following streams of 1.2.5+ cores while a job is quiet: not a job event.
 STREAM_HEARTBEAT = "stream_heartbeat"
 HEARTBEAT_TYPES = frozenset({STREAM_HEARTBEAT, "heartbeat", ""})

@@ -5,8 +5,21 @@ Every agent of the manifest is a step; its layer is its distance from an entrypo
 agent's status follows from the job's and from what the history shows it doing:
 - the job has ended: `done` for an agent that took part (`failed` for the one the job
   failed in), `idle` for one that never did (`cancelled` jobs leave theirs `cancelled`);
-- the job is live: `running` once it has received a message, `ready` for an entrypoint
-  still waiting for its first, `idle` otherwise; `paused` while the job is.
+- the job is live: `ready` for an entrypoint still waiting for its first message, `idle`
+  for another agent that has none yet; once it took one, `running` while the history shows
+  it still at work on the newest message it took, `done` once it shows that work finished;
+  `paused` while the job is.
+
+What says an agent's work on a message is finished, as the real core (d26bef71) reports it
+(see WORK_DONE): an executor's command has run (`sandbox_job_completed`; older cores also
+say `sandbox_job_failed`), or its kept output went on again (`executor_output_replayed`);
+an aggregator has recorded the message (`aggregator_received`, or
+`aggregator_duplicate_ignored` for a second result of the same `agent_id`); a sensor has
+counted it (`sensor_observed`). A router, like an agent of any other type, has no event of
+its own: it hands a message on as it takes it (what it sent may wait unseen in the next
+agent's mailbox while that one is busy), so taking the message is its whole work. On a core
+that never reports an aggregator's or a sensor's work, taking the message is theirs too;
+executors always wait for their command.
 Nothing is guessed: there is no per-agent percentage unless the agent has finished.
 """
 
@@ -20,28 +33,67 @@ from typing import Any
 from mn_api.domain.cluster import COORDINATOR_EVENTS, coordinator_in
 from mn_api.domain.events import (
     AGENT_MESSAGE_RECEIVED,
+    AGGREGATOR_DUPLICATE_IGNORED,
+    AGGREGATOR_RECEIVED,
     DEAD_LETTER,
+    EXECUTOR_OUTPUT_REPLAYED,
     JOB_FAILED,
     JOB_PENDING,
     JOB_RUNNING,
+    SANDBOX_JOB_COMPLETED,
+    SANDBOX_JOB_FAILED,
+    SENSOR_OBSERVED,
     TERMINAL_EVENT_STATUS,
     status_after,
 )
 from mn_api.domain.graph import CORE_SENDERS, topology_of
+from mn_api.domain.manifest import AGENT_TYPE_ALIASES
 
 RECENT_EVENTS = 20
 # The buckets the clients count agents in.
 BUCKETS = ("done", "running", "idle", "ready", "failed")
+# The events that say an agent has finished with the message it took, and the agent type
+# whose work they report (measured on the real core, d26bef71).
+WORK_DONE = {
+    SANDBOX_JOB_COMPLETED: "executor",
+    SANDBOX_JOB_FAILED: "executor",
+    EXECUTOR_OUTPUT_REPLAYED: "executor",
+    AGGREGATOR_RECEIVED: "aggregator",
+    AGGREGATOR_DUPLICATE_IGNORED: "aggregator",
+    SENSOR_OBSERVED: "sensor",
+}
+# How far along a job is, by its status: a job never goes back to an earlier stage.
+_STAGE = {
+    "pending": 0,
+    "queued": 0,
+    "running": 1,
+    "paused": 1,
+    "cancelling": 2,
+    **dict.fromkeys(TERMINAL_EVENT_STATUS.values(), 3),
+}
 
 
 class AgentActivity:
     """One agent as its history shows it."""
 
-    __slots__ = ("dead_letters", "first_at", "last_at", "last_event", "received", "sent")
+    __slots__ = (
+        "dead_letters",
+        "finished",
+        "first_at",
+        "last_at",
+        "last_event",
+        "received",
+        "sent",
+        "taken",
+    )
 
     def __init__(self) -> None:
         self.received = 0
         self.sent = 0
+        # Where in the history (1-based) it took its newest message, and where an event last
+        # said it had finished with one.
+        self.taken = 0
+        self.finished = 0
         self.dead_letters = 0
         self.first_at = ""
         self.last_at = ""
@@ -67,6 +119,7 @@ class ProgressFold:
         "failure",
         "graph_id",
         "recent",
+        "reporting",
         "started_at",
         "status",
         "submitted_at",
@@ -86,6 +139,8 @@ class ProgressFold:
         # The node coordinating the job, as its scheduling or newest recovery named it.
         self.coordinator = ""
         self.agents: dict[str, AgentActivity] = {}
+        # The agent types whose work this history reports in events of their own.
+        self.reporting: set[str] = {"executor"}
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EVENTS)
 
     def add(self, event: Mapping[str, Any]) -> None:
@@ -116,12 +171,16 @@ class ProgressFold:
             agent.saw(kind, stamp)
             if kind == AGENT_MESSAGE_RECEIVED:
                 agent.received += 1
+                agent.taken = self.events
                 payload = event.get("payload")
                 sender = payload.get("from") if isinstance(payload, dict | Mapping) else None
                 if isinstance(sender, str) and sender and sender not in CORE_SENDERS:
                     self._agent(sender).sent += 1
             elif kind == DEAD_LETTER:
                 agent.dead_letters += 1
+            elif kind in WORK_DONE:
+                agent.finished = self.events
+                self.reporting.add(WORK_DONE[kind])
             if kind == JOB_FAILED:
                 self.failed_agent = agent_id
         self.recent.append(recent)
@@ -169,11 +228,13 @@ def snapshot(
     counts = dict.fromkeys(BUCKETS, 0)
     for agent_id in order:
         activity = fold.agents.get(agent_id) or AgentActivity()
-        agent_status = _agent_status(fold, agent_id, activity, status, ended, entrypoints)
-        bucket = agent_status if agent_status in counts else "idle"
-        counts[bucket] += 1
         node = declared.get(agent_id, {})
         role = node.get("agent_type") or "agent"
+        agent_status = _agent_status(
+            fold, agent_id, activity, status, ended, entrypoints, AGENT_TYPE_ALIASES.get(role, role)
+        )
+        bucket = agent_status if agent_status in counts else "idle"
+        counts[bucket] += 1
         agent = {
             "id": agent_id,
             "display_name": agent_id,
@@ -251,6 +312,7 @@ def _agent_status(
     status: str,
     ended: bool,
     entrypoints: set[str],
+    kind: str,
 ) -> str:
     took_part = activity.received > 0 or activity.sent > 0
     if ended:
@@ -261,9 +323,30 @@ def _agent_status(
         return "done" if took_part else "idle"
     if status == "paused":
         return "paused"
-    if activity.received > 0:
-        return "running"
-    return "ready" if agent_id in entrypoints or not entrypoints else "idle"
+    if activity.received == 0:
+        return "ready" if agent_id in entrypoints or not entrypoints else "idle"
+    return "running" if _at_work(fold, activity, kind) else "done"
+
+
+def _at_work(fold: ProgressFold, activity: AgentActivity, kind: str) -> bool:
+    """Whether the agent is still at work on the newest message it took: the history has
+    not said since that it finished, and agents of its type have their work reported."""
+    return activity.finished < activity.taken and kind in fold.reporting
+
+
+def status_stage(status: str) -> int:
+    """How far along its life a job with this status is: it never goes back to an earlier
+    stage (`running` and `paused` are one stage)."""
+    return _STAGE.get(status, 0)
+
+
+def later_status(history: str | None, reported: str | None) -> str | None:
+    """The job's status now, from its history and from the runtime's report: the
+    history's, unless it is behind the report (a history read only partway says `pending`
+    of a job that runs); the report may be older than the history, never further along."""
+    if history is None or reported is None:
+        return history or reported
+    return reported if status_stage(reported) > status_stage(history) else history
 
 
 def _times(activity: AgentActivity, ended: bool) -> dict[str, str]:
