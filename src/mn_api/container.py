@@ -8,6 +8,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import orjson
 from dependency_injector import containers, providers
 
 from mn_api._version import __version__
@@ -359,6 +360,7 @@ class Container(containers.DeclarativeContainer):
         topology=topology_lookup,
         journal=journal,
         heartbeat_seconds=providers.Callable(lambda s: min(5.0, s.sse_heartbeat_seconds), settings),
+        encode=providers.Object(orjson.dumps),
     )
     replay_dead_letter = providers.Factory(uc.ReplayDeadLetter, runtime=runtime, journal=journal)
     cancel_job = providers.Factory(uc.CancelJob, runtime=runtime)
@@ -434,6 +436,7 @@ class Running:
         if self._worker is not None:
             await self._worker.stop()
             await container.notifier().close()
+        await container.workflow_progress().close()
         journal = container.journal()
         if journal is not None:
             await journal.close()

@@ -65,7 +65,7 @@ class Stream:
                 if isinstance(item, Heartbeat):
                     self.events.append(("heartbeat", None))
                 else:
-                    self.events.append(("snapshot", orjson.loads(orjson.dumps(item))))
+                    self.events.append(("snapshot", orjson.loads(item.json)))
         self.ended.set()
 
     async def next_event(self, kind: str) -> int:

@@ -1,32 +1,57 @@
 """WorkflowProgress: a job's progress as one document, and followed live as snapshots.
 
 Built from the job's whole history: with the history journal, from the progress it
-folds as events arrive (a snapshot costs O(agents), and every viewer of a job shares the
-one core stream that feeds it, and each snapshot that is built); without it (or for a
-history too big to keep), each viewer folds the history it reads from the runtime.
+folds as events arrive (a snapshot costs O(agents)); without it (or for a history too big
+to keep), each viewer folds the history it reads from the runtime.
+
+Every viewer of a live job watched through the journal shares one task that builds each
+snapshot once, as a document and as JSON, and hands that same snapshot to each of them; a
+big snapshot watched by many is built less often, so that what the gateway sends a job's
+viewers stays within `stream_bytes_per_second` (a snapshot at most every
+`min_interval_seconds` otherwise). A viewer's snapshots never go back: the first one is
+built from the history read up to now, and a history still being read says less of the
+job's status than the runtime reported (a `job_scheduled` read first says `pending` of a
+job that runs), never more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import aclosing, suppress
+from contextlib import suppress
 from typing import Any
 
 from mn_api.application.journal import HistoryJournal, job_status
 from mn_api.application.ports import RuntimePort
 from mn_api.application.use_cases._history import history
+from mn_api.application.use_cases._progress_feed import (
+    Channel,
+    Snapshot,
+    either,
+    more_within,
+    pump_feed,
+)
 from mn_api.application.use_cases._topology import TopologyLookup
 from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState, iso_timestamp
-from mn_api.domain.progress import ProgressFold, snapshot
+from mn_api.domain.progress import ProgressFold, later_status, snapshot
 from mn_api.domain.status import is_terminal
+
+__all__ = ["Snapshot", "WorkflowProgress"]
 
 # Snapshots kept for the viewers of the same jobs (one per job, as of its last change).
 KEPT_SNAPSHOTS = 256
 # How long a viewer without the journal waits for the history before its first snapshot.
 FIRST_READ_SECONDS = 1.0
+# What the gateway sends the viewers of one job each second, at most, in snapshots: the
+# interval between snapshots grows with their size times the number of viewers.
+STREAM_BYTES_PER_SECOND = 32 * 1024 * 1024
+
+
+def compact_json(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class WorkflowProgress:
@@ -38,6 +63,8 @@ class WorkflowProgress:
         *,
         heartbeat_seconds: float = 5.0,
         min_interval_seconds: float = 0.25,
+        stream_bytes_per_second: float = STREAM_BYTES_PER_SECOND,
+        encode: Callable[[Any], bytes] = compact_json,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._runtime = runtime
@@ -45,68 +72,125 @@ class WorkflowProgress:
         self._journal = journal
         self._heartbeat = heartbeat_seconds
         self._interval = min_interval_seconds
+        self._bytes_per_second = stream_bytes_per_second
+        self._encode = encode
         self._clock = clock
-        self._kept: OrderedDict[str, tuple[tuple[int, str], dict[str, Any]]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[tuple[int, str], Snapshot]] = OrderedDict()
+        # The live jobs watched through the journal, and those whose channel is opening.
+        self._channels: dict[str, Channel] = {}
+        self._opening: dict[str, asyncio.Future[Channel | None]] = {}
+        # Viewers who fold the history themselves, by job.
+        self._own_viewers: Counter[str] = Counter()
 
     async def __call__(self, job_id: str) -> dict[str, Any]:
         """The job's progress now; JobNotFoundError for an unknown job."""
+        return (await self.snapshot(job_id)).document
+
+    async def snapshot(self, job_id: str) -> Snapshot:
+        """The job's progress now, as a document and as JSON."""
         job = await _Job.look_up(self, job_id)
         fold = await self._whole_fold(job_id, job.ended)
-        return self._snapshot(job, fold, job.status)
+        return self._snapshot(job, fold, None)
 
-    async def follow(self, job_id: str) -> AsyncIterator[dict[str, Any] | Heartbeat]:
-        """A snapshot now, another after each change (at most every `min_interval`), a
-        Heartbeat when quiet, and a last snapshot once the job has ended. Fails before the
-        first snapshot (JobNotFoundError, a runtime down) so that callers can answer."""
+    async def follow(self, job_id: str) -> AsyncIterator[Snapshot | Heartbeat]:
+        """A snapshot now, another after each change (at most every `min_interval`, less
+        often for big snapshots), a Heartbeat when quiet, and a last snapshot once the job
+        has ended. Fails before the first snapshot (JobNotFoundError, a runtime down) so
+        that callers can answer."""
         job = await _Job.look_up(self, job_id)
-        kept = None
-        if self._journal is not None:
-            kept = await self._journal.read(job_id, ended=job.ended, watching=True)
-        feed: AsyncIterator[EventRecord | Heartbeat] | None = None
-        if kept is not None and self._journal is not None:
-            fold, shared = kept.progress, True
-            if not job.ended:
-                feed = await self._journal.watch(job_id, after=kept.end - 1, ended=False)
-        else:
-            fold, shared = ProgressFold(), False
-            feed = self._runtime.stream_events(
-                job_id, follow=not job.ended, heartbeat_seconds=self._heartbeat
-            )
-            if job.ended:  # the whole history, then the end
-                async with aclosing(feed):
-                    async for item in feed:
-                        if isinstance(item, EventRecord):
-                            fold.add(item.value)
-                feed = None
-        return self._follow(job, fold, shared, feed)
+        if self._journal is not None and not job.ended:
+            channel = await self._channel(job)
+            if channel is not None:
+                channel.expect_viewer()
+                return channel.view()
+        if job.ended:  # the whole history, then the end: one snapshot
+            return self._one(job, await self._whole_fold(job_id, ended=True))
+        # A history too big for the journal, or no journal: this viewer folds it itself.
+        feed = self._runtime.stream_events(job_id, follow=True, heartbeat_seconds=self._heartbeat)
+        return self._follow(job, ProgressFold(), feed)
+
+    async def close(self) -> None:
+        """Stop building snapshots for anyone (the process is stopping)."""
+        for channel in list(self._channels.values()):
+            await channel.close()
+        self._channels.clear()
+
+    async def _channel(self, job: _Job) -> Channel | None:
+        """The job's channel, opened for its first viewer (every viewer who comes while it
+        opens waits for the same); None when the journal cannot hold the job's history."""
+        channel = self._channels.get(job.job_id)
+        if channel is not None and not channel.closed:
+            return channel
+        opening = self._opening.get(job.job_id)
+        if opening is None:
+            opening = asyncio.ensure_future(self._open(job))
+            self._opening[job.job_id] = opening
+            opening.add_done_callback(lambda done: self._opened(job.job_id, done))
+        return await asyncio.shield(opening)
+
+    def _opened(self, job_id: str, done: asyncio.Future[Channel | None]) -> None:
+        if self._opening.get(job_id) is done:
+            del self._opening[job_id]
+        if not done.cancelled():
+            done.exception()  # told to whoever waits for it; not a stray failure
+
+    async def _open(self, job: _Job) -> Channel | None:
+        """Read the job's history up to now (the first snapshot shows it), then watch it."""
+        assert self._journal is not None
+        kept = await self._journal.read(job.job_id, ended=False)
+        if kept is None:
+            return None
+        feed = await self._journal.watch(job.job_id, after=kept.end - 1, ended=False)
+        if feed is None:
+            return None
+        channel = Channel(
+            job.job_id,
+            self._snapshot(job, kept.progress, None),
+            feed,
+            build=lambda status: self._snapshot(job, kept.progress, status),
+            final_status=lambda: job_status(self._runtime, job.job_id),
+            fold=lambda: kept.progress,
+            pace=self._pace,
+            heartbeat=self._heartbeat,
+            on_closed=self._closed,
+        )
+        self._channels[job.job_id] = channel
+        channel.start()
+        return channel
+
+    def _closed(self, channel: Channel) -> None:
+        if self._channels.get(channel.job_id) is channel:
+            del self._channels[channel.job_id]
+
+    def _pace(self, size: int, viewers: int) -> float:
+        """How long to wait after sending a snapshot of `size` bytes to `viewers`."""
+        return max(self._interval, size * max(viewers, 1) / self._bytes_per_second)
+
+    async def _one(self, job: _Job, fold: ProgressFold) -> AsyncIterator[Snapshot | Heartbeat]:
+        yield self._snapshot(job, fold, None)
 
     async def _follow(
-        self,
-        job: _Job,
-        fold: ProgressFold,
-        shared: bool,
-        feed: AsyncIterator[EventRecord | Heartbeat] | None,
-    ) -> AsyncIterator[dict[str, Any] | Heartbeat]:
-        if feed is None:
-            yield self._snapshot(job, fold, job.status, shared=shared)
-            return
+        self, job: _Job, fold: ProgressFold, feed: AsyncIterator[EventRecord | Heartbeat]
+    ) -> AsyncIterator[Snapshot | Heartbeat]:
+        """One viewer's own snapshots, from the history it reads and folds itself."""
         changed = asyncio.Event()
         states: list[RuntimeState] = []
-        pump = asyncio.create_task(_pump(feed, None if shared else fold, changed, states))
+        pump = asyncio.create_task(pump_feed(feed, fold, changed, states))
+        self._own_viewers[job.job_id] += 1
         try:
-            if not shared:  # the history is read first: the first snapshot shows it
-                with suppress(TimeoutError):
-                    async with asyncio.timeout(FIRST_READ_SECONDS):
-                        await _either(changed, pump)
-                        while not pump.done() and await _more_within(changed, 0.05):
-                            pass
-                changed.clear()
-            last = self._snapshot(job, fold, None, shared=shared)
+            # The history is read first: the first snapshot shows it.
+            with suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_READ_SECONDS):
+                    await either(changed, pump)
+                    while not pump.done() and await more_within(changed, 0.05):
+                        pass
+            changed.clear()
+            last = self._snapshot(job, fold, None, shared=False)
             yield last
             while not pump.done() or changed.is_set():
                 try:
                     async with asyncio.timeout(self._heartbeat):
-                        await _either(changed, pump)
+                        await either(changed, pump)
                 except TimeoutError:
                     yield Heartbeat()
                     continue
@@ -114,19 +198,23 @@ class WorkflowProgress:
                     changed.clear()
                     while states:
                         yield states.pop(0)
-                    now = self._snapshot(job, fold, None, shared=shared)
-                    if (now["sequence"], now["status"]) == (last["sequence"], last["status"]):
+                    now = self._snapshot(job, fold, None, shared=False)
+                    if not now.follows(last):
                         continue  # events the last snapshot had already taken in
                     last = now
                     yield last
-                    await asyncio.sleep(self._interval)  # what comes meanwhile: one snapshot
+                    # What comes meanwhile: one snapshot.
+                    await asyncio.sleep(self._pace(len(last.json), self._own_viewers[job.job_id]))
             pump.result()  # a failure of the feed is the stream's
             status = fold.status if is_terminal(fold.status or "") else None
             status = status or await job_status(self._runtime, job.job_id)
-            final = self._snapshot(job, fold, status, shared=shared)
-            if (final["sequence"], final["status"]) != (last["sequence"], last["status"]):
+            final = self._snapshot(job, fold, status, shared=False)
+            if final.follows(last):
                 yield final
         finally:
+            self._own_viewers[job.job_id] -= 1
+            if self._own_viewers[job.job_id] <= 0:
+                del self._own_viewers[job.job_id]
             pump.cancel()
             with suppress(asyncio.CancelledError):
                 await pump
@@ -143,8 +231,10 @@ class WorkflowProgress:
 
     def _snapshot(
         self, job: _Job, fold: ProgressFold, status: str | None, *, shared: bool = True
-    ) -> dict[str, Any]:
-        status = status or fold.status or job.status
+    ) -> Snapshot:
+        """`status`: the job's, when known for sure (its end); else the later of what the
+        history and the runtime's report say."""
+        status = status or later_status(fold.status, job.status) or "pending"
         key = (fold.events, status)
         if shared:
             kept = self._kept.get(job.job_id)
@@ -160,12 +250,13 @@ class WorkflowProgress:
             name=job.name,
             placements=job.placements,
         )
+        built = Snapshot(document, self._encode(document))
         if shared:
-            self._kept[job.job_id] = (key, document)
+            self._kept[job.job_id] = (key, built)
             self._kept.move_to_end(job.job_id)
             while len(self._kept) > KEPT_SNAPSHOTS:
                 self._kept.popitem(last=False)
-        return document
+        return built
 
 
 class _Job:
@@ -206,45 +297,3 @@ class _Job:
             and isinstance(agent.get("assigned_node"), str)
         }
         return cls(job_id, status, name if isinstance(name, str) else None, manifest, placements)
-
-
-async def _pump(
-    feed: AsyncIterator[EventRecord | Heartbeat],
-    fold: ProgressFold | None,
-    changed: asyncio.Event,
-    states: list[RuntimeState],
-) -> None:
-    """Read the feed to its end, folding what comes (unless the journal folds it) and
-    saying that something changed; what the feed says of the runtime is kept in `states`
-    for the stream to pass on."""
-    async with aclosing(feed):
-        async for item in feed:
-            if isinstance(item, EventRecord):
-                if fold is not None:
-                    fold.add(item.value)
-                changed.set()
-            elif isinstance(item, RuntimeState):
-                states.append(item)
-                changed.set()
-
-
-async def _more_within(changed: asyncio.Event, seconds: float) -> bool:
-    """Whether more comes within `seconds` (the history is still arriving)."""
-    changed.clear()
-    try:
-        async with asyncio.timeout(seconds):
-            await changed.wait()
-    except TimeoutError:
-        return False
-    return True
-
-
-async def _either(changed: asyncio.Event, pump: asyncio.Task[None]) -> None:
-    """Return when something changed or the feed has ended."""
-    if changed.is_set() or pump.done():
-        return
-    waiting = asyncio.ensure_future(changed.wait())
-    try:
-        await asyncio.wait({waiting, pump}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
