@@ -18,7 +18,9 @@ from mn_api.application.use_cases import WorkflowProgress
 from mn_api.config import Settings
 from mn_api.container import Container, build_container
 from mn_api.domain.events import Heartbeat
-from tests.support import check_problem, pipeline_manifest
+from mn_api.entrypoints.http import create_app
+from tests.contract.test_real_core_http import _fan_out
+from tests.support import FakeClock, check_problem, pipeline_manifest
 
 API = "/api/v1"
 
@@ -189,6 +191,66 @@ async def test_an_unknown_job_is_a_problem_before_any_stream(client: httpx.Async
         answer = await client.get(f"{API}/jobs/nope-1-2/{path}")
         assert answer.status_code == 404, answer.text
         assert check_problem(answer.json())["error"] == "job_not_found"
+
+
+async def test_the_first_snapshot_waits_for_the_history_another_reader_is_reading(
+    client: httpx.AsyncClient, memory_runtime: InMemoryRuntime, container: Container
+) -> None:
+    """Another page's watch of the job started its follower, which has yet to read the
+    history: the first snapshot shows that history, not an empty one of a running job."""
+    job_id = await _submit(client, pipeline_manifest(worker={"simulate": {"delay_ms": 60_000}}))
+    memory_runtime.run_until_idle()
+    history = (await client.get(f"{API}/jobs/{job_id}/events")).json()["data"]
+    journal = container.journal()
+    journal.forget([job_id])
+    watch = await journal.watch(job_id, ended=False)
+    assert watch is not None
+    async with aclosing(watch), Stream(container.workflow_progress(), job_id) as stream:
+        first = stream.snapshots()[0]
+        await client.post(f"{API}/jobs/{job_id}/cancel")
+        memory_runtime.run_until_idle()
+        async with asyncio.timeout(10):
+            await stream.ended.wait()
+    assert first["status"] == "running" and first["sequence"] == len(history)
+    assert _statuses(first)["router"] == "done" and first["elapsed_seconds"] > 0
+    statuses = [s["status"] for s in stream.snapshots()]
+    assert statuses == sorted(statuses, key=["running", "cancelled"].index)
+
+
+async def test_a_step_is_done_once_its_work_is_on_the_simulated_core(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """What the real core (d26bef71) says of each agent's work, the simulation says alike:
+    a step is done once its work is, while the job still runs."""
+    clock = FakeClock()
+    runtime = InMemoryRuntime(release="d26bef71", auto_run=False, clock=clock)
+    container = build_container(settings_factory(sse_heartbeat_seconds=0.2))
+    container.core.override(providers.Object(runtime))
+    app = create_app(container)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
+    ):
+        job_id = await _submit(client, _fan_out({"quick": 1, "slow": 4}))
+        runtime.run_until_idle()
+        async with Stream(container.workflow_progress(), job_id) as stream:
+            assert _statuses(stream.snapshots()[0]) == {
+                "router": "done", "quick": "running", "slow": "running", "collect": "idle"
+            }  # fmt: skip
+            clock.advance(1.5)
+            runtime.run_until_idle()
+            midway = await stream.next_snapshot(lambda s: _statuses(s)["quick"] == "done")
+            assert midway["status"] == "running"
+            assert _statuses(midway) == {
+                "router": "done", "quick": "done", "slow": "running", "collect": "done"
+            }  # fmt: skip
+            assert midway["agent_count"]["done"] == 3 and midway["current_step_ids"] == ["slow"]
+            clock.advance(3)
+            runtime.run_until_idle()
+            async with asyncio.timeout(10):
+                await stream.ended.wait()
+    assert stream.snapshots()[-1]["status"] == "completed"
+    assert set(_statuses(stream.snapshots()[-1]).values()) == {"done"}
 
 
 @pytest.mark.parametrize("history_cache_mb", [64, 0])

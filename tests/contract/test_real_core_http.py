@@ -149,6 +149,59 @@ async def test_workflow_progress_of_a_finished_and_a_waiting_job(
     await client.post(f"{API}/jobs/{waiting}/cancel")
 
 
+HOST_LOCAL = "MirrorNeuron.Runner.HostLocal"
+
+
+def _fan_out(seconds: dict[str, int]) -> dict[str, Any]:
+    """router -> executors (each a host command lasting its `seconds`) -> aggregator, which
+    completes the job once every executor's result came."""
+    nodes: list[dict[str, Any]] = [{"node_id": "router", "agent_type": "router"}]
+    edges = []
+    for worker, lasts in seconds.items():
+        config = {
+            "runner_module": HOST_LOCAL,
+            "command": ["sleep", str(lasts)],
+            "simulate": {"run_ms": lasts * 1000},  # the same command, simulated
+        }
+        nodes.append({"node_id": worker, "agent_type": "executor", "config": config})
+        edges.append({"from_node": "router", "to_node": worker, "message_type": "init"})
+        edges.append({"from_node": worker, "to_node": "collect", "message_type": "executor_result"})
+    collect = {"complete_after": len(seconds)}
+    nodes.append({"node_id": "collect", "agent_type": "aggregator", "config": collect})
+    return {
+        "manifest_version": "1",
+        "graph_id": "fan-out",
+        "nodes": nodes,
+        "edges": edges,
+        "entrypoints": ["router"],
+        "initial_inputs": {"router": [{"n": 1}]},
+    }
+
+
+async def test_a_step_is_done_once_its_work_is_not_when_the_job_ends(
+    client: httpx.AsyncClient, runtime: RuntimePort
+) -> None:
+    """The router hands the message on as it takes it; an executor is done once its command
+    ran (`sandbox_job_completed`), the aggregator once it recorded the result
+    (`aggregator_received`): all while the slower executor still runs."""
+    job_id = await run(client, _fan_out({"quick": 1, "slow": 4}))
+    seen: list[dict[str, str]] = []
+    async with asyncio.timeout(30):
+        while True:
+            progress = (await client.get(f"{API}/jobs/{job_id}/workflow-progress")).json()
+            if progress["status"] != "running":
+                break
+            seen.append({a["id"]: a["status"] for a in progress["agents"]})
+            await asyncio.sleep(0.1)
+    assert await wait_for_status(runtime, job_id) == "completed"
+    midway = {"router": "done", "quick": "done", "slow": "running", "collect": "done"}
+    assert midway in seen, seen[-5:]
+    # Nothing done goes back to running while the job runs.
+    later = seen[seen.index(midway) :]
+    assert all(s["quick"] == "done" and s["router"] == "done" for s in later)
+    assert seen[0]["slow"] in ("idle", "running") and seen[0]["quick"] in ("idle", "running")
+
+
 async def test_the_graph_counts_the_start_message_instead_of_drawing_the_runtime(
     client: httpx.AsyncClient, runtime: RuntimePort
 ) -> None:

@@ -19,6 +19,10 @@ from mn_api.domain.status import is_terminal
 HAND_OUT_BATCH = 10
 # A job nobody has watched for this long is no longer followed for its viewers.
 IDLE_SECONDS = 5.0
+# How long a first snapshot waits, at most, for the history still being read, and the pause
+# in it that says the history read so far has come.
+FIRST_READ_SECONDS = 1.0
+HISTORY_PAUSE_SECONDS = 0.05
 
 
 class Snapshot:
@@ -55,15 +59,20 @@ class Channel:
     watch of the job and builds a snapshot after each change, no sooner than `pace` allows
     (given its size and the number of viewers); each viewer is handed the newest one when it
     can take it (a slow viewer skips those it had no time for), and a heartbeat when nothing
-    changed for `heartbeat` seconds. The last snapshot comes once the job has ended."""
+    changed for `heartbeat` seconds. The last snapshot comes once the job has ended.
+
+    The first snapshot waits for the history still being read while `behind` says it is
+    behind the runtime's report of the job (another reader of the journal started its
+    follower, which has yet to read the job's start): never an empty history for a job that
+    runs, followed by the real one."""
 
     def __init__(
         self,
         job_id: str,
-        first: Snapshot,
         feed: AsyncIterator[EventRecord | Heartbeat],
         *,
         build: Callable[[str | None], Snapshot],
+        behind: Callable[[], bool],
         final_status: Callable[[], Awaitable[str]],
         fold: Callable[[], ProgressFold],
         pace: Callable[[int, int], float],
@@ -72,9 +81,11 @@ class Channel:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.job_id = job_id
-        self.latest = first
+        self.latest: Snapshot  # set once the first snapshot is built (`ready`)
+        self.ready = asyncio.Event()
         self._feed = feed
         self._build = build
+        self._behind = behind
         self._final_status = final_status
         self._fold = fold
         self._pace = pace
@@ -146,6 +157,12 @@ class Channel:
         states: list[RuntimeState] = []
         pump = asyncio.create_task(pump_feed(self._feed, None, changed, states))
         try:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_READ_SECONDS):
+                    await self._history_read(pump, changed)
+            changed.clear()
+            self.latest = self._build(None)
+            self.ready.set()
             while not pump.done() or changed.is_set():
                 try:
                     async with asyncio.timeout(IDLE_SECONDS):
@@ -184,11 +201,22 @@ class Channel:
             self.error = error  # raised again to every viewer
         finally:
             self.closed = True
+            self.ready.set()
             self._on_closed(self)
             pump.cancel()
             with suppress(asyncio.CancelledError):
                 await pump
             self._wake_all()
+
+    async def _history_read(self, pump: asyncio.Task[None], changed: asyncio.Event) -> None:
+        """Wait until what the feed brings pauses, and for more while the history read so
+        far is behind the runtime's report (its follower has yet to read the job's start)."""
+        while not pump.done() and await more_within(changed, HISTORY_PAUSE_SECONDS):
+            pass
+        while self._behind() and not pump.done():
+            await either(changed, pump)
+            while not pump.done() and await more_within(changed, HISTORY_PAUSE_SECONDS):
+                pass
 
     def _unwatched(self) -> bool:
         return self.viewers == 0 and self._clock() - self._last_seen >= IDLE_SECONDS

@@ -28,6 +28,7 @@ from mn_api.application.journal import HistoryJournal, job_status
 from mn_api.application.ports import RuntimePort
 from mn_api.application.use_cases._history import history
 from mn_api.application.use_cases._progress_feed import (
+    FIRST_READ_SECONDS,
     Channel,
     Snapshot,
     either,
@@ -36,15 +37,13 @@ from mn_api.application.use_cases._progress_feed import (
 )
 from mn_api.application.use_cases._topology import TopologyLookup
 from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState, iso_timestamp
-from mn_api.domain.progress import ProgressFold, later_status, snapshot
+from mn_api.domain.progress import ProgressFold, later_status, snapshot, status_stage
 from mn_api.domain.status import is_terminal
 
 __all__ = ["Snapshot", "WorkflowProgress"]
 
 # Snapshots kept for the viewers of the same jobs (one per job, as of its last change).
 KEPT_SNAPSHOTS = 256
-# How long a viewer without the journal waits for the history before its first snapshot.
-FIRST_READ_SECONDS = 1.0
 # What the gateway sends the viewers of one job each second, at most, in snapshots: the
 # interval between snapshots grows with their size times the number of viewers.
 STREAM_BYTES_PER_SECOND = 32 * 1024 * 1024
@@ -145,17 +144,25 @@ class WorkflowProgress:
             return None
         channel = Channel(
             job.job_id,
-            self._snapshot(job, kept.progress, None),
             feed,
             build=lambda status: self._snapshot(job, kept.progress, status),
+            behind=lambda: (
+                status_stage(kept.progress.status or "pending") < status_stage(job.status)
+            ),
             final_status=lambda: job_status(self._runtime, job.job_id),
             fold=lambda: kept.progress,
             pace=self._pace,
             heartbeat=self._heartbeat,
             on_closed=self._closed,
         )
-        self._channels[job.job_id] = channel
         channel.start()
+        await channel.ready.wait()
+        if channel.error is not None:
+            raise channel.error  # told to every viewer who waited for the channel
+        if not channel.closed:
+            self._channels[job.job_id] = channel
+        elif not channel.ended:
+            return None  # closed as it opened (the gateway stops): the viewer reads alone
         return channel
 
     def _closed(self, channel: Channel) -> None:
