@@ -46,7 +46,7 @@ __all__ = ["Snapshot", "WorkflowProgress"]
 KEPT_SNAPSHOTS = 256
 # What the gateway sends the viewers of one job each second, at most, in snapshots: the
 # interval between snapshots grows with their size times the number of viewers.
-STREAM_BYTES_PER_SECOND = 32 * 1024 * 1024
+STREAM_BYTES_PER_SECOND = 8 * 1024 * 1024
 
 
 def compact_json(document: Any) -> bytes:
@@ -96,12 +96,15 @@ class WorkflowProgress:
         often for big snapshots), a Heartbeat when quiet, and a last snapshot once the job
         has ended. Fails before the first snapshot (JobNotFoundError, a runtime down) so
         that callers can answer."""
+        # A job with an open channel is live and known: its viewers ask the runtime nothing.
+        channel = await self._open_channel(job_id)
+        if channel is not None:
+            return _viewed(channel)
         job = await _Job.look_up(self, job_id)
         if self._journal is not None and not job.ended:
             channel = await self._channel(job)
             if channel is not None:
-                channel.expect_viewer()
-                return channel.view()
+                return _viewed(channel)
         if job.ended:  # the whole history, then the end: one snapshot
             return self._one(job, await self._whole_fold(job_id, ended=True))
         # A history too big for the journal, or no journal: this viewer folds it itself.
@@ -113,6 +116,14 @@ class WorkflowProgress:
         for channel in list(self._channels.values()):
             await channel.close()
         self._channels.clear()
+
+    async def _open_channel(self, job_id: str) -> Channel | None:
+        """The job's channel if it is open, or opening (then once it has opened)."""
+        channel = self._channels.get(job_id)
+        if channel is not None and not channel.closed:
+            return channel
+        opening = self._opening.get(job_id)
+        return None if opening is None else await asyncio.shield(opening)
 
     async def _channel(self, job: _Job) -> Channel | None:
         """The job's channel, opened for its first viewer (every viewer who comes while it
@@ -264,6 +275,11 @@ class WorkflowProgress:
             while len(self._kept) > KEPT_SNAPSHOTS:
                 self._kept.popitem(last=False)
         return built
+
+
+def _viewed(channel: Channel) -> AsyncIterator[Snapshot | Heartbeat]:
+    channel.expect_viewer()
+    return channel.view()
 
 
 class _Job:
