@@ -62,10 +62,11 @@ async def get_workflow_progress(job_id: JobId, use_case: Progress) -> Response:
             "and after each change, `event: heartbeat` every 5 s while nothing changes, and "
             "a last snapshot once the job has ended (then the stream ends). Snapshots come "
             "at most 4 a second, and less often when they are big and many watch the job: "
-            "what the gateway sends the viewers of one job stays under 32 MiB a second "
-            "(a 350 KB snapshot watched by 200 comes about every 2 s). A viewer who is "
-            "slower than that gets the newest snapshot when it can take one. A stream's "
-            "snapshots never go back: `sequence` and `elapsed_seconds` never decrease, and "
+            "what the gateway sends the viewers of one job stays under 8 MiB a second "
+            "(a 350 KB snapshot watched by 200 comes about every 9 s, watched by 20 about "
+            "every second). A viewer who is slower than that gets the newest snapshot when "
+            "it can take one. A stream's snapshots never go back: `sequence` and "
+            "`elapsed_seconds` never decrease, and "
             "the status never returns to an earlier stage of the job's life",
             "content": {
                 "text/event-stream": {
