@@ -40,6 +40,6 @@ def test_a_request_id_is_in_the_answer_the_log_and_the_core_failure(tmp_path: Pa
             break
         time.sleep(0.1)
     messages = [line["message"] for line in mine]
-    assert any(m.startswith("core call PauseJob failed: UNAUTHENTICATED") for m in messages)
+    assert any(m.startswith("runtime_auth_failed: the core refused") for m in messages)
     assert any(m.startswith("POST /api/v1/jobs/{job_id}/pause 502") for m in messages)
     assert "stale-token" not in (tmp_path / "api.log").read_text()

@@ -118,7 +118,9 @@ def translate(
     """The domain error for a failed call; the gRPC error stays as its cause."""
     code = err.code()
     details = core_text(err.details() or code.name.lower())
-    log.warning("core call %s failed: %s %.300s", rpc, code.name, details)
+    # The caller receives the error: the gateway's HTTP side logs the 5xx it answers with
+    # (embedding programs decide for themselves); here only for debugging.
+    log.debug("core call %s failed: %s %.300s", rpc, code.name, details)
     meaning = refusal_meaning(details) if rpc in CONTROL_RPCS and code in REFUSAL_CODES else None
     match code:
         case _ if meaning in ("transition", "ambiguous"):
