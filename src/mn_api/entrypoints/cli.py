@@ -16,6 +16,10 @@ from pydantic import ValidationError
 from mn_api._version import __version__
 from mn_api.config import Settings, describe_error, unknown_variables
 
+# After SIGTERM (or SIGINT), how long requests still being answered may take, event
+# streams included; what is still open then is closed.
+GRACE_SECONDS = 10
+
 _OVERRIDES = {
     "runtime": "MN_RUNTIME",
     "host": "MN_API_HOST",
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             access_log=False,
             proxy_headers=False,
             server_header=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=GRACE_SECONDS,
             http="mn_api.entrypoints.server:GuardedProtocol",
             timeout_keep_alive=settings.keep_alive_seconds,
         )
