@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The versions the suite runs on, resolved from pyproject.toml by `make lock`.
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test test-cluster lint lock fake-core proto bench clean
+.PHONY: run test test-cluster image test-image lint lock fake-core proto bench clean
 
 # The venv keeps the pip its Python ships with: the install must work with it.
 $(BIN)/python:
@@ -20,8 +20,12 @@ $(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 run: $(STAMP)
 	MN_RUNTIME=memory $(BIN)/mn-api
 
-# Services the tests start themselves (on free loopback ports); installed when missing.
-SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium
+# Services the tests start themselves (on free loopback ports), and the tools that check
+# the deployment kit (deploy/); installed when missing.
+SYSTEM_PACKAGES := redis-server:redis-server chromium:chromium nginx:nginx \
+	systemd-analyze:systemd promtool:prometheus
+# What builds the container image: no daemon, no registry.
+IMAGE_PACKAGES := buildah:buildah mmdebstrap:mmdebstrap
 
 ## test: install the project with its test extras and run the whole suite
 test: $(STAMP)
@@ -32,6 +36,17 @@ test: $(STAMP)
 test-cluster: $(STAMP)
 	@tools/ensure-packages.sh $(SYSTEM_PACKAGES)
 	$(BIN)/python -m pytest -m cluster tests/cluster
+
+## image: build the gateway's container image with buildah (deploy/container/build.sh; IMAGE=name:tag)
+image: $(STAMP)
+	@tools/ensure-packages.sh $(IMAGE_PACKAGES)
+	MN_IMAGE_PYTHON=$(BIN)/python deploy/container/build.sh $(IMAGE)
+
+## test-image: build the image, start the gateway in it and probe it (deploy/container/probe.sh)
+test-image: $(STAMP)
+	@tools/ensure-packages.sh $(IMAGE_PACKAGES)
+	MN_IMAGE_PYTHON=$(BIN)/python MN_IMAGE_TAGFILE=$(VENV)/.image deploy/container/build.sh $(IMAGE)
+	deploy/container/probe.sh "$$(cat $(VENV)/.image)"
 
 ## fake-core: serve the in-memory runtime over the core's gRPC protocol on 127.0.0.1:50051
 fake-core: $(STAMP)
