@@ -99,19 +99,22 @@ def main() -> int:
     # isolation shares its network) and the in-memory runtime.
     env = {**os.environ, "MN_API_PORT": str(port), "MN_RUNTIME": "memory", "MN_FAKE_STEP_MS": "5"}
     check(os.getuid() != 0, f"the gateway runs as an unprivileged user (uid {os.getuid()})")
-    gateway = subprocess.Popen(["/usr/bin/tini", "-s", "--", "/opt/mn-api/bin/mn-api"], env=env)
+    # In a session of its own, so that a failed probe ends the gateway and its workers too.
+    gateway = subprocess.Popen(
+        ["/usr/bin/tini", "-s", "--", "/opt/mn-api/bin/mn-api"], env=env, start_new_session=True
+    )
     try:
         probe(f"http://127.0.0.1:{port}", env)
     except (ProbeFailed, OSError, KeyError, ValueError) as failed:
         print(f"FAILED: {failed}", file=sys.stderr)
-        gateway.kill()
+        os.killpg(gateway.pid, signal.SIGKILL)
         gateway.wait()
         return 1
     gateway.send_signal(signal.SIGTERM)
     try:
         code = gateway.wait(timeout=30)
     except subprocess.TimeoutExpired:
-        gateway.kill()
+        os.killpg(gateway.pid, signal.SIGKILL)
         print("FAILED: the gateway stopped within 30 s of SIGTERM", file=sys.stderr)
         return 1
     try:
