@@ -81,7 +81,8 @@ fi
 # 2. The context: the Containerfile, the health check, the base and the wheels. It lives
 #    next to the cache, so the base is linked into it rather than copied.
 context="$(mktemp -d "$cache/.context-XXXXXX")"
-trap 'rm -rf "$context"' EXIT
+partial_deps=""
+trap 'rm -rf "$context" $partial_deps' EXIT
 cp "$here/Containerfile" "$here/healthcheck.py" "$context/"
 ln "$base" "$context/base.tar" 2>/dev/null || cp "$base" "$context/base.tar"
 # What the image's Python needs beyond what this one resolves (markers on the exact
@@ -89,8 +90,24 @@ ln "$base" "$context/base.tar" 2>/dev/null || cp "$base" "$context/base.tar"
 needed="$("$python" "$here/target_requirements.py" "$base" "$root/constraints.txt")"
 extra=()
 if [ -n "$needed" ]; then mapfile -t extra <<<"$needed"; fi
-"$python" -m pip wheel --quiet --disable-pip-version-check --constraint "$root/constraints.txt" \
-  --wheel-dir "$context/wheels" "$root" "${extra[@]}"
+# The dependencies' wheels are kept next to the base, keyed by what decides them (the lock,
+# the declared dependencies, the image's extra needs, this Python); the gateway's own wheel
+# is built each time.
+deps_key="$(cat "$root/constraints.txt" "$root/pyproject.toml" <(printf '%s\n' "$needed" "$arch") \
+  <("$python" -c 'import sys; print(sys.version)') | sha256sum | cut -c1-16)"
+deps="$cache/wheels-$suite-$arch-$deps_key"
+if [ ! -d "$deps" ]; then
+  partial_deps="$(mktemp -d "$cache/.wheels-XXXXXX")"
+  "$python" -m pip wheel --quiet --disable-pip-version-check --constraint "$root/constraints.txt" \
+    --wheel-dir "$partial_deps" "$root" "${extra[@]}"
+  rm -f "$partial_deps"/mn_api-*.whl
+  mv "$partial_deps" "$deps"
+fi
+"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps \
+  --wheel-dir "$context/wheels" "$root"
+for wheel in "$deps"/*.whl; do
+  ln "$wheel" "$context/wheels/" 2>/dev/null || cp "$wheel" "$context/wheels/"
+done
 step "wheels"
 
 wheel="$(cd "$context/wheels" && ls mn_api-*.whl)"
@@ -99,13 +116,15 @@ version="${version%%-*}"
 image="${1:-mn-api:${version//+/-}}"
 revision="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"
 
-# 3. The image. The docker format keeps the HEALTHCHECK (OCI images have no such field).
+# 3. The image, committed once at its end: on vfs storage every layer is a whole copy of
+#    the file system, so caching intermediate layers (--layers) costs more than the steps
+#    it would save. The docker format keeps the HEALTHCHECK (OCI images have no such field).
 #    Chroot isolation shares the host's network, so where a network namespace of its own
 #    can be made (as root), the build runs in one with no interface up: proof that it
 #    reaches no index.
 offline=()
 if unshare --net true 2>/dev/null; then offline=(unshare --net --); fi
-"${offline[@]}" buildah "${storage[@]}" build --quiet --isolation chroot --layers --format docker \
+"${offline[@]}" buildah "${storage[@]}" build --quiet --isolation chroot --layers=false --format docker \
   --label "org.opencontainers.image.title=mn-api" \
   --label "org.opencontainers.image.version=$version" \
   --label "org.opencontainers.image.revision=$revision" \
