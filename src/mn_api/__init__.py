@@ -4,7 +4,8 @@ Embedding the use cases in another program takes one import:
 
     from mn_api import SubmitJobCommand, open_gateway
 
-(see `mn_api.embedded`). Those names load on first use, so that `mn-api` and
+(see `mn_api.embedded`); what the use cases raise is in `mn_api.errors`, the most
+caught of it here too. Those names load on first use, so that `mn-api` and
 `mn-fake-core` start without them.
 """
 
@@ -18,9 +19,25 @@ if TYPE_CHECKING:
     from mn_api.application.use_cases import LaunchRequest, SubmitJobCommand
     from mn_api.config import Settings
     from mn_api.embedded import Services, create_app, open_gateway
+    from mn_api.errors import (
+        DomainError,
+        InvalidTransitionError,
+        JobNotFoundError,
+        ManifestInvalidError,
+        NotSupportedError,
+        RuntimeTimeoutError,
+        RuntimeUnavailableError,
+    )
 
 __all__ = [
+    "DomainError",
+    "InvalidTransitionError",
+    "JobNotFoundError",
     "LaunchRequest",
+    "ManifestInvalidError",
+    "NotSupportedError",
+    "RuntimeTimeoutError",
+    "RuntimeUnavailableError",
     "Services",
     "Settings",
     "SubmitJobCommand",
@@ -37,6 +54,8 @@ _LAZY = {
     "SubmitJobCommand": "mn_api.application.use_cases",
     "LaunchRequest": "mn_api.application.use_cases",
 }
+# The errors most caught, beside the use cases (every one is in mn_api.errors).
+_LAZY.update(dict.fromkeys((name for name in __all__ if name.endswith("Error")), "mn_api.errors"))
 
 
 def __getattr__(name: str) -> Any:

@@ -13,9 +13,12 @@ first object is built: nothing can be built from other settings than the use cas
 from __future__ import annotations
 
 import difflib
+import os
+import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mn_api.application import use_cases as uc
@@ -25,6 +28,10 @@ from mn_api.container import Container, Running, build_container
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+
+# The variable naming the folder of the gateway's state on this host.
+BUNDLE_DIR = "MN_API_BUNDLE_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +105,20 @@ def create_app(settings: Settings | None = None, **values: Any) -> FastAPI:
 async def open_gateway(settings: Settings | None = None, **values: Any) -> AsyncIterator[Services]:
     """A running gateway without HTTP: `settings`, or the values of settings by name
     (`runtime="grpc"`, `grpc_target="core:50051"`, ...; the in-memory runtime unless
-    given). The environment's `MN_*` variables fill what is not given, as for `mn-api`."""
-    container = build_container(_settings(settings, values))
-    running = Running(container)
-    await running.start()
-    try:
-        yield Services.of(container)
-    finally:
-        await running.stop()
+    given). The environment's `MN_*` variables fill what is not given, as for `mn-api`.
+
+    Unless a folder for its state is named (`bundle_dir`, `MN_API_BUNDLE_DIR`, or in
+    `settings`), the gateway keeps its state (bundles, idempotency keys, topologies) in a
+    temporary folder of its own, removed on the way out: nothing is shared with another
+    program unless asked."""
+    with ExitStack() as private:
+        if settings is None and "bundle_dir" not in values and BUNDLE_DIR not in os.environ:
+            folder = private.enter_context(tempfile.TemporaryDirectory(prefix="mn-api-"))
+            values = {**values, "bundle_dir": Path(folder)}
+        container = build_container(_settings(settings, values))
+        running = Running(container)
+        await running.start()
+        try:
+            yield Services.of(container)
+        finally:
+            await running.stop()

@@ -23,8 +23,15 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 def test_the_public_names_are_listed_and_typed() -> None:
     assert set(mn_api.__all__) == {
         "LaunchRequest", "Services", "Settings", "SubmitJobCommand", "__version__",
-        "create_app", "open_gateway",
+        "create_app", "open_gateway", "DomainError", "InvalidTransitionError",
+        "JobNotFoundError", "ManifestInvalidError", "NotSupportedError", "RuntimeTimeoutError",
+        "RuntimeUnavailableError",
     }  # fmt: skip
+    assert issubclass(mn_api.JobNotFoundError, mn_api.DomainError)
+    from mn_api import errors
+
+    exported = {name for name in mn_api.__all__ if name.endswith("Error")}
+    assert len(exported) == 7 and exported <= set(errors.__all__)
     for name in mn_api.__all__:
         assert getattr(mn_api, name) is not None
     assert (REPOSITORY / "src" / "mn_api" / "py.typed").is_file()
@@ -117,3 +124,28 @@ def test_settings_cannot_change_once_something_was_built_from_them() -> None:
     fresh.get_system_summary()  # built from the environment's settings
     with pytest.raises(RuntimeError, match="already in use"):
         fresh.settings.override(providers.Object(Settings(runtime="memory")))
+
+
+def _names(folder: Path) -> set[str]:
+    return {entry.name for entry in folder.iterdir()}
+
+
+async def test_state_stays_private_unless_a_folder_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    monkeypatch.delenv("MN_API_BUNDLE_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    manifest = orjson.dumps(pipeline_manifest()).decode()
+    seen = []
+    for _ in range(2):
+        async with open_gateway(fake_step_ms=1) as services:
+            await services.submit_job(SubmitJobCommand(manifest_json=manifest))
+            (folder,) = [name for name in _names(tmp_path) if name.startswith("mn-api-")]
+            seen.append(folder)
+        assert _names(tmp_path) == set(), "removed on the way out, nothing shared left"
+    assert seen[0] != seen[1]
+    async with open_gateway(fake_step_ms=1, bundle_dir=tmp_path / "named") as services:
+        await services.submit_job(SubmitJobCommand(manifest_json=manifest))
+    assert _names(tmp_path) == {"named"}

@@ -18,7 +18,7 @@ from mn_api.domain.cluster import (
     coordinator_of,
     orphan_report,
 )
-from mn_api.domain.errors import DomainError
+from mn_api.domain.errors import DomainError, RuntimeProtocolError
 from mn_api.domain.status import LIVE_STATUSES
 from mn_api.domain.views import RECENT_EVENTS, included, job_details_view
 
@@ -36,14 +36,19 @@ class GetJob:
         self._journal = journal
         self._cluster = cluster
 
-    async def __call__(self, job_id: str, include: str = "full") -> Any:
+    async def __call__(self, job_id: str, include: str = "full") -> dict[str, Any]:
+        """The job's details: `job`, `summary`, `agents`, `recent_events` and `sandboxes`
+        as far as the core sends them (`include`: `summary` or `compact` for less)."""
         details = (await self._runtime.get_job(job_id)).value
+        if not isinstance(details, dict):
+            raise RuntimeProtocolError("the runtime answered job details that are no object")
         view = job_details_view(details, await self._topology(job_id, details))
         if include == "full":
             await self._recent_events(job_id, view)
-        if isinstance(view, dict) and isinstance(view.get("job"), dict):
+        if isinstance(view.get("job"), dict):
             await self._placement(job_id, view)
-        return included(view, include)
+        shown: dict[str, Any] = included(view, include)
+        return shown
 
     async def _recent_events(self, job_id: str, view: Any) -> None:
         """Cores that leave `recent_events` empty (1.2.31) get it filled from the job's

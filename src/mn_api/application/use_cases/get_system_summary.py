@@ -8,6 +8,7 @@ from typing import Any
 from mn_api.application.cluster import ClusterWatch
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.cluster import with_lost_nodes
+from mn_api.domain.errors import RuntimeProtocolError
 from mn_api.domain.views import system_summary_view
 
 
@@ -16,10 +17,13 @@ class GetSystemSummary:
         self._runtime = runtime
         self._cluster = cluster
 
-    async def __call__(self) -> Any:
-        """The core's summary; the nodes that left the cluster follow its members, marked
-        `lost`."""
+    async def __call__(self) -> Mapping[str, Any]:
+        """The core's summary (`nodes`, `executor_pools`, `jobs`, ...); the nodes that left
+        the cluster follow its members, marked `lost`."""
         view = system_summary_view((await self._runtime.system_summary()).value)
-        if self._cluster is not None and isinstance(view, Mapping):
+        if not isinstance(view, Mapping):
+            raise RuntimeProtocolError("the runtime answered a summary that is no object")
+        if self._cluster is not None:
             view = with_lost_nodes(view, self._cluster.membership)
-        return view
+        summary: Mapping[str, Any] = view
+        return summary
