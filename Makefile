@@ -16,9 +16,19 @@ $(STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
 	$(BIN)/python -m pip install --quiet --constraint $(CONSTRAINTS) -e ".[test]"
 	touch $(STAMP)
 
+# Serving needs the gateway alone, not the test toolchain.
+RUN_STAMP := $(VENV)/.installed-run
+
+$(RUN_STAMP): $(BIN)/python pyproject.toml $(CONSTRAINTS)
+	$(BIN)/python -m pip install --quiet --constraint $(CONSTRAINTS) -e .
+	touch $(RUN_STAMP)
+
+# The newest built Web UI, served by the gateway at / when it is there.
+WEBUI ?= $(wildcard $(CURDIR)/../shared/webui/mn-web-ui-1.2.5)
+
 ## run: serve the gateway on http://localhost:4001 backed by the in-memory runtime
-run: $(STAMP)
-	MN_RUNTIME=memory $(BIN)/mn-api
+run: $(RUN_STAMP)
+	MN_RUNTIME=memory $(if $(WEBUI),MN_API_WEBUI_DIR=$(abspath $(WEBUI))) $(BIN)/mn-api
 
 # Services the tests start themselves (on free loopback ports), and the tools that check
 # the deployment kit (deploy/); installed when missing.

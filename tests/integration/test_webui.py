@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,12 +78,17 @@ def gateway(
     tmp_path_factory: pytest.TempPathFactory,
     folders: dict[str, Path],
 ) -> Iterator[GatewayProcess]:
+    newest = webui_folder("1.2.5")
+    # The newest UI is served by the gateway itself (MN_API_WEBUI_DIR), the seed's through
+    # a proxy of its own.
+    served = {"MN_API_WEBUI_DIR": str(newest)} if newest is not None else {}
     process = GatewayProcess(
         tmp_path_factory.mktemp(f"webui-{request.param}"),
         request.param,
         MN_FAKE_STEP_MS="20",
         MN_API_BLUEPRINT_DIR=str(folders["catalog"]),
         MN_API_LAUNCH_ROOTS=str(folders["launch_root"]),
+        **served,
     )
     yield process.start()
     process.stop()
@@ -99,9 +105,20 @@ def _ui(release: str, gateway: GatewayProcess) -> Iterator[WebUi]:
     ui.stop()
 
 
+@dataclass
+class ServedUi:
+    """The UI the gateway serves itself, at its own origin."""
+
+    base: str
+
+
 @pytest.fixture(scope="module")
-def ui(gateway: GatewayProcess) -> Iterator[WebUi]:
-    yield from _ui("1.2.5", gateway)
+def ui(gateway: GatewayProcess) -> ServedUi:
+    if webui_folder("1.2.5") is None:
+        if os.environ.get("CI"):
+            pytest.fail("Web UI 1.2.5 is not in ../shared/webui")
+        pytest.skip("Web UI 1.2.5 is not in ../shared/webui")
+    return ServedUi(gateway.base)
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +188,7 @@ class Session:
 
 
 @pytest.fixture
-def session(browser: Any, ui: WebUi) -> Iterator[Session]:
+def session(browser: Any, ui: ServedUi) -> Iterator[Session]:
     opened = Session(browser, ui.base)
     yield opened
     opened.close()
@@ -344,3 +361,22 @@ def test_the_seed_ui_renders_and_follows_a_job(browser: Any, old_ui: WebUi) -> N
         assert session.failed_calls() == [] and session.errors == []
     finally:
         session.close()
+
+
+def test_the_gateway_serves_the_ui_beside_the_api_and_keeps_the_api_its_own(
+    gateway: GatewayProcess, ui: ServedUi
+) -> None:
+    page = httpx.get(f"{ui.base}/")
+    assert page.status_code == 200 and '<div id="root">' in page.text
+    assert page.headers["cache-control"] == "no-cache"
+    script = re.search(r'src="(/assets/[^"]+\.js)"', page.text).group(1)
+    asset = httpx.get(f"{ui.base}{script}")
+    assert asset.status_code == 200 and "immutable" in asset.headers["cache-control"]
+    # The UI's own routes and anything unknown outside the API get its page.
+    for path in ("/jobs/some-job", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/hostname"):
+        answer = httpx.get(f"{ui.base}{path}")
+        assert answer.status_code == 200 and answer.text == page.text, path
+    unknown = httpx.get(f"{ui.base}/api/v1/no-such-route")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
+    assert httpx.post(f"{ui.base}/jobs/x").status_code == 404
+    assert httpx.get(f"{ui.base}/openapi.json").json()["info"]["title"] == "MirrorNeuron API"

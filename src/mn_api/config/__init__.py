@@ -74,6 +74,10 @@ class Settings(WebhookSettings, TelemetrySettings, SharedStateSettings, CoreSett
 
     launch_roots_raw: str | None = Field(None, validation_alias="MN_API_LAUNCH_ROOTS")
 
+    # A built Web UI (a folder with its index.html) served by the gateway itself, same
+    # origin as /api. None by default.
+    webui_dir: Path | None = Field(None, validation_alias="MN_API_WEBUI_DIR")
+
     # What one connection may cost before the app sees a request (entrypoints/server.py).
     max_header_bytes: int = Field(
         32 * 1024, validation_alias="MN_API_MAX_HEADER_BYTES", ge=1024, le=1024 * 1024
@@ -184,6 +188,16 @@ class Settings(WebhookSettings, TelemetrySettings, SharedStateSettings, CoreSett
         for variable, folder in named:
             if not folder.is_absolute() or not folder.is_dir():
                 raise ValueError(f"{variable} names no folder: give absolute paths of folders")
+        return self
+
+    @model_validator(mode="after")
+    def _webui_is_built(self) -> Settings:
+        folder = self.webui_dir
+        if folder is not None and not (folder.is_absolute() and (folder / "index.html").is_file()):
+            raise ValueError(
+                "MN_API_WEBUI_DIR names no built Web UI: give the absolute path "
+                "of a folder holding its index.html"
+            )
         return self
 
     @model_validator(mode="after")

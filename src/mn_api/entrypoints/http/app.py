@@ -38,6 +38,7 @@ from mn_api.entrypoints.http.routers import (
     webhooks,
 )
 from mn_api.entrypoints.http.routers import runtime as operator_routes
+from mn_api.entrypoints.http.webui import install_webui, is_ui_path
 from mn_api.entrypoints.logging_setup import write_synchronously
 
 _ASSETS = "/docs-assets"
@@ -149,6 +150,8 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         app.include_router(router)
     install_openapi(app, auth_enabled=settings.auth_enabled, rate_limited=bool(settings.rate_limit))
     _install_docs(app)
+    if settings.webui_dir is not None:
+        install_webui(app, settings.webui_dir, auth_enabled=settings.auth_enabled)
 
     # The gateway's own layers wrap the whole framework (its error and routing layers
     # included), so the hot routes can be answered in front of it.
@@ -179,6 +182,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
             }
         ),
         public_prefixes=(f"{_ASSETS}/",),
+        public_requests=is_ui_path if settings.webui_dir is not None else None,
         on_response=otlp.on_response if otlp is not None and settings.traces else None,
     )
     # CORS outermost: the gateway's own answers (401, 413, 429, 503) carry its headers too,

@@ -53,6 +53,7 @@ class GatewayMiddleware:
         gatekeeper: Gatekeeper | None = None,
         public_paths: frozenset[str] = frozenset(),
         public_prefixes: tuple[str, ...] = (),
+        public_requests: Callable[[str, str], bool] | None = None,
         on_response: Callable[[Scope, str, str, int, str], None] | None = None,
     ) -> None:
         self.app = app
@@ -63,6 +64,7 @@ class GatewayMiddleware:
         self.gatekeeper = gatekeeper
         self.public_paths = public_paths
         self.public_prefixes = public_prefixes
+        self.public_requests = public_requests
 
     def _is_public(self, method: str, path: str) -> bool:
         # Preflights carry no credentials; the CORS layer answers them.
@@ -70,6 +72,7 @@ class GatewayMiddleware:
             method == "OPTIONS"
             or path in self.public_paths
             or path.startswith(self.public_prefixes)
+            or (self.public_requests is not None and self.public_requests(method, path))
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
