@@ -15,9 +15,15 @@ type and a fold of the graph are extended with each new event.
   and watchers, one core stream per job.
 - Watchers read the journal by position: a slow one never holds the others back, and one
   that asks for a position the journal no longer holds is told so (`HistoryWindowError`).
-- Memory is bounded: `budget_bytes` over every journal, least recently read first out, and
-  `job_bytes` for one. A live job that outgrows its share keeps a window of its newest events;
-  a finished history too big for it is not kept (its readers stream from the core instead).
+- A job that has ended, whose history does not show the event that ended it (a core records
+  the status first, or lost the event), is read once more after a short pause, by one read
+  that every reader shares; what the history holds then is taken as the whole of it.
+- Memory is bounded: `budget_bytes` over every journal, watched or not, and `job_bytes` for
+  one, each accounted with its indexes and folds (journal_records.py). Over the budget, the
+  least recently read journals are let go, those nobody watches first; the watchers of one
+  let go read on from the runtime, each on its own. A live job that outgrows its share keeps
+  a window of its newest events; a finished history too big for it is not kept (its readers
+  stream from the core instead).
 - Positions always follow the core's order. When a read resumes after a broken stream, the
   known last event is read again and compared: a history that no longer matches (a core
   that lost or rewrote it) is dropped and read anew rather than served half old.
@@ -29,18 +35,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 
-from mn_api.application.journal_records import (
-    JournalPage,
-    JournalStats,
-    _cleared,
-    _Diverged,
-    _Journal,
-    job_status,
-)
-from mn_api.application.ports import RuntimePort
+from mn_api.application.journal_records import JournalPage, _Diverged, _Journal, job_status
+from mn_api.application.journal_store import JournalStore
 from mn_api.domain.errors import (
     DomainError,
     HistoryWindowError,
@@ -49,25 +47,14 @@ from mn_api.domain.errors import (
     RuntimeFailureError,
 )
 from mn_api.domain.events import EventRecord, Heartbeat, RuntimeState, iso_timestamp
-from mn_api.domain.graph import EventFold
-from mn_api.domain.progress import ProgressFold
 from mn_api.domain.status import is_terminal
 
 __all__ = ["HistoryJournal", "JournalPage", "job_status"]
 
 log = logging.getLogger("mn_api.journal")
 
-# How often a quiet following stream from the core says it is alive: the follower looks
-# then whether anybody still watches.
-FOLLOW_HEARTBEAT_SECONDS = 1.0
-# A follower nobody watches any more stops after this long.
-FOLLOWER_IDLE_SECONDS = 5.0
 # How long a reader of a job that has ended waits for its follower to read that end.
 FOLLOWER_END_SECONDS = 10.0
-# How often, and how far apart, a job known to have ended is read again until the event
-# that ended it shows.
-END_READS = 20
-END_PAUSE = 0.1
 # How long a broken follow stream waits before it resumes, at first and at most.
 RESUME_BACKOFF = (0.1, 5.0)
 # How long the follower may fail to read the runtime before watchers are told that what
@@ -90,38 +77,8 @@ def _state(journal: _Journal, stale: bool) -> RuntimeState:
     )
 
 
-class HistoryJournal:
-    """The journals of every job this process has read, within a memory budget."""
-
-    def __init__(
-        self,
-        runtime: RuntimePort,
-        *,
-        budget_bytes: int = 64 * 1024 * 1024,
-        job_bytes: int | None = None,
-        heartbeat_seconds: float = 15.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._runtime = runtime
-        self._budget = budget_bytes
-        self._job_budget = job_bytes if job_bytes is not None else max(budget_bytes // 4, 1)
-        self._heartbeat = heartbeat_seconds
-        self._clock = clock
-        self._journals: OrderedDict[str, _Journal] = OrderedDict()
-        self._held = 0
-        self.stats = JournalStats()
-        self.core_streams = 0
-        self.watchers = 0
-
-    # -- what the gauges read -------------------------------------------------------------
-
-    @property
-    def bytes_held(self) -> int:
-        return sum(j.size for j in self._journals.values())
-
-    @property
-    def jobs_held(self) -> int:
-        return len(self._journals)
+class HistoryJournal(JournalStore):
+    """The journals of every job this process has read, served to readers and watchers."""
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -151,30 +108,42 @@ class HistoryJournal:
         if journal is None:
             journal = self._new(job_id)
         self._touch(journal)
+        if ended:
+            journal.ended = True
+        elif ended is None and journal.ended:
+            ended = True
         if journal.final:
             self.stats.hits += 1
             return journal
-        if journal.follower is not None and not journal.follower.done():
+        if journal.settling is not None:
+            # Another reader makes sure of the end of a job that has ended: that one read
+            # is every reader's.
+            await asyncio.shield(journal.settling)
+            self.stats.hits += 1
+            return journal
+        if _following(journal):
             # Kept current by its follower, as of its last read: reading the core now would
             # be a second reader of the same history. Unless the job has ended, and the
             # follower has yet to read that end: then the reader waits for it.
             if ended is None:
                 ended = is_terminal(await job_status(self._runtime, job_id))
+                journal.ended = ended
             if not ended or await self._followed_to_the_end(journal):
                 self.stats.hits += 1
                 return journal
-            if journal.follower is not None and not journal.follower.done():
+            if _following(journal):
                 return journal  # a follower that does not end: what it has, not a hang
         self.stats.misses += 1
+        known = journal.end
         try:
             await self._catch_up(journal)
-            # A core may record a job's end before the event that ended it reaches the
-            # history: a reader who knows the job ended reads again until it shows.
-            for _ in range(END_READS):
-                if not ended or journal.final or journal.oversized:
-                    break
-                await asyncio.sleep(END_PAUSE)
-                await self._catch_up(journal)
+            if journal.open and not journal.oversized:
+                if ended is None and journal.end == known > 0:
+                    # Nothing new: a quiet live job, or one that has ended without the
+                    # event that ended it. Its status tells.
+                    ended = journal.ended = is_terminal(await job_status(self._runtime, job_id))
+                if ended:
+                    await self._settle(journal)
         except DomainError:
             if journal.end == 0:
                 self._drop(journal)  # an unknown job leaves nothing behind
@@ -185,7 +154,7 @@ class HistoryJournal:
         """The job's history grows again (a dead letter was replayed): it is no longer final."""
         journal = self._journals.get(job_id)
         if journal is not None:
-            journal.final = False
+            journal.final = journal.ended = False
 
     def forget(self, job_ids: Iterable[str] | None = None) -> None:
         """Drop the journals of these jobs (of every finished job when None): cleared jobs."""
@@ -202,7 +171,7 @@ class HistoryJournal:
     async def close(self) -> None:
         for journal in list(self._journals.values()):
             await self._stop_follower(journal)
-        self._journals.clear()
+            self._drop(journal)
 
     # -- watching ---------------------------------------------------------------------------
 
@@ -216,7 +185,7 @@ class HistoryJournal:
         if follow and not ended:
             self._follow_first(job_id)
         journal = await self._current(job_id, ended)
-        if after + 1 < journal.base or (journal.oversized and journal.final):
+        if journal.dropped or after + 1 < journal.base or (journal.oversized and journal.final):
             return None  # positions this journal does not hold: read from the runtime
         if journal.follower is None:
             journal.failure = None  # a new watcher tries again
@@ -231,7 +200,7 @@ class HistoryJournal:
         position = after + 1
         told_stale = False
         try:
-            while True:
+            while not journal.dropped:
                 stale = (
                     journal.trouble_since is not None
                     and self._clock() - journal.trouble_since >= STALE_AFTER_SECONDS
@@ -239,13 +208,16 @@ class HistoryJournal:
                 if stale != told_stale:
                     told_stale = stale
                     yield _state(journal, stale)
+                    continue
                 if position < journal.base:
                     raise HistoryWindowError(journal.job_id, position, journal.base)
-                while position < journal.end:
+                while position < journal.end and not journal.dropped:
                     if position < journal.base:
                         raise HistoryWindowError(journal.job_id, position, journal.base)
                     yield journal.record(position)
                     position += 1
+                if journal.dropped:
+                    break
                 if journal.final or not follow:
                     return
                 if journal.failure is not None:
@@ -265,109 +237,52 @@ class HistoryJournal:
             if journal.watchers == 0:
                 journal.idle_since = self._clock()
             self._touch(journal)
+        # Let go to keep within the memory budget: the rest comes from the runtime.
+        async with contextlib.aclosing(self._from_runtime(journal, position, follow)) as rest:
+            async for item in rest:
+                yield item
 
-    # -- keeping journals current -------------------------------------------------------------
-
-    def _new(self, job_id: str) -> _Journal:
-        journal = _Journal(job_id)
-        self._journals[job_id] = journal
-        return journal
-
-    def _touch(self, journal: _Journal) -> None:
-        journal.last_used = self._clock()
-        if journal.job_id in self._journals:
-            self._journals.move_to_end(journal.job_id)
-
-    async def _catch_up(self, journal: _Journal) -> None:
-        """Read what the core holds beyond the journal's end: one read at a time per job,
-        and every reader who comes while one is under way shares it."""
-        if journal.catching_up is None:
-            journal.catching_up = asyncio.ensure_future(self._catch_up_once(journal))
-            journal.catching_up.add_done_callback(lambda _done: _cleared(journal))
-        await asyncio.shield(journal.catching_up)
-
-    async def _catch_up_once(self, journal: _Journal) -> None:
-        async with journal.lock:
-            if journal.final:
-                return
-            try:
-                await self._read_core(journal, follow=False)
-            except _Diverged:
-                log.warning("the history of job %s changed in the core: read anew", journal.job_id)
-                self._reset(journal)
-                await self._read_core(journal, follow=False)
-        self._bound(journal)
-
-    async def _read_core(self, journal: _Journal, *, follow: bool) -> None:
-        """One stream from the core, resuming after the journal's end; the last known event
-        is asked for again and must read the same, else the history has diverged."""
-        if journal.oversized and not follow:
-            # A history too big to keep is not read again for nothing: readers stream it.
-            return
-        known = journal.end
-        check = known - 1 if known > journal.base else None
-        after = known - 2 if check is not None else known - 1
-        seen_any = False
+    async def _from_runtime(
+        self, journal: _Journal, position: int, follow: bool
+    ) -> AsyncIterator[EventRecord | Heartbeat]:
+        """What a watcher of a journal that was let go reads: the history from `position`
+        on, from the runtime, on its own, as when no journal is kept. The events go on
+        feeding the journal's progress fold, which viewers of the job's progress share."""
+        progress = journal.progress
+        stream = self._runtime.stream_events(
+            journal.job_id,
+            follow=follow and not journal.final,
+            after=position - 1,
+            heartbeat_seconds=self._heartbeat,
+        )
         self.core_streams += 1
         try:
-            stream = self._runtime.stream_events(
-                journal.job_id,
-                follow=follow,
-                after=after,
-                heartbeat_seconds=FOLLOW_HEARTBEAT_SECONDS if follow else None,
-            )
             async with contextlib.aclosing(stream):
                 async for item in stream:
-                    if type(item) is not EventRecord:
-                        if journal.trouble_since is not None:
-                            self._recovered(journal)
-                        if follow and self._unwatched(journal):
-                            return  # nobody watches any more: the follower stops
-                        continue
-                    seen_any = True
-                    if journal.trouble_since is not None:
-                        self._recovered(journal)
-                    if item.index < known:
-                        if item.index == check and item.document.raw != journal.raws[-1]:
-                            raise _Diverged
-                        continue
-                    if item.index != journal.end:
-                        raise _Diverged  # a gap: positions must follow one another
-                    journal.append(item.document)
-                    if journal.size > self._job_budget:
-                        if journal.final or not follow:
-                            journal.oversized = True
-                            self._shrink(journal)
-                            return
-                        journal.trim(self._job_budget // 2)
-                # Read to the stream's own end (the runtime ends it after a job's end): a
-                # call given up half way would leave its trace span open.
+                    if type(item) is EventRecord and item.index == journal.progress_end:
+                        value = item.value
+                        if isinstance(value, dict):
+                            progress.add(value)
+                        journal.progress_end += 1
+                    yield item
         finally:
             self.core_streams -= 1
-        if check is not None and not seen_any:
-            raise _Diverged  # the core no longer holds what the journal does
-        if not seen_any and known == 0:
-            await self._runtime.get_job(journal.job_id)  # an unknown job, or none yet
+
+    # -- keeping journals current -------------------------------------------------------------
 
     async def _followed_to_the_end(self, journal: _Journal) -> bool:
         """Wait (a while) for the follower to read the end of a job that has ended."""
         try:
             async with asyncio.timeout(FOLLOWER_END_SECONDS):
-                while not journal.final and journal.follower is not None:
+                while journal.open and _following(journal):
                     await journal.changed.wait()
         except TimeoutError:
             pass
         return journal.final
 
-    def _unwatched(self, journal: _Journal) -> bool:
-        idle = journal.idle_since
-        return (
-            journal.watchers == 0
-            and idle is not None
-            and self._clock() - idle >= FOLLOWER_IDLE_SECONDS
-        )
-
     def _ensure_follower(self, journal: _Journal) -> None:
+        if journal.dropped:
+            return
         if journal.follower is None or journal.follower.done():
             journal.failure = None
             journal.follower = asyncio.create_task(
@@ -377,14 +292,22 @@ class HistoryJournal:
     async def _follow(self, journal: _Journal) -> None:
         """One following stream for every watcher of the job, resumed when it breaks."""
         backoff = RESUME_BACKOFF[0]
-        while not journal.final and not self._unwatched(journal):
+        while journal.open and not self._unwatched(journal):
             try:
                 async with journal.lock:
                     await self._read_core(journal, follow=True)
                 backoff = RESUME_BACKOFF[0]
+                if not journal.open or self._unwatched(journal):
+                    break
+                # The stream ended, or went quiet, before the event that ended the job: if
+                # the job has ended, its end is made sure of once.
+                if journal.ended or is_terminal(await job_status(self._runtime, journal.job_id)):
+                    journal.ended = True
+                    await self._settle(journal)
+                    continue
             except _Diverged:
                 log.warning("the history of job %s changed in the core: read anew", journal.job_id)
-                self._reset(journal)
+                journal.restart()
                 continue
             except (JobNotFoundError, RuntimeAuthError) as error:
                 # Nothing to resume: the job is gone, or the runtime refuses the gateway.
@@ -406,18 +329,11 @@ class HistoryJournal:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, RESUME_BACKOFF[1])
                 continue
-            if journal.final:
-                break
             # The stream ended before the job did: a brief pause, then resume after the end.
             await asyncio.sleep(backoff)
         journal.follower = None
         journal.wake()
-        self._bound(journal)
-
-    def _recovered(self, journal: _Journal) -> None:
-        journal.trouble_since = journal.trouble = None
-        journal.recovered_at = time.time()
-        journal.wake()
+        self._bound()
 
     async def _stop_follower(self, journal: _Journal) -> None:
         task, journal.follower = journal.follower, None
@@ -426,36 +342,6 @@ class HistoryJournal:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    # -- memory -------------------------------------------------------------------------------
 
-    def _reset(self, journal: _Journal) -> None:
-        journal.raws, journal.by_type, journal.dead_letters = [], {}, []
-        journal.fold, journal.base, journal.size = EventFold(), 0, 0
-        journal.progress = ProgressFold()
-        journal.final = journal.oversized = False
-        journal.wake()
-
-    def _shrink(self, journal: _Journal) -> None:
-        """A history too big to keep: only how far it goes is remembered."""
-        journal.base = journal.end
-        journal.raws, journal.by_type, journal.dead_letters = [], {}, []
-        journal.fold = EventFold()
-        journal.size = 0
-        self.stats.oversized += 1
-
-    def _drop(self, journal: _Journal) -> None:
-        if journal.follower is not None and not journal.follower.done():
-            journal.follower.cancel()
-        self._journals.pop(journal.job_id, None)
-
-    def _bound(self, journal: _Journal) -> None:
-        """Least recently read journals out until the budget holds (watched ones stay)."""
-        total = self.bytes_held
-        for other in list(self._journals.values()):
-            if total <= self._budget:
-                break
-            if other is journal or other.watchers or other.follower is not None:
-                continue
-            total -= other.size
-            self._drop(other)
-            self.stats.evictions += 1
+def _following(journal: _Journal) -> bool:
+    return journal.follower is not None and not journal.follower.done()

@@ -156,7 +156,8 @@ async def test_a_history_too_big_to_keep_is_streamed_from_the_runtime(
     runtime.add("j", 300)
     journal = HistoryJournal(runtime, budget_bytes=100_000, job_bytes=5_000)
     assert await journal.read("j") is None
-    assert journal.stats.oversized == 1 and journal.bytes_held == 0
+    # Only how far it goes is kept (and its progress fold), not its events.
+    assert journal.stats.oversized == 1 and journal.bytes_held < 10_000  # of some 60,000
     page = await ListEvents(runtime, journal)("j", offset=290, limit=5)
     assert await positions(page) == [f"t{n:06d}" for n in range(290, 295)]
 
@@ -165,7 +166,7 @@ async def test_a_watcher_that_falls_out_of_a_live_window_is_told_to_reconnect(
     runtime: ScriptedCore,
 ) -> None:
     runtime.add("j", 2, final=False)
-    journal = HistoryJournal(runtime, job_bytes=4_000, heartbeat_seconds=0.05)
+    journal = HistoryJournal(runtime, job_bytes=30_000, heartbeat_seconds=0.05)
     slow = await journal.watch("j")
     assert slow is not None
     assert (await anext(slow)).index == 0

@@ -32,8 +32,9 @@ async def dead_letters(
     """Each `dead_letter` event with its position among the job's dead letters."""
     kept = await journal.read(job_id) if journal is not None else None
     if kept is not None:
-        for index, position in enumerate(list(kept.dead_letters)):
-            yield index, kept.record(position)
+        # As the journal holds them now: one let go or read anew meanwhile changes nothing.
+        for index, record in enumerate(kept.records(list(kept.dead_letters))):
+            yield index, record
         return
     index = 0
     async with aclosing(history(runtime, job_id)) as records:
