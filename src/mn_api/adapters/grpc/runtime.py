@@ -47,10 +47,11 @@ T = TypeVar("T")
 
 # Room for the manifest and the map framing around payloads that fill the body limit.
 SEND_OVERHEAD = 1024 * 1024
-# Once a polled job's status says it ended, the history is read again this many times at
-# most, this far apart, until the event that ended it shows.
-FINISHING_READS = 20
-FINISHING_PAUSE = 0.1
+# Once a polled job's status says it ended without the event that ended it in its history,
+# the history is read once more, this long after: a core records the status a moment before
+# the event (within 20 ms), or lost the event. What that read holds is the whole history.
+FINISHING_READS = 1
+FINISHING_PAUSE = 0.2
 # The code a call is counted under when its answer was no message of its kind (a core
 # speaking another protocol): gRPC itself calls it OK.
 UNDECODABLE = "UNDECODABLE"
@@ -329,8 +330,8 @@ class GrpcRuntime(RuntimePort):
         position = 0  # the next position not yet passed on
         last_raw = b""
         quiet_since = time.monotonic()
-        # Reads left once the job's status says it ended: a core may record the status a
-        # moment before the event that ended it reaches the history.
+        # Reads left after the one under way, once the job's status says it ended: a core
+        # may record the status a moment before the event that ended it reaches the history.
         finishing: int | None = None
         known = False  # whether the job is known to exist
         moves_left = len(self._nodes) - 1  # to other nodes, before any event came
@@ -392,7 +393,9 @@ class GrpcRuntime(RuntimePort):
             # The stream ended before the job did: this core does not follow.
             status = (await self.get_job(job_id)).value.get("job", {}).get("status", "")
             if is_terminal(status):
-                finishing = FINISHING_READS  # more reads pick up the events that ended it
+                # Read again after a pause: it picks up the event that ended the job.
+                finishing = FINISHING_READS - 1
+                await asyncio.sleep(min(self._poll, FINISHING_PAUSE))
                 continue
             await asyncio.sleep(self._poll)
             if heartbeat_seconds and time.monotonic() - quiet_since >= heartbeat_seconds:
