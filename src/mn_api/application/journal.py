@@ -295,15 +295,16 @@ class HistoryJournal(JournalStore):
         while journal.open and not self._unwatched(journal):
             try:
                 async with journal.lock:
-                    await self._read_core(journal, follow=True)
+                    ran_out = await self._read_core(journal, follow=True)
                 backoff = RESUME_BACKOFF[0]
                 if not journal.open or self._unwatched(journal):
                     break
                 # The stream ended, or went quiet, before the event that ended the job: if
-                # the job has ended, its end is made sure of once.
+                # the job has ended, its end is made sure of once (a stream that ran to its
+                # end did: the runtime ends one only once the job has ended).
                 if journal.ended or is_terminal(await job_status(self._runtime, journal.job_id)):
                     journal.ended = True
-                    await self._settle(journal)
+                    await self._settle(journal, read=not ran_out)
                     continue
             except _Diverged:
                 log.warning("the history of job %s changed in the core: read anew", journal.job_id)

@@ -59,12 +59,18 @@ class JournalStats:
 
 
 class Meter:
-    """The bytes that the journals of one `HistoryJournal` take together, as each accounts."""
+    """The bytes that the journals of one `HistoryJournal` take together, as each accounts,
+    and what is done when a journal grows them beyond `limit` outside a read of the core
+    (the newest events kept parsed): `over(journal)` lets others go."""
 
-    __slots__ = ("held",)
+    __slots__ = ("held", "limit", "over")
 
-    def __init__(self) -> None:
+    def __init__(
+        self, limit: int | None = None, over: Callable[[_Journal], None] | None = None
+    ) -> None:
         self.held = 0
+        self.limit = limit
+        self.over = over
 
 
 class _Diverged(Exception):
@@ -161,6 +167,9 @@ class _Journal:
             self._newest = (self.raws, self.end, values)
             self.newest_bytes = sum(map(_parsed_bytes, self.raws[first - self.base :]))
             self._account()
+            meter = self.meter
+            if meter.over is not None and meter.limit is not None and meter.held > meter.limit:
+                meter.over(self)
         return list(values)
 
     def append(self, document: JsonDocument) -> None:

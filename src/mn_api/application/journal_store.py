@@ -27,9 +27,11 @@ from mn_api.application.journal_records import (
     _cleared,
     _Diverged,
     _Journal,
+    job_status,
 )
 from mn_api.application.ports import RuntimePort
 from mn_api.domain.events import EventRecord
+from mn_api.domain.status import is_terminal
 
 log = logging.getLogger("mn_api.journal")
 
@@ -38,6 +40,9 @@ log = logging.getLogger("mn_api.journal")
 FOLLOW_HEARTBEAT_SECONDS = 1.0
 # A follower nobody watches any more stops after this long.
 FOLLOWER_IDLE_SECONDS = 5.0
+# How long a followed job may stay quiet before its status is asked: one that has ended
+# without the event that ended it is then made sure of (`END_PAUSE`).
+QUIET_STATUS_SECONDS = 10.0
 # How long after a job is known to have ended its history is read once more when it does
 # not show the event that ended it: the real core records the status a moment before the
 # event (within 20 ms, measured), and a core may lose the event or never send one.
@@ -63,7 +68,7 @@ class JournalStore:
         self._heartbeat = heartbeat_seconds
         self._clock = clock
         self._journals: OrderedDict[str, _Journal] = OrderedDict()
-        self._meter = Meter()
+        self._meter = Meter(budget_bytes, self._bound)
         self.stats = JournalStats()
         self.core_streams = 0
         self.watchers = 0
@@ -107,20 +112,23 @@ class JournalStore:
                 await self._read_core(journal, follow=False)
         self._bound(journal)
 
-    async def _settle(self, journal: _Journal) -> None:
+    async def _settle(self, journal: _Journal, *, read: bool = True) -> None:
         """Make sure of the end of a job that has ended when its history does not show the
-        event that ended it: once, and every reader who comes meanwhile shares it."""
+        event that ended it: once, and every reader who comes meanwhile shares it. Without
+        `read`, what the journal holds is taken as it is: a following stream ran to its end,
+        which the runtime gives only once the job has ended (having read for its end)."""
         if journal.settling is None:
-            journal.settling = asyncio.ensure_future(self._settle_once(journal))
+            journal.settling = asyncio.ensure_future(self._settle_once(journal, read))
             journal.settling.add_done_callback(lambda _done: setattr(journal, "settling", None))
         await asyncio.shield(journal.settling)
 
-    async def _settle_once(self, journal: _Journal) -> None:
+    async def _settle_once(self, journal: _Journal, read: bool) -> None:
         """A core may record a job's end a moment before the event that ended it, or never
         record the event: the history is read once more after a pause (unless a following
         stream is open, which reads what comes), and what it holds then is all of it."""
-        await asyncio.sleep(END_PAUSE)
-        if journal.open and not journal.streaming:
+        if read:
+            await asyncio.sleep(END_PAUSE)
+        if read and journal.open and not journal.streaming:
             await self._catch_up(journal)
         if journal.open:
             log.info(
@@ -132,16 +140,18 @@ class JournalStore:
             journal.final = True
             journal.wake()
 
-    async def _read_core(self, journal: _Journal, *, follow: bool) -> None:
+    async def _read_core(self, journal: _Journal, *, follow: bool) -> bool:
         """One stream from the core, resuming after the journal's end; the last known event
-        is asked for again and must read the same, else the history has diverged."""
+        is asked for again and must read the same, else the history has diverged. True when
+        the stream ran to its own end (a following one: the job has ended)."""
         if journal.oversized and not follow:
             # A history too big to keep is not read again for nothing: readers stream it.
-            return
+            return False
         known = journal.end
         check = known - 1 if known > journal.base else None
         after = known - 2 if check is not None else known - 1
         seen_any = False
+        quiet_since = self._clock()
         self.core_streams += 1
         journal.streaming = follow
         try:
@@ -154,16 +164,23 @@ class JournalStore:
             async with contextlib.aclosing(stream):
                 async for item in stream:
                     if journal.dropped:
-                        return  # let go: nobody reads what it would hold
+                        return False  # let go: nobody reads what it would hold
                     if type(item) is not EventRecord:
                         if journal.trouble_since is not None:
                             self._recovered(journal)
+                        if follow and self._clock() - quiet_since >= QUIET_STATUS_SECONDS:
+                            # Long quiet: a core that follows until an end event it lost
+                            # would stay quiet for ever once the job ended.
+                            quiet_since = self._clock()
+                            if is_terminal(await job_status(self._runtime, journal.job_id)):
+                                journal.ended = True
                         if follow and (self._unwatched(journal) or journal.ended):
                             # Nobody watches any more, or a job known to have ended went
                             # quiet without its end event: the follower sees to it.
-                            return
+                            return False
                         continue
                     seen_any = True
+                    quiet_since = self._clock()
                     if journal.trouble_since is not None:
                         self._recovered(journal)
                     if item.index < known:
@@ -174,7 +191,7 @@ class JournalStore:
                         raise _Diverged  # a gap: positions must follow one another
                     journal.append(item.document)
                     if journal.size > self._job_budget and not self._outgrown(journal, follow):
-                        return
+                        return False
                     if self._meter.held > self._budget:
                         self._bound(journal)
                 # Read to the stream's own end (the runtime ends it after a job's end): a
@@ -186,6 +203,7 @@ class JournalStore:
             raise _Diverged  # the core no longer holds what the journal does
         if not seen_any and known == 0:
             await self._runtime.get_job(journal.job_id)  # an unknown job, or none yet
+        return True
 
     def _outgrown(self, journal: _Journal, follow: bool) -> bool:
         """A journal over a job's share: a followed one keeps a window of its newest events

@@ -116,11 +116,42 @@ async def test_a_followed_job_that_ends_without_its_end_event_ends_its_watchers_
     seen = await asyncio.wait_for(asyncio.gather(*watchers), 5)
     assert all(s == list(range(6)) for s in seen)
     opened = runtime.opened
-    assert opened <= 3  # the follower's stream (resumed at most once), and one more read
+    assert opened == 1  # the follower's stream, which the runtime ended as the job ended
     for _ in range(10):
         kept = await journal.read("j", ended=True)
         assert kept is not None and kept.final and kept.end == 6
     assert runtime.opened == opened
+
+
+class FollowsForEver(ScriptedCore):
+    """A core that follows a job until its end event, which it lost: once the history is
+    sent, heartbeats for ever, whatever the job's status."""
+
+    async def stream_events(  # type: ignore[override]
+        self, job_id: str, *, follow: bool, after: int = -1, heartbeat_seconds: float | None = None
+    ) -> AsyncIterator[EventRecord | Heartbeat]:
+        async for item in super().stream_events(job_id, follow=False, after=after):
+            yield item
+        while follow:
+            await asyncio.sleep(heartbeat_seconds or 0.05)
+            yield Heartbeat()
+
+
+async def test_watchers_of_a_quiet_job_that_ended_without_its_end_event_are_ended(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(journal_store, "QUIET_STATUS_SECONDS", 0.2)
+    runtime = FollowsForEver()
+    runtime.add("j", 4, final=False)
+    journal = HistoryJournal(runtime, heartbeat_seconds=0.05)
+    watchers = [asyncio.create_task(_indexes(await journal.watch("j"))) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    runtime.statuses["j"] = "completed"  # and the event that says so is lost
+    seen = await asyncio.wait_for(asyncio.gather(*watchers), 5)
+    assert all(s == list(range(4)) for s in seen)
+    assert runtime.opened == 2  # the follower's stream, and one more read
+    kept = await journal.read("j", ended=True)
+    assert kept is not None and kept.final and runtime.opened == 2
 
 
 async def test_a_replay_reopens_a_history_taken_as_whole(runtime: ScriptedCore) -> None:
@@ -251,3 +282,20 @@ async def test_the_budget_holds_over_watched_jobs_whose_watchers_still_see_every
         stamps = [orjson.loads(d.raw)["timestamp"] async for d in page]
         assert stamps == [f"t{n:06d}" for n in range(160, 171)]
     assert journal.bytes_held <= budget
+
+
+async def test_the_newest_events_kept_parsed_for_details_count_within_the_budget(
+    runtime: ScriptedCore,
+) -> None:
+    jobs = [f"f{n}" for n in range(12)]
+    for job_id in jobs:
+        runtime.add(job_id, 60)
+    journal = HistoryJournal(runtime, budget_bytes=120_000, job_bytes=60_000)
+    get_job = GetJob(runtime, TopologyLookup(KeptTopologies(), ManifestFiles()), journal)
+    for _ in range(2):
+        for job_id in jobs:
+            answer = await get_job(job_id)
+            newest = [e["timestamp"] for e in answer["recent_events"]]
+            assert newest == [f"t{n:06d}" for n in range(60, 35, -1)], job_id
+            assert journal.bytes_held <= 120_000
+    assert journal.stats.evictions > 0 and journal.stats.oversized == 0
