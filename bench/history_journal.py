@@ -1,6 +1,8 @@
 """What reading job histories costs the gateway, with its history journal and without it.
 
     python -m bench.history_journal [--events 10000] [--watchers 200] [--reconnects 50]
+    python -m bench.history_journal --limits [--sizes] [--events 10000] [--watched 8]
+        [--budget-kb 300] [--live-events 400] [--pace-ms 5]
 
 One scripted 1.2.31 core (mn-fake-core) holds a finished job of `--events` events and a live
 daemon job; the gateway runs in front of it twice, side by side in one run: with the journal
@@ -16,6 +18,9 @@ daemon job; the gateway runs in front of it twice, side by side in one run: with
 CPU is the gateway process's own (from /proc), so the client's work is not counted. New
 events on the live job come from pausing and resuming it. A benchmark, not a test: it prints
 figures and asserts nothing.
+
+With `--limits`, the journal's limits instead (bench/journal_limits.py): a job that ended
+without its end event, and the memory budget over watched jobs.
 """
 
 from __future__ import annotations
@@ -292,9 +297,43 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--watchers", type=int, default=200)
     parser.add_argument("--reconnects", type=int, default=50)
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="the journal's limits instead, in process (bench/journal_limits.py)",
+    )
+    parser.add_argument("--sizes", action="store_true", help="with --limits: the account only")
+    parser.add_argument("--watched", type=int, default=8)
+    parser.add_argument("--budget-kb", type=int, default=300)
+    parser.add_argument("--live-events", type=int, default=400)
+    parser.add_argument("--pace-ms", type=int, default=5)
     args = parser.parse_args()
+    if args.limits:
+        limits(args)
+        return
     results = run(args.events, args.watchers, args.reconnects)
     print_side_by_side(f"A {args.events:,}-event finished job and a live job", results)
+
+
+def limits(args: argparse.Namespace) -> None:
+    """The journal's memory budget over watched jobs, and a job that ended without its end
+    event; or (`--sizes`) what a kept history takes beside what the journal accounts."""
+    from bench import journal_limits
+
+    if args.sizes:
+        figures = asyncio.run(journal_limits.sizes(args.events))
+        print_side_by_side("A kept history, traced and accounted", {"": figures})
+        return
+    figures = asyncio.run(journal_limits.lost_end(args.events))
+    print_side_by_side(
+        f"A {args.events:,}-event job that ended without its end event", {"": figures}
+    )
+    print()
+    figures = asyncio.run(
+        journal_limits.budget(args.watched, args.budget_kb, args.live_events, args.pace_ms)
+    )
+    title = f"{args.watched} watched live jobs of {args.live_events + 1} events, 3 watchers each"
+    print_side_by_side(title, {"": figures})
 
 
 def print_side_by_side(title: str, results: dict[str, dict]) -> None:

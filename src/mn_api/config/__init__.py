@@ -139,9 +139,9 @@ class Settings(WebhookSettings, TelemetrySettings, SharedStateSettings, CoreSett
 
     sse_heartbeat_seconds: float = Field(15, validation_alias="MN_API_SSE_HEARTBEAT_SECONDS", gt=0)
 
-    # The memory every job history kept in process may take together (0: keep none, and
-    # read each history from the runtime for each reader), and one history at the most
-    # (0: a quarter of the whole).
+    # The memory every job history kept in process may take together, watched or not, with
+    # its indexes and folds (0: keep none, and read each history from the runtime for each
+    # reader), and one history at the most (0: a quarter of the whole; never more than it).
     history_cache_mb: float = Field(64, validation_alias="MN_HISTORY_CACHE_MB", ge=0)
 
     history_job_cache_mb: float = Field(0, validation_alias="MN_HISTORY_JOB_CACHE_MB", ge=0)
