@@ -110,8 +110,8 @@ for wheel in "$deps"/*.whl; do
 done
 step "wheels"
 
-wheel="$(cd "$context/wheels" && ls mn_api-*.whl)"
-version="${wheel#mn_api-}"
+wheel="$(cd "$context/wheels" && ls mirrorneuron_gateway-*.whl)"
+version="${wheel#mirrorneuron_gateway-}"
 version="${version%%-*}"
 image="${1:-mn-api:${version//+/-}}"
 revision="$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)"

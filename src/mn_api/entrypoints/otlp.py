@@ -30,7 +30,8 @@ SPAN_KEY = "mn_api.span"
 # process (the exporters would otherwise retry for their own timeouts, each time).
 STOP_SECONDS = 3.0
 # The packages tracing needs, and the extra that installs them.
-EXTRA = "mn-api[otel]"
+# The extra as installed from a checkout; from a built wheel, the wheel's file with [otel].
+EXTRA = ".[otel]"
 _REQUIRED = (
     "opentelemetry.sdk",
     "opentelemetry.exporter.otlp.proto.grpc",
@@ -72,7 +73,8 @@ def unavailable_reason() -> str | None:
         return None
     return (
         f"OTLP export is asked for (OTEL_EXPORTER_OTLP_*), but {absent[0]} is not "
-        f"installed: install the extra with pip install '{EXTRA}'"
+        f"installed: install the otel extra, pip install '{EXTRA}' in the gateway's "
+        "checkout (or pip install '<the gateway's wheel file>[otel]')"
     )
 
 

@@ -207,4 +207,4 @@ def test_tracing_without_its_packages_names_the_extra(tmp_path: Path) -> None:
     (line,) = result.stderr.strip().split("\n")
     assert line.startswith("mn-api: OTLP export is asked for")
     assert "opentelemetry.sdk is not installed" in line
-    assert "pip install 'mn-api[otel]'" in line
+    assert "pip install '.[otel]' in the gateway's checkout" in line
