@@ -91,7 +91,8 @@ async def scenario(runtime: RuntimePort) -> list[tuple[str, Any]]:
                 await asyncio.sleep(0.3)
                 if await _history(runtime, job_id) == before:
                     break
-        await step(f"{name}: details", runtime.get_job(job_id))
+        details = (await runtime.get_job(job_id)).value
+        record.append((f"{name}: details", mask(_completer_count_masked(details))))
         record.append((f"{name}: history", mask(await _history(runtime, job_id))))
 
     waiting = await submitted("submit a relay that waits", relay({"complete_after": 2}))
@@ -175,6 +176,19 @@ async def test_the_simulation_answers_the_scenario_as_the_real_core_does(
     for (name, expected), (_, actual) in zip(real, simulated, strict=True):
         where = first_difference(expected, actual)
         assert where is None, f"{name}: the simulation differs from the real core at {where}"
+
+
+def _completer_count_masked(details: Any) -> Any:
+    """The real core writes the count of the agent that completed a job as the job ends:
+    most often without the message that completed it, now and then (under load) with it.
+    That one count is masked; every other agent's is compared."""
+    job = details.get("job") if isinstance(details, dict) else None
+    result = job.get("result") if isinstance(job, dict) else None
+    completer = result.get("agent_id") if isinstance(result, dict) else None
+    for agent in details.get("agents", []) if completer else []:
+        if agent.get("agent_id") == completer and "processed_messages" in agent:
+            agent["processed_messages"] = "<the completing agent's count>"
+    return details
 
 
 def first_difference(real: Any, simulated: Any, path: str = "") -> str | None:

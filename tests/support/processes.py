@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-# The benchmark's process helpers serve the tests as they are.
+# The benchmark's process helpers serve the tests as they are, and so does the test kit's.
 from bench._procs import free_port, wait_http
+
+from mn_api.testing.processes import terminate
 
 # Virtual environments of published packages, kept outside the repository between runs.
 TEST_CACHE = Path(os.environ.get("MN_TEST_CACHE", Path.home() / ".cache" / "mn-api-tests"))
@@ -171,17 +173,3 @@ class GatewayProcess:
         if self.core is not None:
             self.core.stop()
             self.core = None
-
-
-def terminate(process, within: float = 15) -> int:
-    """Stop a child process politely (SIGTERM), forcefully if it will not; its exit code."""
-    import subprocess
-
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=within)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    return process.returncode

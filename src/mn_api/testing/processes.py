@@ -51,12 +51,12 @@ def _tail(path: Path, size: int = 2000) -> str:
         return ""
 
 
-def _ended(process: subprocess.Popen[str]) -> int:
+def terminate(process: subprocess.Popen[Any], within: float = STOP_SECONDS) -> int:
     """Stop `process` politely (SIGTERM), forcefully if it will not; its exit code."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=STOP_SECONDS)
+            process.wait(timeout=within)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -98,7 +98,7 @@ class _Managed:
         if self.process is not None:
             if self.process.stdout is not None:
                 self.process.stdout.close()
-            code, self.process = _ended(self.process), None
+            code, self.process = terminate(self.process), None
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None
