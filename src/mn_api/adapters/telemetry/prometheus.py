@@ -22,6 +22,11 @@ from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import Telemetry
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The methods that label requests as themselves. Any other (WebDAV's, or whatever a client
+# makes up) is counted as OTHER: a label value per method a client sends would let it add
+# series, and the memory they take, without end.
+LABELLED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
@@ -94,6 +99,8 @@ class PrometheusTelemetry(Telemetry):
         )
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        if method not in LABELLED_METHODS:
+            method = OTHER_METHOD
         # The labelled children are looked up once per label set, not once per request.
         key = (method, route, status)
         children = self._request_children.get(key)
