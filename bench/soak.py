@@ -45,6 +45,9 @@ ROOT = HERE.parent
 MB = 1024 * 1024
 CONCURRENCY = 24
 TRACE_DIR = "SOAK_TRACE_DIR"
+# The core's tokens: control, cancel-all and clearing are refused without the admin one.
+CORE_TOKEN = "soak-core-token"
+CORE_ADMIN_TOKEN = "soak-core-admin-token"
 
 
 @dataclass
@@ -89,6 +92,8 @@ def gateway_env(runtime: str, port: int, files: Path, src: Path, target: str) ->
     }
     if target:
         env["MN_GRPC_TARGET"] = target
+        env["MN_GRPC_AUTH_TOKEN"] = CORE_TOKEN
+        env["MN_GRPC_ADMIN_TOKEN"] = CORE_ADMIN_TOKEN
     return env
 
 
@@ -162,7 +167,10 @@ def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, tra
         if runtime == "grpc":
             core_port = free_port()
             core = start(
-                [str(BIN / "mn-fake-core"), "--port", str(core_port), "--step-ms", "20"],
+                [
+                    *(str(BIN / "mn-fake-core"), "--port", str(core_port), "--step-ms", "20"),
+                    *("--token", CORE_TOKEN, "--admin-token", CORE_ADMIN_TOKEN),
+                ],
                 env={"PYTHONPATH": os.pathsep.join((str(src), str(ROOT)))},
                 ready_line="listening",
             )
