@@ -11,8 +11,9 @@ event pages, short reads of SSE and NDJSON streams, workflow progress, cancel, p
 resume, 401/403/404/405/422 answers, /metrics, bundle uploads, unknown routes and random
 query strings) from 24 concurrent connections. After each batch every live job is
 cancelled and finished jobs are cleared (`POST /jobs/cancel-all`, `DELETE /jobs`): the
-jobs a runtime keeps are data, counted apart, not a leak. Then it reads the gateway's
-resident memory and the number of series its /metrics exposes.
+jobs a runtime keeps are data, counted apart, not a leak. Then, once the gateway has been
+idle for SETTLE_SECONDS, it reads the gateway's resident memory and the number of series
+its /metrics exposes.
 
 The first batch warms the process up; the figure that matters is the growth over the
 batches after it. `--before SRC` runs another checkout's `src` first, side by side in the
@@ -44,6 +45,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MB = 1024 * 1024
 CONCURRENCY = 24
+# Resident memory is read once the gateway has been idle this long after a batch: longer
+# than its heap trimmer's interval, so the figure is what the process keeps, not a peak.
+SETTLE_SECONDS = 35.0
 TRACE_DIR = "SOAK_TRACE_DIR"
 # The core's tokens: control, cancel-all and clearing are refused without the admin one.
 CORE_TOKEN = "soak-core-token"
@@ -190,7 +194,7 @@ def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, tra
             for number in range(1, batches + 1):
                 seconds, mix = asyncio.run(run_batch(base, requests, mix_seed=number))
                 cleared = clear_jobs(base)
-                time.sleep(1.0)
+                time.sleep(SETTLE_SECONDS)
                 batch = Batch(
                     rss_mb=rss_bytes(gateway.pid) / MB,
                     series=metric_series(base),
@@ -225,7 +229,8 @@ def report(soaks: list[Soak], requests: int) -> str:
         "",
         f"`python -m bench.soak`: batches of {requests:,} mixed requests from {CONCURRENCY} "
         "connections (bench/_soak_mix.py), every job cancelled and cleared after each batch; "
-        "resident memory of the gateway process (one worker) read after each. Batch 1 warms "
+        f"resident memory of the gateway process (one worker) read {SETTLE_SECONDS:.0f} s after "
+        "each. Batch 1 warms "
         "the process up: **growth** is the change from batch 1 to the last, which should stay "
         "within 5 MB.",
         "",

@@ -1,0 +1,69 @@
+"""HeapTrimmer: the C heap's free pages go back to the system now and then (glibc only).
+
+Python keeps its small objects in arenas of its own, but everything larger (request and
+answer bodies, the dictionaries of jobs and events) comes from the C library's heap.
+glibc gives freed memory back to the system only from the top of that heap, so after a
+burst of traffic the pages freed below live data stay resident: the process grows with
+each burst although it holds no more than before. `malloc_trim` hands those pages back;
+it runs in a worker thread, so the event loop never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import platform
+from collections.abc import Callable
+from contextlib import suppress
+
+log = logging.getLogger("mn_api.heap")
+
+TRIM_EVERY_SECONDS = 30.0
+
+
+def glibc_trim() -> Callable[[], object] | None:
+    """glibc's `malloc_trim(0)`, or None on a C library without it (musl, macOS)."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+class HeapTrimmer:
+    def __init__(
+        self,
+        interval_seconds: float = TRIM_EVERY_SECONDS,
+        trim: Callable[[], object] | None = None,
+    ) -> None:
+        self._interval = interval_seconds
+        self._trim = trim
+        self._task: asyncio.Task[None] | None = None
+        self.trims = 0
+
+    def start(self) -> None:
+        """Trim every interval from now on (nothing to do where there is no trim)."""
+        if self._trim is not None and self._task is None:
+            self._task = asyncio.create_task(self._loop(self._trim), name="mn-heap-trim")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self, trim: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await asyncio.to_thread(trim)
+            except Exception as error:  # never worth stopping the gateway for
+                log.warning("trimming the heap failed: %s", type(error).__name__)
+                return
+            self.trims += 1

@@ -1,0 +1,65 @@
+"""HeapTrimmer gives the C heap's free pages back on a timer, off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import threading
+
+import pytest
+
+from mn_api.entrypoints.heap import HeapTrimmer, glibc_trim
+
+
+async def test_trims_on_every_interval_in_a_worker_thread() -> None:
+    threads: list[threading.Thread] = []
+    three = threading.Event()
+
+    def trim() -> None:
+        threads.append(threading.current_thread())
+        if len(threads) >= 3:
+            three.set()
+
+    trimmer = HeapTrimmer(0.001, trim=trim)
+    trimmer.start()
+    assert await asyncio.to_thread(three.wait, 10)
+    await trimmer.stop()
+    stopped_at = len(threads)
+    await asyncio.sleep(0.05)
+    assert len(threads) == stopped_at >= 3
+    assert threading.main_thread() not in threads
+
+
+async def test_without_a_trim_nothing_runs() -> None:
+    trimmer = HeapTrimmer(0.001, trim=None)
+    trimmer.start()
+    await asyncio.sleep(0.02)
+    assert trimmer.trims == 0
+    await trimmer.stop()
+
+
+async def test_a_failing_trim_is_logged_once_and_given_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise OSError("no heap")
+
+    trimmer = HeapTrimmer(0.001, trim=broken)
+    with caplog.at_level(logging.WARNING, logger="mn_api.heap"):
+        trimmer.start()
+        assert trimmer._task is not None
+        await asyncio.wait_for(asyncio.shield(trimmer._task), 10)  # it gave up by itself
+    await trimmer.stop()
+    assert calls == [1] and trimmer.trims == 0
+    assert [r.getMessage() for r in caplog.records] == ["trimming the heap failed: OSError"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_glibc_trim_calls_malloc_trim() -> None:
+    trim = glibc_trim()
+    assert trim is not None
+    assert trim() in (0, 1)  # 1: memory was given back, 0: there was none to give
