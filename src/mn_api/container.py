@@ -367,7 +367,11 @@ class Container(containers.DeclarativeContainer):
     pause_job = providers.Factory(uc.PauseJob, runtime=runtime)
     resume_job = providers.Factory(uc.ResumeJob, runtime=runtime)
     clear_jobs = providers.Factory(
-        uc.ClearJobs, runtime=runtime, topologies=topology_store, journal=journal
+        uc.ClearJobs,
+        runtime=runtime,
+        topologies=topology_store,
+        journal=journal,
+        cluster=runtime,
     )
     cancel_all_jobs = providers.Factory(uc.CancelAllJobs, runtime=runtime)
     get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime, cluster=runtime)

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -96,6 +96,12 @@ class ClusterWatch(RuntimePort):
         if known is not None and position >= 0 and known[0] > position:
             return
         _remember(self._coordinators, job_id, (max(position, known[0] if known else -1), node))
+
+    def forget(self, job_ids: Iterable[str]) -> None:
+        """Drop what was seen of these jobs (cleared from the runtime)."""
+        for job_id in job_ids:
+            self._coordinators.pop(job_id, None)
+            self._refused.pop(job_id, None)
 
     def refused_at(self, job_id: str) -> float | None:
         """When the core last refused a control call on the job for want of a coordinator."""

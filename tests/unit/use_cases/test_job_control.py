@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mn_api.application.cluster import ClusterWatch
 from mn_api.application.journal import HistoryJournal
 from mn_api.application.use_cases import (
     CancelAllJobs,
@@ -99,6 +100,17 @@ async def test_clearing_forgets_the_topologies_of_finished_jobs_only(core: Scrip
     assert await ClearJobs(core, topologies)() == 1
     assert list(topologies.kept) == ["live"]
     assert list(core.statuses) == ["live"]
+
+
+async def test_clearing_forgets_the_coordinators_seen_of_finished_jobs_only(
+    core: ScriptedCore,
+) -> None:
+    watch = ClusterWatch(core)
+    for job_id, final in (("old", True), ("live", False)):
+        core.add(job_id, 1, final=final)
+        watch.remember_coordinator(job_id, "mn1@host", 0)
+    assert await ClearJobs(watch, KeptTopologies(), cluster=watch)() == 1
+    assert (watch.coordinator("old"), watch.coordinator("live")) == (None, "mn1@host")
 
 
 async def test_clearing_succeeds_when_the_topologies_are_left_to_expire(

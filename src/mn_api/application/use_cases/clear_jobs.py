@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from mn_api.application.cluster import ClusterWatch
 from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import RuntimePort, TopologyStore
 from mn_api.domain.errors import DomainError
@@ -22,10 +23,12 @@ class ClearJobs:
         runtime: RuntimePort,
         topologies: TopologyStore,
         journal: HistoryJournal | None = None,
+        cluster: ClusterWatch | None = None,
     ) -> None:
         self._runtime = runtime
         self._topologies = topologies
         self._journal = journal
+        self._cluster = cluster
 
     async def __call__(self) -> int:
         finished = await self._finished()
@@ -33,6 +36,8 @@ class ClearJobs:
         if self._journal is not None:
             self._journal.forget(finished)
             self._journal.forget()  # every finished job: the runtime cleared them all
+        if self._cluster is not None:
+            self._cluster.forget(finished)
         for job_id in finished:
             try:
                 await self._topologies.forget(job_id)
