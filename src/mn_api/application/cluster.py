@@ -97,11 +97,13 @@ class ClusterWatch(RuntimePort):
             return
         _remember(self._coordinators, job_id, (max(position, known[0] if known else -1), node))
 
-    def forget(self, job_ids: Iterable[str]) -> None:
-        """Drop what was seen of these jobs (cleared from the runtime)."""
-        for job_id in job_ids:
-            self._coordinators.pop(job_id, None)
-            self._refused.pop(job_id, None)
+    def forget_all_but(self, live: Iterable[str]) -> None:
+        """Drop what was seen of every job but these (the runtime cleared the others):
+        coordinators matter only while a job runs."""
+        keep = set(live)
+        for kept in (self._coordinators, self._refused):
+            for job_id in [job_id for job_id in kept if job_id not in keep]:
+                del kept[job_id]
 
     def refused_at(self, job_id: str) -> float | None:
         """When the core last refused a control call on the job for want of a coordinator."""

@@ -102,15 +102,20 @@ async def test_clearing_forgets_the_topologies_of_finished_jobs_only(core: Scrip
     assert list(core.statuses) == ["live"]
 
 
-async def test_clearing_forgets_the_coordinators_seen_of_finished_jobs_only(
+async def test_clearing_forgets_the_coordinators_seen_of_every_job_no_longer_live(
     core: ScriptedCore,
 ) -> None:
     watch = ClusterWatch(core)
     for job_id, final in (("old", True), ("live", False)):
         core.add(job_id, 1, final=final)
         watch.remember_coordinator(job_id, "mn1@host", 0)
+    watch.remember_coordinator("gone-long-ago", "mn2@host", 0)  # no longer in any listing
     assert await ClearJobs(watch, KeptTopologies(), cluster=watch)() == 1
-    assert (watch.coordinator("old"), watch.coordinator("live")) == (None, "mn1@host")
+    assert [watch.coordinator(j) for j in ("old", "gone-long-ago", "live")] == [
+        None,
+        None,
+        "mn1@host",
+    ]
 
 
 async def test_clearing_succeeds_when_the_topologies_are_left_to_expire(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from mn_api.application.cluster import ClusterWatch
+from mn_api.application.cluster import JOBS_REMEMBERED, ClusterWatch
 from mn_api.application.journal import HistoryJournal
 from mn_api.application.ports import RuntimePort, TopologyStore
 from mn_api.domain.errors import DomainError
@@ -37,7 +37,7 @@ class ClearJobs:
             self._journal.forget(finished)
             self._journal.forget()  # every finished job: the runtime cleared them all
         if self._cluster is not None:
-            self._cluster.forget(finished)
+            await self._forget_seen(self._cluster)
         for job_id in finished:
             try:
                 await self._topologies.forget(job_id)
@@ -45,6 +45,19 @@ class ClearJobs:
                 log.warning("the topology of cleared job %s is left to expire", job_id)
                 break
         return cleared
+
+    async def _forget_seen(self, cluster: ClusterWatch) -> None:
+        """What the cluster watch saw of jobs no longer live goes with them; unable to list
+        the live jobs, it stays (bounded) until it is pushed out."""
+        try:
+            listing = (await self._runtime.list_jobs(JOBS_REMEMBERED, False)).value
+        except DomainError:
+            return
+        jobs = listing.get("data") if isinstance(listing, Mapping) else None
+        if isinstance(jobs, list):
+            cluster.forget_all_but(
+                job["job_id"] for job in jobs if isinstance(job, Mapping) and "job_id" in job
+            )
 
     async def _finished(self) -> list[str]:
         listing = (await self._runtime.list_jobs(FORGET_LIMIT, True)).value
