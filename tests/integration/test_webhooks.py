@@ -201,7 +201,7 @@ async def test_redeliver_sends_the_same_delivery_again(
 ) -> None:
     receiver.fail_first = 0
     receiver.accept_delay = 0.2
-    job_id = await submit(client, {"url": receiver.url + "?token=abc"})
+    job_id = await submit(client, {"url": receiver.url + "?token=query-secret-7f3e"})
     await settled(client, f"/api/v1/jobs/{job_id}/webhooks", 1)
     first = receiver.accepted[0]
     ident = first["headers"]["webhook-id"]
@@ -215,12 +215,12 @@ async def test_redeliver_sends_the_same_delivery_again(
     again = receiver.accepted[1]
     assert again["headers"]["webhook-id"] == ident
     assert again["body"] == first["body"]
-    assert again["path"] == "/hooks?token=abc"
+    assert again["path"] == "/hooks?token=query-secret-7f3e"
     assert again["verified"]
 
     listing = (await client.get(f"/api/v1/jobs/{job_id}/webhooks")).json()
     assert listing["subscriptions"][0]["url"] == receiver.url + "?redacted"
-    assert "abc" not in str(listing)
+    assert "query-secret-7f3e" not in str(listing)
 
 
 async def test_a_bundle_submitted_on_upload_takes_a_webhook(
