@@ -100,17 +100,25 @@ if [ ! -d "$deps" ]; then
   partial_deps="$(mktemp -d "$cache/.wheels-XXXXXX")"
   "$python" -m pip wheel --quiet --disable-pip-version-check --constraint "$root/constraints.txt" \
     --wheel-dir "$partial_deps" "$root" "${extra[@]}"
-  rm -f "$partial_deps"/mn_api-*.whl
+  rm -f "$partial_deps"/mirrorneuron_gateway-*.whl
   mv "$partial_deps" "$deps"
 fi
 "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps \
   --wheel-dir "$context/wheels" "$root"
 for wheel in "$deps"/*.whl; do
+  case "${wheel##*/}" in
+    mirrorneuron_gateway-* | mn_api-*) continue ;;  # the gateway's own: built just above
+  esac
   ln "$wheel" "$context/wheels/" 2>/dev/null || cp "$wheel" "$context/wheels/"
 done
 step "wheels"
 
-wheel="$(cd "$context/wheels" && ls mirrorneuron_gateway-*.whl)"
+own=("$context"/wheels/mirrorneuron_gateway-*.whl)
+if [ "${#own[@]}" -ne 1 ]; then
+  echo "build.sh: expected one wheel of the gateway in the context, found ${#own[@]}" >&2
+  exit 1
+fi
+wheel="${own[0]##*/}"
 version="${wheel#mirrorneuron_gateway-}"
 version="${version%%-*}"
 image="${1:-mn-api:${version//+/-}}"
