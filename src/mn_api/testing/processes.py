@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -63,7 +64,29 @@ def terminate(process: subprocess.Popen[Any], within: float = STOP_SECONDS) -> i
     return process.returncode
 
 
-class _Managed:
+class _Started(ABC):
+    """Something the tests start and stop: ready once `start()` returns, a context manager
+    that stops it on the way out."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def stop(self) -> object: ...
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _Managed(_Started):
     """A child process with a temporary folder of its own."""
 
     def __init__(self) -> None:
@@ -103,21 +126,6 @@ class _Managed:
             self._folder.cleanup()
             self._folder = None
         return code
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        raise NotImplementedError
 
 
 def _clean_environment() -> dict[str, str]:
@@ -234,7 +242,7 @@ class GatewayProcess(_Managed):
         raise self._fail(f"mn-api did not answer within {START_SECONDS:g} s")
 
 
-class InProcessGateway:
+class InProcessGateway(_Started):
     """An ASGI app of the gateway (`mn_api.create_app(...)`) served by uvicorn in a thread
     of this process, on a free loopback port: real HTTP (streams included) without a
     process of its own. `url` is where it answers once entered."""
@@ -253,23 +261,18 @@ class InProcessGateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> Self:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self._server.run, name="mn-gateway", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + START_SECONDS
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
+                self.stop()
                 raise ProcessFailedError("the gateway did not start in this process")
             time.sleep(0.02)
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=STOP_SECONDS)
