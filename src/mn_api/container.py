@@ -375,6 +375,7 @@ class Container(containers.DeclarativeContainer):
     )
     cancel_all_jobs = providers.Factory(uc.CancelAllJobs, runtime=runtime)
     get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime, cluster=runtime)
+    core_services = providers.Factory(uc.CoreServices, runtime=runtime)
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     runtime_report = providers.Factory(
         uc.RuntimeReport,

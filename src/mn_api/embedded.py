@@ -56,6 +56,7 @@ class Services:
     launch_blueprint: uc.LaunchBlueprint
     launch_log: uc.LaunchLog
     get_system_summary: uc.GetSystemSummary
+    core_services: uc.CoreServices
     get_runtime_metrics: uc.GetRuntimeMetrics
     runtime_report: uc.RuntimeReport
     check_readiness: uc.CheckReadiness

@@ -255,6 +255,16 @@ class ClusterWatch(RuntimePort):
         await self.runtime.ping(deadline_seconds)
         await asyncio.wait_for(self.summary(max_age_seconds=1.0), deadline_seconds)
 
+    async def call_service(
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> dict[str, Any]:
+        return await self.runtime.call_service(method, request, kind=kind)
+
+    def stream_service(
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> AsyncIterator[dict[str, Any]]:
+        return self.runtime.stream_service(method, request, kind=kind)
+
     async def stream_events(
         self,
         job_id: str,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from mn_api.domain.documents import JsonDocument
+from mn_api.domain.errors import NotSupportedError
 from mn_api.domain.events import EventRecord, Heartbeat
 from mn_api.domain.webhooks.records import Delivery, Subscription, Watch
 
@@ -96,6 +97,21 @@ class RuntimePort(ABC):
     @abstractmethod
     async def ping(self, deadline_seconds: float) -> None:
         """Return when the runtime answers within `deadline_seconds`, else raise."""
+
+    async def call_service(
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> dict[str, Any]:
+        """One call of the core's later services (`/package.Service/Method`, see
+        docs/LATER_SERVICES.md) with the request message's fields: the answer message's
+        fields. A refusal is the domain error it means (a NOT_FOUND: RecordNotFoundError of
+        `kind`); a core without the service: NotSupportedError."""
+        raise NotSupportedError("this runtime does not offer the core's later services")
+
+    def stream_service(
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> AsyncIterator[dict[str, Any]]:
+        """A streaming method of the later services: each answer message's fields."""
+        raise NotSupportedError("this runtime does not offer the core's later services")
 
 
 @dataclass(frozen=True, slots=True)

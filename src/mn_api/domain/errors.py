@@ -55,6 +55,15 @@ class NodeNotFoundError(DomainError):
         self.node_name = node_name
 
 
+class RecordNotFoundError(DomainError):
+    """A record of the core's later services (an operation, a schedule, a deployment, a job
+    definition, a run...) that the core does not know; `kind` names what was asked for."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
 class BlueprintNotFoundError(DomainError):
     """No blueprint of the catalogue, or no blueprint at a path, by that name."""
 

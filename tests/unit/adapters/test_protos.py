@@ -53,7 +53,25 @@ def test_wire_names_and_numbers_are_the_cores() -> None:
         "ClearJobs",
         "CancelAllJobs",
         "ReplayDeadLetter",
+        "ExportJobBackup",
+        "RestoreJobBackup",
+        *(
+            f"{verb}Deployment"
+            for verb in ("Update", "Get", "Promote", "Rollback", "Pause", "Resume", "Fail")
+        ),
+        "DeployJob",
+        "ListDeployments",
+        *(
+            f"{verb}Schedule"
+            for verb in ("Create", "Update", "Get", "Pause", "Resume", "Delete", "Dispatch")
+        ),
+        "ListSchedules",
+        "EmitTriggerEvent",
+        "ListTriggerEvents",
     }
+    rollback = job_pb2.RollbackDeploymentRequest.DESCRIPTOR
+    # The one request without an interface version: field 2 is the deployment's version.
+    assert rollback.fields_by_name["version"].type == rollback.fields_by_name["tag"].type
     cluster = cluster_pb2.DESCRIPTOR.services_by_name["ClusterService"]
     assert cluster.full_name == "mirrorneuron.cluster.v1.ClusterService"
     stream = observability_pb2.DESCRIPTOR.services_by_name["ObservabilityService"]

@@ -6,11 +6,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 
+from mn_api.adapters.core_refusals import refusal_error
 from mn_api.adapters.grpc.errors import (
     COORDINATOR_GONE_TEXT,
     core_text,
@@ -18,6 +20,8 @@ from mn_api.adapters.grpc.errors import (
     refusal_meaning,
     translate,
 )
+from mn_api.adapters.grpc.later import fields_of
+from mn_api.adapters.grpc.later import method as later_method
 from mn_api.adapters.grpc.nodes import READS, CoreNode, CoreNodes, undecodable
 from mn_api.adapters.grpc.protos import cluster_pb2, job_pb2, observability_pb2
 from mn_api.adapters.grpc.wire import (
@@ -155,6 +159,7 @@ class GrpcRuntime(RuntimePort):
         node_name: str | None = None,
         deadline: float | None = None,
         auth: tuple[str, str] | bool | None = True,
+        refusal: Callable[[grpc.aio.AioRpcError], Exception] | None = None,
     ) -> T:
         """One call, on the current node; a read whose node does not answer (or any call
         that never reached it) is made again on the next node, once per node at most."""
@@ -172,6 +177,8 @@ class GrpcRuntime(RuntimePort):
                     continue
                 if err.code() is grpc.StatusCode.INTERNAL and "RST_STREAM" in (err.details() or ""):
                     raise self._nodes.reset_by_core(node, err, rpc) from err
+                if refusal is not None:
+                    raise refusal(err) from err
                 if job_id is not None and is_unclear_refusal(err, rpc):
                     raise await self._unclear_refusal(err, rpc, job_id) from err
                 raise translate(err, rpc=rpc, job_id=job_id, node_name=node_name) from err
@@ -310,6 +317,50 @@ class GrpcRuntime(RuntimePort):
             deadline=deadline_seconds,
         )
 
+    async def call_service(
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> dict[str, Any]:
+        called = later_method(method)
+        message = called.request(**request)
+
+        def multicallable(node: CoreNode) -> Callable[..., Awaitable[Any]]:
+            return node.channel.unary_unary(  # type: ignore[no-any-return]
+                called.path,
+                request_serializer=called.request.SerializeToString,
+                response_deserializer=called.answer.FromString,
+            )
+
+        answer = await self._unary(
+            called.name, multicallable, message, refusal=partial(_refused, kind=kind)
+        )
+        return fields_of(answer)
+
+    async def stream_service(  # type: ignore[override]
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> AsyncIterator[dict[str, Any]]:
+        called = later_method(method)
+        node = self._nodes.current()
+        call = node.channel.unary_stream(
+            called.path,
+            request_serializer=called.request.SerializeToString,
+            response_deserializer=called.answer.FromString,
+        )(called.request(**request), metadata=self._metadata())
+        started = time.perf_counter()
+        code = "CANCELLED"
+        try:
+            async for answer in call:
+                if answer is None:
+                    code = UNDECODABLE
+                    raise undecodable(called.name)
+                yield fields_of(answer)
+            code = "OK"
+        except grpc.aio.AioRpcError as err:
+            code = err.code().name
+            raise _refused(err, kind=kind) from err
+        finally:
+            call.cancel()
+            self._measured(called.name, code, started)
+
     async def stream_events(
         self,
         job_id: str,
@@ -401,3 +452,8 @@ class GrpcRuntime(RuntimePort):
             if heartbeat_seconds and time.monotonic() - quiet_since >= heartbeat_seconds:
                 quiet_since = time.monotonic()
                 yield Heartbeat()
+
+
+def _refused(err: grpc.aio.AioRpcError, *, kind: str) -> Exception:
+    """A later service's refusal as the domain error it means."""
+    return refusal_error(err.code().name, core_text(err.details() or ""), kind=kind)

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The later services of 1.2.5 (node administration, resources, service discovery, backups,
+# deployments, schedules) and those 1.2.31 adds (operations, job definitions and runs).
+SERVICES_1_2_5 = frozenset(
+    {"resources", "nodes", "services", "backups", "deployments", "schedules"}
+)
+SERVICES_1_2_31 = SERVICES_1_2_5 | {"operations", "jobs_v2"}
+
 
 @dataclass(frozen=True, slots=True)
 class CoreRelease:
@@ -62,6 +69,9 @@ class CoreRelease:
     generation_a_documents: bool = False
     # The release runs as a cluster of several nodes (1.1 cores run alone).
     clusters: bool = True
+    # The groups of later methods it serves (adapters/memory/services): resources, nodes,
+    # services, backups, deployments, schedules (1.2.5), operations and jobs_v2 (1.2.31).
+    later_services: frozenset[str] = frozenset()
 
 
 _OLDER = {
@@ -96,6 +106,7 @@ RELEASE_1_2_5 = CoreRelease(
     follows_streams=True,
     checks_credentials=True,
     clear_with_admin_token=True,
+    later_services=SERVICES_1_2_5,
     **_OLDER,
 )
 RELEASE_1_2_31 = CoreRelease(
@@ -119,6 +130,7 @@ RELEASE_1_2_31 = CoreRelease(
     summary_metrics=True,
     checks_requirements=True,
     unknown_job_json='{"version":1}',
+    later_services=SERVICES_1_2_31,
 )
 
 # The real core built from source commit d26bef71 (wire generation A), measured against it.

@@ -13,11 +13,12 @@ import itertools
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
 
+from mn_api.adapters.core_refusals import refusal_error
 from mn_api.adapters.memory.cluster import Cluster
 from mn_api.adapters.memory.documents import Documents
 from mn_api.adapters.memory.engine import Engine
@@ -38,6 +39,7 @@ from mn_api.adapters.memory.model import (
     _simulate,
 )
 from mn_api.adapters.memory.releases import LATEST, CoreRelease, core_release
+from mn_api.adapters.memory.services import CoreRefusal, LaterServices
 from mn_api.adapters.memory.streams import Streams
 from mn_api.application.ports import JobAck, ReplayAck, RuntimePort
 from mn_api.domain import events as ev
@@ -127,6 +129,8 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
         self._started_at = clock()
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        # The later services (schedules, deployments, operations...) the release offers.
+        self.services = LaterServices(self)
 
     async def start(self) -> None:
         if self._auto_run and self._driver is None:
@@ -346,6 +350,7 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
         self._jobs.clear()
         self._active.clear()
         self._finished.clear()
+        self.services.reset()
 
     async def clear_jobs(self) -> int:
         if not self.release.clear_jobs:
@@ -428,6 +433,25 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
 
     async def ping(self, deadline_seconds: float) -> None:
         return None
+
+    async def call_service(
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> dict[str, Any]:
+        try:
+            return await self.services.call(method, request)
+        except CoreRefusal as refused:
+            raise refusal_error(refused.code, refused.message, kind=kind) from None
+
+    async def stream_service(  # type: ignore[override]
+        self, method: str, request: Mapping[str, Any], *, kind: str = "record"
+    ) -> AsyncIterator[dict[str, Any]]:
+        try:
+            stream = self.services.stream(method, request)
+            async with contextlib.aclosing(stream):
+                async for answer in stream:
+                    yield answer
+        except CoreRefusal as refused:
+            raise refusal_error(refused.code, refused.message, kind=kind) from None
 
     def payload_keys(self, job_id: str) -> list[str]:
         """The payload files the job was submitted with (a core writes them to its disk)."""

@@ -5,6 +5,7 @@ from mn_api.application.use_cases.cancel_all_jobs import CancelAllJobs
 from mn_api.application.use_cases.cancel_job import CancelJob
 from mn_api.application.use_cases.check_readiness import CheckReadiness
 from mn_api.application.use_cases.clear_jobs import ClearJobs
+from mn_api.application.use_cases.core_services import CoreServices
 from mn_api.application.use_cases.get_job import GetJob
 from mn_api.application.use_cases.get_job_graph import GetJobGraph
 from mn_api.application.use_cases.get_runtime_metrics import GetRuntimeMetrics
@@ -35,6 +36,7 @@ __all__ = [
     "CancelJob",
     "CheckReadiness",
     "ClearJobs",
+    "CoreServices",
     "EventPage",
     "FeedItem",
     "GetJob",

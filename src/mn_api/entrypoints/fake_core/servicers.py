@@ -16,13 +16,18 @@ from mn_api.adapters.grpc.protos import (
     cluster_pb2_grpc,
     job_pb2,
     job_pb2_grpc,
+    job_v2_pb2,
+    job_v2_pb2_grpc,
     observability_pb2,
     observability_pb2_grpc,
+    operations_pb2,
+    operations_pb2_grpc,
 )
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.domain import errors as e
 from mn_api.entrypoints.fake_core.control import CallLog
 from mn_api.entrypoints.fake_core.faults import FaultRefusedError, fault_handler
+from mn_api.entrypoints.fake_core.later import PROTECTED, serves_later
 from mn_api.entrypoints.fake_core.refusals import (
     HANDLER_CRASH,
     _Answers,
@@ -35,6 +40,7 @@ from mn_api.entrypoints.fake_core.refusals import (
 KILL_GRACE_SECONDS = 0.2
 
 
+@serves_later(job_pb2.DESCRIPTOR.services_by_name["JobService"], job_pb2)
 class JobService(job_pb2_grpc.JobServiceServicer):
     def __init__(self, runtime: InMemoryRuntime, *, admin_token: str | None, replay: bool) -> None:
         self._runtime = runtime
@@ -112,6 +118,7 @@ class JobService(job_pb2_grpc.JobServiceServicer):
         )
 
 
+@serves_later(cluster_pb2.DESCRIPTOR.services_by_name["ClusterService"], cluster_pb2)
 class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
     """The cluster service of one node: its summary says `self?` of `node` (of the first
     live node when None)."""
@@ -144,6 +151,24 @@ class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
         return cluster_pb2.RemoveNodeResponse(
             node_name=request.node_name, status=status, **self._answers.version()
         )
+
+
+class _Later:
+    """A service whose every method the simulation's later services answer."""
+
+    def __init__(self, runtime: InMemoryRuntime) -> None:
+        self._runtime = runtime
+        self._answers = _Answers(runtime.release)
+
+
+@serves_later(job_v2_pb2.DESCRIPTOR.services_by_name["JobService"], job_v2_pb2)
+class JobsV2Service(_Later, job_v2_pb2_grpc.JobServiceServicer):
+    """Job definitions and their runs (1.2.31)."""
+
+
+@serves_later(operations_pb2.DESCRIPTOR.services_by_name["OperationsService"], operations_pb2)
+class OperationsService(_Later, operations_pb2_grpc.OperationsServiceServicer):
+    """Operations over many jobs or a node (1.2.31)."""
 
 
 class ObservabilityService(observability_pb2_grpc.ObservabilityServiceServicer):
@@ -186,7 +211,10 @@ class FakeCore:
         self.runtime = runtime
         self.release = runtime.release
         self.replay = replay
-        self.call_log = CallLog(token, protected_rpcs(runtime.release))
+        protected = protected_rpcs(runtime.release)
+        if runtime.release.checks_credentials:
+            protected |= PROTECTED & set(runtime.services.methods)
+        self.call_log = CallLog(token, protected)
         self._admin_token = admin_token
         self._servers: dict[str, grpc.aio.Server] = {}
         self._stopping: dict[str, asyncio.Task[None]] = {}
@@ -232,6 +260,13 @@ class FakeCore:
         observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(
             ObservabilityService(self.runtime), server
         )
+        offered = self.runtime.release.later_services
+        if "jobs_v2" in offered:
+            job_v2_pb2_grpc.add_JobServiceServicer_to_server(JobsV2Service(self.runtime), server)
+        if "operations" in offered:
+            operations_pb2_grpc.add_OperationsServiceServicer_to_server(
+                OperationsService(self.runtime), server
+            )
         server.add_generic_rpc_handlers((fault_handler(self._apply),))
         address = f"{self._host}:{port}"
         if self._credentials is not None:

@@ -35,6 +35,7 @@ from mn_api.entrypoints.http.routers import (
     jobs,
     launches,
     progress,
+    resources,
     system,
     webhooks,
 )
@@ -149,6 +150,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         bundles.router,
         launches.router,
         webhooks.router,
+        resources.router,
     )
     for router in routers:
         app.include_router(router)

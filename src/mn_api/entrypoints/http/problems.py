@@ -127,6 +127,9 @@ _INTERNAL = ProblemKind(500, "internal_error", "Internal server error")
 
 
 def kind_of(error: e.DomainError) -> ProblemKind:
+    if isinstance(error, e.RecordNotFoundError):
+        what = error.kind.replace("_", " ")
+        return ProblemKind(404, f"{error.kind}_not_found", f"{what.capitalize()} not found")
     for cls, kind in _TABLE:
         if isinstance(error, cls):
             return kind

@@ -24,21 +24,81 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)mn_api/adapters/grpc/protos/cluster.proto\x12\x17mirrorneuron.cluster.v1\"*\n\x17GetSystemSummaryRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\"A\n\x18GetSystemSummaryResponse\x12\x14\n\x0csummary_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"7\n\x11RemoveNodeRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"H\n\x12RemoveNodeResponse\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r2\xf0\x01\n\x0e\x43lusterService\x12w\n\x10GetSystemSummary\x12\x30.mirrorneuron.cluster.v1.GetSystemSummaryRequest\x1a\x31.mirrorneuron.cluster.v1.GetSystemSummaryResponse\x12\x65\n\nRemoveNode\x12*.mirrorneuron.cluster.v1.RemoveNodeRequest\x1a+.mirrorneuron.cluster.v1.RemoveNodeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)mn_api/adapters/grpc/protos/cluster.proto\x12\x17mirrorneuron.cluster.v1\"d\n\x17NetworkHandshakeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x11\n\tnode_name\x18\x02 \x01(\t\x12\x16\n\x0enode_info_json\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\r\"\xc0\x02\n\x18NetworkHandshakeResponse\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x14\n\x0cruntime_mode\x18\x02 \x01(\t\x12\x11\n\tgrpc_host\x18\x03 \x01(\t\x12\x11\n\tgrpc_port\x18\x04 \x01(\x05\x12\x11\n\tdist_port\x18\x05 \x01(\x05\x12\x12\n\nredis_host\x18\x06 \x01(\t\x12\x12\n\nredis_port\x18\x07 \x01(\x05\x12\x11\n\tredis_url\x18\x08 \x01(\t\x12\x15\n\rcluster_nodes\x18\t \x01(\t\x12\x14\n\x0cnetwork_only\x18\n \x01(\x08\x12\x16\n\x0enode_info_json\x18\x0b \x01(\t\x12\x17\n\x0fgrpc_auth_token\x18\x0c \x01(\t\x12\x18\n\x10grpc_admin_token\x18\r \x01(\t\x12\x0f\n\x07version\x18\x0e \x01(\r\"*\n\x17GetSystemSummaryRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\"A\n\x18GetSystemSummaryResponse\x12\x14\n\x0csummary_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"%\n\x12GetResourceRequest\x12\x0f\n\x07version\x18\x01 \x01(\r\"=\n\x13GetResourceResponse\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"<\n\x12SetResourceRequest\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"=\n\x13SetResourceResponse\x12\x15\n\rresource_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\xf4\x01\n\x1aPrepareDockerWorkerRequest\x12\x15\n\rmanifest_json\x18\x01 \x01(\t\x12S\n\x08payloads\x18\x02 \x03(\x0b\x32\x41.mirrorneuron.cluster.v1.PrepareDockerWorkerRequest.PayloadsEntry\x12\x15\n\rsubmission_id\x18\x03 \x01(\t\x12\x11\n\tnode_name\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\r\x1a/\n\rPayloadsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"C\n\x1bPrepareDockerWorkerResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"j\n\x1a\x43leanupDockerWorkerRequest\x12\x15\n\rsubmission_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61ll_services\x18\x03 \x01(\x08\x12\x0f\n\x07version\x18\x04 \x01(\r\"C\n\x1b\x43leanupDockerWorkerResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"C\n\x0e\x41\x64\x64NodeRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"E\n\x0f\x41\x64\x64NodeResponse\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"7\n\x11RemoveNodeRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"H\n\x12RemoveNodeResponse\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"[\n\x14ReconcileNodeRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x0f\n\x07version\x18\x04 \x01(\r\"=\n\x15ReconcileNodeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x96\x01\n\x10\x44rainNodeRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x1a\n\x12ignore_system_jobs\x18\x05 \x01(\x08\x12\x0c\n\x04wait\x18\x06 \x01(\x08\x12\x0f\n\x07version\x18\x07 \x01(\r\"9\n\x11\x44rainNodeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"c\n\x16\x43\x61ncelNodeDrainRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x15\n\rmark_eligible\x18\x03 \x01(\x08\x12\x0f\n\x07version\x18\x04 \x01(\r\"?\n\x17\x43\x61ncelNodeDrainResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"`\n\x19SetNodeMaintenanceRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07\x65nabled\x18\x02 \x01(\x08\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0f\n\x07version\x18\x04 \x01(\r\"B\n\x1aSetNodeMaintenanceResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"?\n\x19GetNodeDrainStatusRequest\x12\x11\n\tnode_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"B\n\x1aGetNodeDrainStatusResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\":\n\x13ListServicesRequest\x12\x12\n\nquery_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"<\n\x14ListServicesResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"J\n\x15ResolveServiceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nquery_json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\">\n\x16ResolveServiceResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\">\n\x14\x43heckServicesRequest\x12\x15\n\rservices_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"=\n\x15\x43heckServicesResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r2\xed\x13\n\x0e\x43lusterService\x12w\n\x10NetworkHandshake\x12\x30.mirrorneuron.cluster.v1.NetworkHandshakeRequest\x1a\x31.mirrorneuron.cluster.v1.NetworkHandshakeResponse\x12w\n\x10GetSystemSummary\x12\x30.mirrorneuron.cluster.v1.GetSystemSummaryRequest\x1a\x31.mirrorneuron.cluster.v1.GetSystemSummaryResponse\x12h\n\x0bGetResource\x12+.mirrorneuron.cluster.v1.GetResourceRequest\x1a,.mirrorneuron.cluster.v1.GetResourceResponse\x12h\n\x0bSetResource\x12+.mirrorneuron.cluster.v1.SetResourceRequest\x1a,.mirrorneuron.cluster.v1.SetResourceResponse\x12o\n\x12GetRuntimeStatuses\x12+.mirrorneuron.cluster.v1.GetResourceRequest\x1a,.mirrorneuron.cluster.v1.GetResourceResponse\x12q\n\x14PublishRuntimeStatus\x12+.mirrorneuron.cluster.v1.SetResourceRequest\x1a,.mirrorneuron.cluster.v1.SetResourceResponse\x12s\n\x16\x41\x63kRuntimeStatusEvents\x12+.mirrorneuron.cluster.v1.SetResourceRequest\x1a,.mirrorneuron.cluster.v1.SetResourceResponse\x12\\\n\x07\x41\x64\x64Node\x12\'.mirrorneuron.cluster.v1.AddNodeRequest\x1a(.mirrorneuron.cluster.v1.AddNodeResponse\x12\x65\n\nRemoveNode\x12*.mirrorneuron.cluster.v1.RemoveNodeRequest\x1a+.mirrorneuron.cluster.v1.RemoveNodeResponse\x12n\n\rReconcileNode\x12-.mirrorneuron.cluster.v1.ReconcileNodeRequest\x1a..mirrorneuron.cluster.v1.ReconcileNodeResponse\x12\x62\n\tDrainNode\x12).mirrorneuron.cluster.v1.DrainNodeRequest\x1a*.mirrorneuron.cluster.v1.DrainNodeResponse\x12t\n\x0f\x43\x61ncelNodeDrain\x12/.mirrorneuron.cluster.v1.CancelNodeDrainRequest\x1a\x30.mirrorneuron.cluster.v1.CancelNodeDrainResponse\x12}\n\x12SetNodeMaintenance\x12\x32.mirrorneuron.cluster.v1.SetNodeMaintenanceRequest\x1a\x33.mirrorneuron.cluster.v1.SetNodeMaintenanceResponse\x12}\n\x12GetNodeDrainStatus\x12\x32.mirrorneuron.cluster.v1.GetNodeDrainStatusRequest\x1a\x33.mirrorneuron.cluster.v1.GetNodeDrainStatusResponse\x12k\n\x0cListServices\x12,.mirrorneuron.cluster.v1.ListServicesRequest\x1a-.mirrorneuron.cluster.v1.ListServicesResponse\x12q\n\x0eResolveService\x12..mirrorneuron.cluster.v1.ResolveServiceRequest\x1a/.mirrorneuron.cluster.v1.ResolveServiceResponse\x12n\n\rCheckServices\x12-.mirrorneuron.cluster.v1.CheckServicesRequest\x1a..mirrorneuron.cluster.v1.CheckServicesResponse\x12o\n\x12SyncLiteLLMGateway\x12+.mirrorneuron.cluster.v1.SetResourceRequest\x1a,.mirrorneuron.cluster.v1.SetResourceResponse\x12v\n\x19RemoveLiteLLMGatewayRoute\x12+.mirrorneuron.cluster.v1.SetResourceRequest\x1a,.mirrorneuron.cluster.v1.SetResourceResponse\x12p\n\x13PrepareRuntimeModel\x12+.mirrorneuron.cluster.v1.SetResourceRequest\x1a,.mirrorneuron.cluster.v1.SetResourceResponse\x12\x80\x01\n\x13PrepareDockerWorker\x12\x33.mirrorneuron.cluster.v1.PrepareDockerWorkerRequest\x1a\x34.mirrorneuron.cluster.v1.PrepareDockerWorkerResponse\x12\x80\x01\n\x13\x43leanupDockerWorker\x12\x33.mirrorneuron.cluster.v1.CleanupDockerWorkerRequest\x1a\x34.mirrorneuron.cluster.v1.CleanupDockerWorkerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mn_api.adapters.grpc.protos.cluster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_start=70
-  _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_end=112
-  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_start=114
-  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_end=179
-  _globals['_REMOVENODEREQUEST']._serialized_start=181
-  _globals['_REMOVENODEREQUEST']._serialized_end=236
-  _globals['_REMOVENODERESPONSE']._serialized_start=238
-  _globals['_REMOVENODERESPONSE']._serialized_end=310
-  _globals['_CLUSTERSERVICE']._serialized_start=313
-  _globals['_CLUSTERSERVICE']._serialized_end=553
+  _globals['_PREPAREDOCKERWORKERREQUEST_PAYLOADSENTRY']._loaded_options = None
+  _globals['_PREPAREDOCKERWORKERREQUEST_PAYLOADSENTRY']._serialized_options = b'8\001'
+  _globals['_NETWORKHANDSHAKEREQUEST']._serialized_start=70
+  _globals['_NETWORKHANDSHAKEREQUEST']._serialized_end=170
+  _globals['_NETWORKHANDSHAKERESPONSE']._serialized_start=173
+  _globals['_NETWORKHANDSHAKERESPONSE']._serialized_end=493
+  _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_start=495
+  _globals['_GETSYSTEMSUMMARYREQUEST']._serialized_end=537
+  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_start=539
+  _globals['_GETSYSTEMSUMMARYRESPONSE']._serialized_end=604
+  _globals['_GETRESOURCEREQUEST']._serialized_start=606
+  _globals['_GETRESOURCEREQUEST']._serialized_end=643
+  _globals['_GETRESOURCERESPONSE']._serialized_start=645
+  _globals['_GETRESOURCERESPONSE']._serialized_end=706
+  _globals['_SETRESOURCEREQUEST']._serialized_start=708
+  _globals['_SETRESOURCEREQUEST']._serialized_end=768
+  _globals['_SETRESOURCERESPONSE']._serialized_start=770
+  _globals['_SETRESOURCERESPONSE']._serialized_end=831
+  _globals['_PREPAREDOCKERWORKERREQUEST']._serialized_start=834
+  _globals['_PREPAREDOCKERWORKERREQUEST']._serialized_end=1078
+  _globals['_PREPAREDOCKERWORKERREQUEST_PAYLOADSENTRY']._serialized_start=1031
+  _globals['_PREPAREDOCKERWORKERREQUEST_PAYLOADSENTRY']._serialized_end=1078
+  _globals['_PREPAREDOCKERWORKERRESPONSE']._serialized_start=1080
+  _globals['_PREPAREDOCKERWORKERRESPONSE']._serialized_end=1147
+  _globals['_CLEANUPDOCKERWORKERREQUEST']._serialized_start=1149
+  _globals['_CLEANUPDOCKERWORKERREQUEST']._serialized_end=1255
+  _globals['_CLEANUPDOCKERWORKERRESPONSE']._serialized_start=1257
+  _globals['_CLEANUPDOCKERWORKERRESPONSE']._serialized_end=1324
+  _globals['_ADDNODEREQUEST']._serialized_start=1326
+  _globals['_ADDNODEREQUEST']._serialized_end=1393
+  _globals['_ADDNODERESPONSE']._serialized_start=1395
+  _globals['_ADDNODERESPONSE']._serialized_end=1464
+  _globals['_REMOVENODEREQUEST']._serialized_start=1466
+  _globals['_REMOVENODEREQUEST']._serialized_end=1521
+  _globals['_REMOVENODERESPONSE']._serialized_start=1523
+  _globals['_REMOVENODERESPONSE']._serialized_end=1595
+  _globals['_RECONCILENODEREQUEST']._serialized_start=1597
+  _globals['_RECONCILENODEREQUEST']._serialized_end=1688
+  _globals['_RECONCILENODERESPONSE']._serialized_start=1690
+  _globals['_RECONCILENODERESPONSE']._serialized_end=1751
+  _globals['_DRAINNODEREQUEST']._serialized_start=1754
+  _globals['_DRAINNODEREQUEST']._serialized_end=1904
+  _globals['_DRAINNODERESPONSE']._serialized_start=1906
+  _globals['_DRAINNODERESPONSE']._serialized_end=1963
+  _globals['_CANCELNODEDRAINREQUEST']._serialized_start=1965
+  _globals['_CANCELNODEDRAINREQUEST']._serialized_end=2064
+  _globals['_CANCELNODEDRAINRESPONSE']._serialized_start=2066
+  _globals['_CANCELNODEDRAINRESPONSE']._serialized_end=2129
+  _globals['_SETNODEMAINTENANCEREQUEST']._serialized_start=2131
+  _globals['_SETNODEMAINTENANCEREQUEST']._serialized_end=2227
+  _globals['_SETNODEMAINTENANCERESPONSE']._serialized_start=2229
+  _globals['_SETNODEMAINTENANCERESPONSE']._serialized_end=2295
+  _globals['_GETNODEDRAINSTATUSREQUEST']._serialized_start=2297
+  _globals['_GETNODEDRAINSTATUSREQUEST']._serialized_end=2360
+  _globals['_GETNODEDRAINSTATUSRESPONSE']._serialized_start=2362
+  _globals['_GETNODEDRAINSTATUSRESPONSE']._serialized_end=2428
+  _globals['_LISTSERVICESREQUEST']._serialized_start=2430
+  _globals['_LISTSERVICESREQUEST']._serialized_end=2488
+  _globals['_LISTSERVICESRESPONSE']._serialized_start=2490
+  _globals['_LISTSERVICESRESPONSE']._serialized_end=2550
+  _globals['_RESOLVESERVICEREQUEST']._serialized_start=2552
+  _globals['_RESOLVESERVICEREQUEST']._serialized_end=2626
+  _globals['_RESOLVESERVICERESPONSE']._serialized_start=2628
+  _globals['_RESOLVESERVICERESPONSE']._serialized_end=2690
+  _globals['_CHECKSERVICESREQUEST']._serialized_start=2692
+  _globals['_CHECKSERVICESREQUEST']._serialized_end=2754
+  _globals['_CHECKSERVICESRESPONSE']._serialized_start=2756
+  _globals['_CHECKSERVICESRESPONSE']._serialized_end=2817
+  _globals['_CLUSTERSERVICE']._serialized_start=2820
+  _globals['_CLUSTERSERVICE']._serialized_end=5361
 # @@protoc_insertion_point(module_scope)

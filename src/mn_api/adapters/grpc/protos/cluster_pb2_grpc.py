@@ -34,20 +34,126 @@ class ClusterServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.NetworkHandshake = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/NetworkHandshake',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.NetworkHandshakeRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.NetworkHandshakeResponse.FromString,
+                _registered_method=True)
         self.GetSystemSummary = channel.unary_unary(
                 '/mirrorneuron.cluster.v1.ClusterService/GetSystemSummary',
                 request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryRequest.SerializeToString,
                 response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryResponse.FromString,
+                _registered_method=True)
+        self.GetResource = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/GetResource',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceResponse.FromString,
+                _registered_method=True)
+        self.SetResource = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/SetResource',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+                _registered_method=True)
+        self.GetRuntimeStatuses = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/GetRuntimeStatuses',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceResponse.FromString,
+                _registered_method=True)
+        self.PublishRuntimeStatus = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/PublishRuntimeStatus',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+                _registered_method=True)
+        self.AckRuntimeStatusEvents = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/AckRuntimeStatusEvents',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+                _registered_method=True)
+        self.AddNode = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/AddNode',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.AddNodeRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.AddNodeResponse.FromString,
                 _registered_method=True)
         self.RemoveNode = channel.unary_unary(
                 '/mirrorneuron.cluster.v1.ClusterService/RemoveNode',
                 request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeRequest.SerializeToString,
                 response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeResponse.FromString,
                 _registered_method=True)
+        self.ReconcileNode = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/ReconcileNode',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ReconcileNodeRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ReconcileNodeResponse.FromString,
+                _registered_method=True)
+        self.DrainNode = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/DrainNode',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.DrainNodeRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.DrainNodeResponse.FromString,
+                _registered_method=True)
+        self.CancelNodeDrain = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/CancelNodeDrain',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CancelNodeDrainRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CancelNodeDrainResponse.FromString,
+                _registered_method=True)
+        self.SetNodeMaintenance = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/SetNodeMaintenance',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetNodeMaintenanceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetNodeMaintenanceResponse.FromString,
+                _registered_method=True)
+        self.GetNodeDrainStatus = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/GetNodeDrainStatus',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetNodeDrainStatusRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetNodeDrainStatusResponse.FromString,
+                _registered_method=True)
+        self.ListServices = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/ListServices',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ListServicesRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ListServicesResponse.FromString,
+                _registered_method=True)
+        self.ResolveService = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/ResolveService',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ResolveServiceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ResolveServiceResponse.FromString,
+                _registered_method=True)
+        self.CheckServices = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/CheckServices',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CheckServicesRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CheckServicesResponse.FromString,
+                _registered_method=True)
+        self.SyncLiteLLMGateway = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/SyncLiteLLMGateway',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+                _registered_method=True)
+        self.RemoveLiteLLMGatewayRoute = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/RemoveLiteLLMGatewayRoute',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+                _registered_method=True)
+        self.PrepareRuntimeModel = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/PrepareRuntimeModel',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+                _registered_method=True)
+        self.PrepareDockerWorker = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/PrepareDockerWorker',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.PrepareDockerWorkerRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.PrepareDockerWorkerResponse.FromString,
+                _registered_method=True)
+        self.CleanupDockerWorker = channel.unary_unary(
+                '/mirrorneuron.cluster.v1.ClusterService/CleanupDockerWorker',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CleanupDockerWorkerRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CleanupDockerWorkerResponse.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def NetworkHandshake(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def GetSystemSummary(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -55,9 +161,124 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetResource(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetResource(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRuntimeStatuses(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublishRuntimeStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AckRuntimeStatusEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RemoveNode(self, request, context):
-        """1.1 and newer: `mn leave` asks the cluster to forget a node.
+        """`mn leave` asks the cluster to forget a node.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReconcileNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrainNode(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelNodeDrain(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetNodeMaintenance(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetNodeDrainStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveService(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckServices(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SyncLiteLLMGateway(self, request, context):
+        """Model hosting on the core's own hosts: not served by the simulation (UNIMPLEMENTED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveLiteLLMGatewayRoute(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrepareRuntimeModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrepareDockerWorker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CleanupDockerWorker(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -65,15 +286,115 @@ class ClusterServiceServicer:
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'NetworkHandshake': grpc.unary_unary_rpc_method_handler(
+                    servicer.NetworkHandshake,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.NetworkHandshakeRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.NetworkHandshakeResponse.SerializeToString,
+            ),
             'GetSystemSummary': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSystemSummary,
                     request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryRequest.FromString,
                     response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetSystemSummaryResponse.SerializeToString,
             ),
+            'GetResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetResource,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceResponse.SerializeToString,
+            ),
+            'SetResource': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetResource,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.SerializeToString,
+            ),
+            'GetRuntimeStatuses': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRuntimeStatuses,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceResponse.SerializeToString,
+            ),
+            'PublishRuntimeStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishRuntimeStatus,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.SerializeToString,
+            ),
+            'AckRuntimeStatusEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.AckRuntimeStatusEvents,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.SerializeToString,
+            ),
+            'AddNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNode,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.AddNodeRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.AddNodeResponse.SerializeToString,
+            ),
             'RemoveNode': grpc.unary_unary_rpc_method_handler(
                     servicer.RemoveNode,
                     request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeRequest.FromString,
                     response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeResponse.SerializeToString,
+            ),
+            'ReconcileNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReconcileNode,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ReconcileNodeRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ReconcileNodeResponse.SerializeToString,
+            ),
+            'DrainNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrainNode,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.DrainNodeRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.DrainNodeResponse.SerializeToString,
+            ),
+            'CancelNodeDrain': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelNodeDrain,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CancelNodeDrainRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CancelNodeDrainResponse.SerializeToString,
+            ),
+            'SetNodeMaintenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetNodeMaintenance,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetNodeMaintenanceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetNodeMaintenanceResponse.SerializeToString,
+            ),
+            'GetNodeDrainStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetNodeDrainStatus,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetNodeDrainStatusRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetNodeDrainStatusResponse.SerializeToString,
+            ),
+            'ListServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServices,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ListServicesRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ListServicesResponse.SerializeToString,
+            ),
+            'ResolveService': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveService,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ResolveServiceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ResolveServiceResponse.SerializeToString,
+            ),
+            'CheckServices': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckServices,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CheckServicesRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CheckServicesResponse.SerializeToString,
+            ),
+            'SyncLiteLLMGateway': grpc.unary_unary_rpc_method_handler(
+                    servicer.SyncLiteLLMGateway,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.SerializeToString,
+            ),
+            'RemoveLiteLLMGatewayRoute': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveLiteLLMGatewayRoute,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.SerializeToString,
+            ),
+            'PrepareRuntimeModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareRuntimeModel,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.SerializeToString,
+            ),
+            'PrepareDockerWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrepareDockerWorker,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.PrepareDockerWorkerRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.PrepareDockerWorkerResponse.SerializeToString,
+            ),
+            'CleanupDockerWorker': grpc.unary_unary_rpc_method_handler(
+                    servicer.CleanupDockerWorker,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CleanupDockerWorkerRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CleanupDockerWorkerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -85,6 +406,33 @@ def add_ClusterServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ClusterService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def NetworkHandshake(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/NetworkHandshake',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.NetworkHandshakeRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.NetworkHandshakeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def GetSystemSummary(request,
@@ -114,6 +462,168 @@ class ClusterService:
             _registered_method=True)
 
     @staticmethod
+    def GetResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/GetResource',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetResource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/SetResource',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRuntimeStatuses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/GetRuntimeStatuses',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishRuntimeStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/PublishRuntimeStatus',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AckRuntimeStatusEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/AckRuntimeStatusEvents',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/AddNode',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.AddNodeRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.AddNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def RemoveNode(request,
             target,
             options=(),
@@ -130,6 +640,357 @@ class ClusterService:
             '/mirrorneuron.cluster.v1.ClusterService/RemoveNode',
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeRequest.SerializeToString,
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.RemoveNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReconcileNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/ReconcileNode',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ReconcileNodeRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ReconcileNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrainNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/DrainNode',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.DrainNodeRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.DrainNodeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelNodeDrain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/CancelNodeDrain',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CancelNodeDrainRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CancelNodeDrainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetNodeMaintenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/SetNodeMaintenance',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetNodeMaintenanceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetNodeMaintenanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetNodeDrainStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/GetNodeDrainStatus',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetNodeDrainStatusRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.GetNodeDrainStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/ListServices',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ListServicesRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ListServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveService(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/ResolveService',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ResolveServiceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.ResolveServiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckServices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/CheckServices',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CheckServicesRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CheckServicesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SyncLiteLLMGateway(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/SyncLiteLLMGateway',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveLiteLLMGatewayRoute(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/RemoveLiteLLMGatewayRoute',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareRuntimeModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/PrepareRuntimeModel',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.SetResourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrepareDockerWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/PrepareDockerWorker',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.PrepareDockerWorkerRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.PrepareDockerWorkerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CleanupDockerWorker(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.cluster.v1.ClusterService/CleanupDockerWorker',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CleanupDockerWorkerRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_cluster__pb2.CleanupDockerWorkerResponse.FromString,
             options,
             channel_credentials,
             insecure,

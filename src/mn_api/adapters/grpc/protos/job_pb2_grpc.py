@@ -79,6 +79,111 @@ class JobServiceStub:
                 request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterRequest.SerializeToString,
                 response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterResponse.FromString,
                 _registered_method=True)
+        self.ExportJobBackup = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/ExportJobBackup',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ExportJobBackupRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ExportJobBackupResponse.FromString,
+                _registered_method=True)
+        self.RestoreJobBackup = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/RestoreJobBackup',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RestoreJobBackupRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RestoreJobBackupResponse.FromString,
+                _registered_method=True)
+        self.DeployJob = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/DeployJob',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeployJobRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.UpdateDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/UpdateDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.UpdateDeploymentRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.GetDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/GetDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.GetDeploymentRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.ListDeployments = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/ListDeployments',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListDeploymentsRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.PromoteDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/PromoteDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.PromoteDeploymentRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.RollbackDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/RollbackDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RollbackDeploymentRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.PauseDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/PauseDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.ResumeDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/ResumeDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.FailDeployment = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/FailDeployment',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+                _registered_method=True)
+        self.CreateSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/CreateSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CreateScheduleRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.UpdateSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/UpdateSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.GetSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/GetSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.GetScheduleRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListSchedules = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/ListSchedules',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListSchedulesRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.PauseSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/PauseSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.ResumeSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/ResumeSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.DeleteSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/DeleteSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.DispatchSchedule = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/DispatchSchedule',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DispatchScheduleRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.EmitTriggerEvent = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/EmitTriggerEvent',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.EmitTriggerEventRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
+        self.ListTriggerEvents = channel.unary_unary(
+                '/mirrorneuron.job.v1.JobService/ListTriggerEvents',
+                request_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListTriggerEventsRequest.SerializeToString,
+                response_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+                _registered_method=True)
 
 
 class JobServiceServicer:
@@ -141,6 +246,134 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportJobBackup(self, request, context):
+        """1.2.5 and newer: backups of paused jobs, deployments, schedules and trigger events.
+        Each answers one JSON document (`*_json`); see docs/LATER_SERVICES.md for its keys.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestoreJobBackup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeployJob(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDeployments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FailDeployment(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSchedules(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DispatchSchedule(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EmitTriggerEvent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTriggerEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -188,6 +421,111 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ReplayDeadLetter,
                     request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterRequest.FromString,
                     response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterResponse.SerializeToString,
+            ),
+            'ExportJobBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportJobBackup,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ExportJobBackupRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ExportJobBackupResponse.SerializeToString,
+            ),
+            'RestoreJobBackup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestoreJobBackup,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RestoreJobBackupRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RestoreJobBackupResponse.SerializeToString,
+            ),
+            'DeployJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeployJob,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeployJobRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'UpdateDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.UpdateDeploymentRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'GetDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.GetDeploymentRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'ListDeployments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDeployments,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListDeploymentsRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'PromoteDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.PromoteDeploymentRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'RollbackDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RollbackDeploymentRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'PauseDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'ResumeDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'FailDeployment': grpc.unary_unary_rpc_method_handler(
+                    servicer.FailDeployment,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.SerializeToString,
+            ),
+            'CreateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CreateScheduleRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'UpdateSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'GetSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.GetScheduleRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'ListSchedules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSchedules,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListSchedulesRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'PauseSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'ResumeSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'DeleteSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'DispatchSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.DispatchSchedule,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DispatchScheduleRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'EmitTriggerEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.EmitTriggerEvent,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.EmitTriggerEventRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
+            ),
+            'ListTriggerEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTriggerEvents,
+                    request_deserializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListTriggerEventsRequest.FromString,
+                    response_serializer=mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -433,6 +771,573 @@ class JobService:
             '/mirrorneuron.job.v1.JobService/ReplayDeadLetter',
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterRequest.SerializeToString,
             mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ReplayDeadLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportJobBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/ExportJobBackup',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ExportJobBackupRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ExportJobBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestoreJobBackup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/RestoreJobBackup',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RestoreJobBackupRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RestoreJobBackupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeployJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/DeployJob',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeployJobRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/UpdateDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.UpdateDeploymentRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/GetDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.GetDeploymentRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDeployments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/ListDeployments',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListDeploymentsRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/PromoteDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.PromoteDeploymentRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/RollbackDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.RollbackDeploymentRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/PauseDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/ResumeDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FailDeployment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/FailDeployment',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DeploymentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/CreateSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.CreateScheduleRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/UpdateSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/GetSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.GetScheduleRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSchedules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/ListSchedules',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListSchedulesRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/PauseSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/ResumeSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/DeleteSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleActionRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DispatchSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/DispatchSchedule',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.DispatchScheduleRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EmitTriggerEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/EmitTriggerEvent',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.EmitTriggerEventRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTriggerEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mirrorneuron.job.v1.JobService/ListTriggerEvents',
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ListTriggerEventsRequest.SerializeToString,
+            mn__api_dot_adapters_dot_grpc_dot_protos_dot_job__pb2.ScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,
