@@ -49,6 +49,7 @@ CONCURRENCY = 24
 # than its heap trimmer's interval, so the figure is what the process keeps, not a peak.
 SETTLE_SECONDS = 35.0
 TRACE_DIR = "SOAK_TRACE_DIR"
+TRACE_FRAMES = "SOAK_TRACE_FRAMES"
 # The core's tokens: control, cancel-all and clearing are refused without the admin one.
 CORE_TOKEN = "soak-core-token"
 CORE_ADMIN_TOKEN = "soak-core-admin-token"
@@ -193,7 +194,7 @@ def print_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top:
             print(f"      {line.strip()}")
 
 
-def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, trace: bool) -> Soak:
+def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, trace: int) -> Soak:
     work = Path(tempfile.mkdtemp(prefix=f"mn-soak-{who}-{runtime}-"))
     result = Soak(who, runtime)
     core = None
@@ -216,6 +217,7 @@ def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, tra
         command = [sys.executable, "-m", "mn_api"]
         if trace:
             env[TRACE_DIR] = str(work)
+            env[TRACE_FRAMES] = str(trace)
             command = [sys.executable, "-m", "bench.soak", "--serve-traced"]
         gateway = start(command, env=env)
         try:
@@ -243,6 +245,7 @@ def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, tra
                 )
                 if trace:
                     snapshots.append(snapshot(gateway.pid, work, number))
+                    print("  native:", (work / f"native-{number}.json").read_text())
                     print_growth(snapshots[-2], snapshots[-1])
         finally:
             stop(gateway)
@@ -289,9 +292,55 @@ def report(soaks: list[Soak], requests: int) -> str:
     return "\n".join([*lines, "", FINDINGS]) + "\n"
 
 
+def _native_memory(path: Path) -> None:
+    """What the C side holds: SQLite's allocator, glibc's heap, the threads."""
+    import ctypes
+    import json
+    import threading
+
+    sqlite = ctypes.CDLL("libsqlite3.so.0")
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost",
+            )
+        ]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    heap = libc.mallinfo2()
+    read, write = os.pipe()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+") as err:
+        os.dup2(err.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        os.close(read)
+        os.close(write)
+        err.seek(0)
+        pymalloc = [
+            line.strip()
+            for line in err.read().splitlines()
+            if line.startswith(("# arenas", "Total", "# bytes in"))
+        ]
+    figures = {
+        "sqlite_used": sqlite.sqlite3_memory_used(),
+        "threads": threading.active_count(),
+        "malloc": {name: getattr(heap, name) // 1024 for name, _ in MallInfo2._fields_},
+        "pymalloc": pymalloc,
+    }
+    path.write_text(json.dumps(figures))
+
+
 def serve_traced() -> None:
     """The gateway under tracemalloc; SIGUSR1 writes a snapshot to $SOAK_TRACE_DIR."""
-    tracemalloc.start(12)
+    tracemalloc.start(int(os.environ.get(TRACE_FRAMES, "12")))
     folder = Path(os.environ[TRACE_DIR])
     taken = 0
 
@@ -299,6 +348,7 @@ def serve_traced() -> None:
         nonlocal taken
         path = folder / f"snapshot-{taken}"
         tracemalloc.take_snapshot().dump(str(path.with_suffix(".part")))
+        _native_memory(folder / f"native-{taken}.json")
         path.with_suffix(".part").rename(path)
         taken += 1
 
@@ -316,7 +366,15 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3)
     parser.add_argument("--runtime", default="memory,grpc")
     parser.add_argument("--before", type=Path, help="another checkout's src, soaked first")
-    parser.add_argument("--trace", action="store_true")
+    parser.add_argument(
+        "--trace",
+        type=int,
+        nargs="?",
+        const=12,
+        default=0,
+        metavar="FRAMES",
+        help="trace with tracebacks this deep (12 if none is given; 1-3 is much faster)",
+    )
     parser.add_argument("--serve-traced", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(HERE / "SOAK.md"))
     args = parser.parse_args()

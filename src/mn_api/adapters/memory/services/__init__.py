@@ -9,7 +9,7 @@ answers and where that comes from.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from mn_api.adapters.memory.services._base import (
     Answer,
@@ -55,6 +55,11 @@ class LaterServices:
         for group in self.groups:
             self._unary.update(group.unary())
             self._streaming.update(group.streaming())
+
+    def group(self, name: str) -> Any:
+        """The group by its name (groups that work together find each other here); None
+        when the release does not offer it."""
+        return next((g for g in self.groups if g.name == name), None)
 
     def offers(self, method: str) -> bool:
         """Whether the release serves this method (`/package.Service/Method`)."""
