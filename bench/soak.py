@@ -194,7 +194,15 @@ def print_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top:
             print(f"      {line.strip()}")
 
 
-def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, trace: int) -> Soak:
+def soak_one(
+    who: str,
+    src: Path,
+    runtime: str,
+    requests: int,
+    batches: int,
+    trace: int,
+    extra_env: dict[str, str] | None = None,
+) -> Soak:
     work = Path(tempfile.mkdtemp(prefix=f"mn-soak-{who}-{runtime}-"))
     result = Soak(who, runtime)
     core = None
@@ -213,7 +221,7 @@ def soak_one(who: str, src: Path, runtime: str, requests: int, batches: int, tra
             target = f"127.0.0.1:{core_port}"
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = gateway_env(runtime, port, work, src, target)
+        env = {**gateway_env(runtime, port, work, src, target), **(extra_env or {})}
         command = [sys.executable, "-m", "mn_api"]
         if trace:
             env[TRACE_DIR] = str(work)
@@ -293,47 +301,40 @@ def report(soaks: list[Soak], requests: int) -> str:
 
 
 def _native_memory(path: Path) -> None:
-    """What the C side holds: SQLite's allocator, glibc's heap, the threads."""
+    """What the C side holds: SQLite's allocator, glibc's heap (KiB), the threads, and the
+    resident memory of the heap and of the anonymous mappings (Python's arenas among them)."""
     import ctypes
     import json
     import threading
 
-    sqlite = ctypes.CDLL("libsqlite3.so.0")
-    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
     class MallInfo2(ctypes.Structure):
         _fields_ = [
             (name, ctypes.c_size_t)
             for name in (
-                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
-                "uordblks", "fordblks", "keepcost",
+                *("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks"),
+                *("uordblks", "fordblks", "keepcost"),
             )
         ]
 
-    libc = ctypes.CDLL("libc.so.6")
+    libc = ctypes.CDLL(None)
     libc.mallinfo2.restype = MallInfo2
     heap = libc.mallinfo2()
-    read, write = os.pipe()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile("w+") as err:
-        os.dup2(err.fileno(), 2)
-        try:
-            sys._debugmallocstats()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        os.close(read)
-        os.close(write)
-        err.seek(0)
-        pymalloc = [
-            line.strip()
-            for line in err.read().splitlines()
-            if line.startswith(("# arenas", "Total", "# bytes in"))
-        ]
+    sqlite = ctypes.CDLL("libsqlite3.so.0")
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    resident = {"[heap]": 0, "anonymous": 0}
+    mapping = ""
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5:
+                mapping = head[5] if len(head) > 5 else "anonymous"
+            elif head[0] == "Rss:" and mapping in resident:
+                resident[mapping] += int(head[1])
     figures = {
-        "sqlite_used": sqlite.sqlite3_memory_used(),
+        "sqlite_used_kib": sqlite.sqlite3_memory_used() // 1024,
         "threads": threading.active_count(),
-        "malloc": {name: getattr(heap, name) // 1024 for name, _ in MallInfo2._fields_},
-        "pymalloc": pymalloc,
+        "malloc_kib": {name: getattr(heap, name) // 1024 for name, _ in MallInfo2._fields_},
+        "resident_kib": resident,
     }
     path.write_text(json.dumps(figures))
 
@@ -375,19 +376,30 @@ def main() -> None:
         metavar="FRAMES",
         help="trace with tracebacks this deep (12 if none is given; 1-3 is much faster)",
     )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE,...",
+        help="also soak the current gateway with these environment variables",
+    )
     parser.add_argument("--serve-traced", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--output", default=str(HERE / "SOAK.md"))
     args = parser.parse_args()
     if args.serve_traced:
         serve_traced()
         return
-    contestants = [("after", ROOT / "src")]
+    contestants: list[tuple[str, Path, dict[str, str]]] = [("after", ROOT / "src", {})]
     if args.before is not None:
-        contestants.insert(0, ("before", args.before.resolve()))
+        contestants.insert(0, ("before", args.before.resolve(), {}))
+    for variant in args.variant:
+        name, _, assignments = variant.partition(":")
+        env = dict(item.split("=", 1) for item in assignments.split(",") if item)
+        contestants.append((name, ROOT / "src", env))
     soaks = [
-        soak_one(who, src, runtime, args.requests, args.batches, args.trace)
+        soak_one(who, src, runtime, args.requests, args.batches, args.trace, env)
         for runtime in args.runtime.split(",")
-        for who, src in contestants
+        for who, src, env in contestants
     ]
     text = report(soaks, args.requests)
     print(text)

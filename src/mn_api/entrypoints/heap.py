@@ -6,6 +6,12 @@ glibc gives freed memory back to the system only from the top of that heap, so a
 burst of traffic the pages freed below live data stay resident: the process grows with
 each burst although it holds no more than before. `malloc_trim` hands those pages back;
 it runs in a worker thread, so the event loop never waits for it.
+
+glibc also moves its threshold for serving large blocks from their own mappings upwards
+each time such a block is freed (up to 32 MiB), after which large bodies come from the heap
+too and leave holes between live data when freed. `fix_glibc_thresholds` pins that
+threshold, and the one for trimming the heap's top, at 128 KiB: large blocks are always
+mapped apart and given back on free. Measured with bench/soak.py (bench/SOAK.md).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import os
 import platform
 from collections.abc import Callable
 from contextlib import suppress
@@ -20,15 +27,48 @@ from contextlib import suppress
 log = logging.getLogger("mn_api.heap")
 
 TRIM_EVERY_SECONDS = 30.0
+LARGE_BLOCK_BYTES = 128 * 1024
+# mallopt's parameters (malloc.h), and the environment variables that set them instead.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+_TUNABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES")
+
+
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def fix_glibc_thresholds(large_block_bytes: int = LARGE_BLOCK_BYTES) -> bool:
+    """Pin glibc's mmap and trim thresholds (see above); False where there is no glibc,
+    or where the environment sets malloc's tunables itself (those are left to rule)."""
+    libc = _glibc()
+    if libc is None or any(name in os.environ for name in _TUNABLES):
+        return False
+    try:
+        mallopt = libc.mallopt
+    except AttributeError:
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(
+        mallopt(M_MMAP_THRESHOLD, large_block_bytes)
+        and mallopt(M_TRIM_THRESHOLD, large_block_bytes)
+    )
 
 
 def glibc_trim() -> Callable[[], object] | None:
     """glibc's `malloc_trim(0)`, or None on a C library without it (musl, macOS)."""
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return None
     try:
-        trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
+        trim = libc.malloc_trim
+    except AttributeError:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from mn_api.entrypoints.heap import HeapTrimmer, glibc_trim
+from mn_api.entrypoints.heap import HeapTrimmer, fix_glibc_thresholds, glibc_trim
 
 
 async def test_trims_on_every_interval_in_a_worker_thread() -> None:
@@ -63,3 +63,34 @@ def test_glibc_trim_calls_malloc_trim() -> None:
     trim = glibc_trim()
     assert trim is not None
     assert trim() in (0, 1)  # 1: memory was given back, 0: there was none to give
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_pinned_thresholds_map_large_blocks_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [
+            (name, ctypes.c_size_t)
+            for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks")
+        ]
+
+    libc = ctypes.CDLL(None)
+    libc.mallinfo2.restype = MallInfo2
+    for name in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    # A large block freed raises glibc's own threshold above the size of the next ones.
+    del bytearray(8 * 1024 * 1024)[:]
+    assert fix_glibc_thresholds()
+    mapped = libc.mallinfo2().hblks
+    blocks = [bytearray(300 * 1024) for _ in range(4)]
+    assert libc.mallinfo2().hblks >= mapped + 4
+    del blocks
+    assert libc.mallinfo2().hblks <= mapped
+
+
+def test_malloc_settings_from_the_environment_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert not fix_glibc_thresholds()

@@ -21,7 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from mn_api._version import __version__
 from mn_api.config import Settings, startup_summary
 from mn_api.container import Container, Running, build_container
-from mn_api.entrypoints.heap import HeapTrimmer, glibc_trim
+from mn_api.entrypoints.heap import HeapTrimmer, fix_glibc_thresholds, glibc_trim
 from mn_api.entrypoints.http import problems
 from mn_api.entrypoints.http.auth import Authenticator, Gatekeeper
 from mn_api.entrypoints.http.deps import HttpServices
@@ -102,6 +102,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         # Requests free what they allocate by reference counting; the cycle collector only
         # needs to run now and then, not every 700 allocations.
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+        fix_glibc_thresholds()
         trimmer = HeapTrimmer(trim=glibc_trim())
         trimmer.start()
         try:
