@@ -109,10 +109,8 @@ async def test_the_filters(memory_runtime: InMemoryRuntime) -> None:
     assert len(await _list(memory_runtime)) == 6
     by_job = await _list(memory_runtime, job_id=second, name="")
     assert {s["job_id"] for s in by_job} == {second} and len(by_job) == 3
-    assert [s["id"] for s in await _list(memory_runtime, agent_id="worker", name="ollama")] == [
-        f"{first}:worker:ollama",
-        f"{second}:worker:ollama",
-    ]
+    found = [s["id"] for s in await _list(memory_runtime, agent_id="worker", name="ollama")]
+    assert found == sorted([f"{first}:worker:ollama", f"{second}:worker:ollama"])  # by id
     assert len(await _list(memory_runtime, tags=["2", "v1"])) == 2
     assert await _list(memory_runtime, tags=["v1", "v2"]) == []
     assert len(await _list(memory_runtime, tags="v1")) == 2  # one tag alone is a list of one
@@ -194,6 +192,12 @@ async def test_deployment_candidates_are_resolved_only_by_role(
     assert seen[0]["deployment_role"] == "primary" and seen[0]["deployment_version"] == 1
     candidates = await _list(memory_runtime, name="ollama", deployment_role="canary")
     assert [s["job_id"] for s in candidates] == [canary]
+    # A job marked before it runs registers its services with the deployment.
+    later = (await memory_runtime.submit_job(orjson.dumps(_manifest()).decode(), {})).job_id
+    registry.deployed(later, deployment_id="dep-3", key="other", version=7)
+    memory_runtime.run_until_idle()
+    [mine] = await _list(memory_runtime, name="ollama", job_id=later)
+    assert (mine["deployment_id"], mine["deployment_key"]) == ("dep-3", "other")
 
 
 async def test_nothing_is_listed_while_the_state_store_is_away(

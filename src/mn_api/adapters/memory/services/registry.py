@@ -12,6 +12,7 @@ that comes from.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -154,6 +155,10 @@ class ServiceRegistry:
             self._forget(job_id)
         for job_id in running.keys() - self._jobs:
             self._register(running[job_id])
+        for job_id in [i for i in self._deployments if i not in running]:
+            job = runtime._jobs.get(job_id)
+            if job is None or job.status.is_terminal:
+                del self._deployments[job_id]  # it ended before it ran
 
     def _forget(self, job_id: str) -> None:
         self._jobs.discard(job_id)
@@ -205,8 +210,8 @@ class ServiceRegistry:
             and s["checks"]
             and clock - self._checked.get(i, float("-inf")) >= _interval(s["checks"]) / 1000
         ]
-        for service in due:
-            health = await check_service(service, self._now)
+        verdicts = await asyncio.gather(*(check_service(s, self._now) for s in due))
+        for service, health in zip(due, verdicts, strict=True):
             if self._instances.get(service["id"]) is not service:
                 continue  # its job ended meanwhile
             self._checked[service["id"]] = clock
