@@ -171,7 +171,8 @@ class ServiceRegistry:
     def _register(self, job: _Job) -> None:
         self._jobs.add(job.job_id)
         manifest = job.manifest
-        first_env = next((n.config["environment"] for n in manifest.nodes if _is_env(n.config)), {})
+        envs = [n.config["environment"] for n in manifest.nodes if _is_env(n.config)]
+        first_env: Mapping[str, Any] = envs[0] if envs else {}
         base = {
             "job_id": job.job_id,
             "graph_id": manifest.graph_id,
@@ -181,7 +182,7 @@ class ServiceRegistry:
         declared = [(s, _context(base, first_env)) for s in manifest.services]
         for node in manifest.nodes:
             agent = job.agents.get(node.node_id)
-            env = node.config.get("environment") if _is_env(node.config) else {}
+            env: Mapping[str, Any] = node.config["environment"] if _is_env(node.config) else {}
             source = node.config.get("__mirror_neuron_source_node_id") or node.node_id
             where = {
                 "agent_id": node.node_id,

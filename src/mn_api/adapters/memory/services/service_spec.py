@@ -203,7 +203,9 @@ def query_filters(query: Mapping[str, Any], passing_default: bool = False) -> di
     `passing_only` unless given is `passing_default` (true for ResolveService)."""
     known = (*FILTERS, "deployment_role", "tags", "passing_only")
     given = {k: v for k, v in query.items() if k in known and v is not None and v != ""}
-    filters = {k: elixir_text(v) for k, v in given.items() if k in (*FILTERS, "deployment_role")}
+    filters: dict[str, Any] = {
+        k: elixir_text(v) for k, v in given.items() if k in (*FILTERS, "deployment_role")
+    }
     filters["tags"] = text_list(given.get("tags"))
     filters["passing_only"] = given.get("passing_only", passing_default)
     return filters
