@@ -376,6 +376,9 @@ class Container(containers.DeclarativeContainer):
     cancel_all_jobs = providers.Factory(uc.CancelAllJobs, runtime=runtime)
     get_system_summary = providers.Factory(uc.GetSystemSummary, runtime=runtime, cluster=runtime)
     core_services = providers.Factory(uc.CoreServices, runtime=runtime)
+    check_required_services = providers.Factory(
+        uc.CheckRequiredServices, runtime=runtime, bundles=bundle_store
+    )
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     runtime_report = providers.Factory(
         uc.RuntimeReport,

@@ -57,6 +57,7 @@ class Services:
     launch_log: uc.LaunchLog
     get_system_summary: uc.GetSystemSummary
     core_services: uc.CoreServices
+    check_required_services: uc.CheckRequiredServices
     get_runtime_metrics: uc.GetRuntimeMetrics
     runtime_report: uc.RuntimeReport
     check_readiness: uc.CheckReadiness

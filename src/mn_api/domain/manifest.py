@@ -41,6 +41,8 @@ class Node:
     type: str | None = None
     role: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+    # The services the agent offers once it runs (later cores register them), as declared.
+    services: tuple[Any, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -63,6 +65,8 @@ class Manifest:
     metadata: Mapping[str, Any]
     policies: Mapping[str, Any]
     requirements: Mapping[str, float] = field(default_factory=dict)
+    # The services the job itself offers once it runs, as declared.
+    services: tuple[Any, ...] = ()
 
     def node(self, node_id: str) -> Node:
         return next(n for n in self.nodes if n.node_id == node_id)
@@ -299,6 +303,16 @@ def _initial_inputs(raw: Any, entrypoints: tuple[str, ...]) -> dict[str, list[An
     return {k: (list(v) if isinstance(v, list) else [v]) for k, v in raw.items()}
 
 
+def declared_services(value: Any) -> tuple[Any, ...]:
+    """A `services` declaration as a list of entries: one object or name alone is a list
+    of one, as later cores read it; anything else declares none."""
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, Mapping | str):
+        return (value,)
+    return ()
+
+
 def parse_manifest(raw: Mapping[str, Any]) -> Manifest:
     """Build a Manifest from data that `validate_manifest` accepted."""
     nodes = tuple(
@@ -308,6 +322,7 @@ def parse_manifest(raw: Mapping[str, Any]) -> Manifest:
             type=n.get("type"),
             role=n.get("role"),
             config=n.get("config") or {},
+            services=declared_services(n.get("services")),
         )
         for n in raw["nodes"]
     )
@@ -333,4 +348,5 @@ def parse_manifest(raw: Mapping[str, Any]) -> Manifest:
             if name in requirements
             and (amount := requirement_amount(name, requirements[name])) is not None
         },
+        services=declared_services(raw.get("services")),
     )

@@ -4,6 +4,7 @@ from mn_api.application.use_cases._topology import TopologyLookup
 from mn_api.application.use_cases.cancel_all_jobs import CancelAllJobs
 from mn_api.application.use_cases.cancel_job import CancelJob
 from mn_api.application.use_cases.check_readiness import CheckReadiness
+from mn_api.application.use_cases.check_services import CheckRequiredServices
 from mn_api.application.use_cases.clear_jobs import ClearJobs
 from mn_api.application.use_cases.core_services import CoreServices
 from mn_api.application.use_cases.get_job import GetJob
@@ -35,6 +36,7 @@ __all__ = [
     "CancelAllJobs",
     "CancelJob",
     "CheckReadiness",
+    "CheckRequiredServices",
     "ClearJobs",
     "CoreServices",
     "EventPage",

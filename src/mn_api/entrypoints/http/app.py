@@ -35,6 +35,7 @@ from mn_api.entrypoints.http.routers import (
     jobs,
     launches,
     progress,
+    registry,
     resources,
     system,
     webhooks,
@@ -152,6 +153,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         launches.router,
         webhooks.router,
         resources.router,
+        registry.router,
     )
     for router in routers:
         app.include_router(router)

@@ -74,6 +74,9 @@ GetSystemSummary = Annotated[uc.GetSystemSummary, _from(lambda h: h.services.get
 GetRuntimeMetrics = Annotated[uc.GetRuntimeMetrics, _from(lambda h: h.services.get_runtime_metrics)]
 RuntimeReport = Annotated[uc.RuntimeReport, _from(lambda h: h.services.runtime_report)]
 CoreServices = Annotated[uc.CoreServices, _from(lambda h: h.services.core_services)]
+CheckRequiredServices = Annotated[
+    uc.CheckRequiredServices, _from(lambda h: h.services.check_required_services)
+]
 CheckReadiness = Annotated[uc.CheckReadiness, _from(lambda h: h.services.check_readiness)]
 ListWebhooks = Annotated[uc.ListWebhooks, _from(lambda h: h.services.list_webhooks)]
 RedeliverWebhook = Annotated[uc.RedeliverWebhook, _from(lambda h: h.services.redeliver_webhook)]

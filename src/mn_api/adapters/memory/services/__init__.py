@@ -39,9 +39,10 @@ class ServiceGroup(Protocol):
 
 
 def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
+    from mn_api.adapters.memory.services.registry import ServiceRegistry
     from mn_api.adapters.memory.services.resources import Resources
 
-    return (Resources(runtime),)
+    return (Resources(runtime), ServiceRegistry(runtime))
 
 
 class LaterServices:
