@@ -194,6 +194,7 @@ class Engine:
         *,
         replay: bool = False,
         message_class: str = MESSAGE_CLASS,
+        message_id: str | None = None,
     ) -> None:
         agent = job.agents[target]
         delivery = _Delivery(
@@ -203,7 +204,7 @@ class Engine:
             message,
             hops,
             now + agent.delay_seconds,
-            secrets.token_hex(8),
+            message_id or secrets.token_hex(8),
             replay,
             message_class,
         )

@@ -222,6 +222,9 @@ class _Job:
     lost_at: float | None = None
     started_at: float = 0.0
     changed: asyncio.Event | None = None
+    # The payload files themselves, kept where the release can back a job up or run it
+    # again (a core keeps them in the job's bundle on its disk).
+    payloads: Mapping[str, bytes] = field(default_factory=dict)
     # The serialized details, kept until the job next changes: readers far outnumber steps.
     details: bytes | None = None
     # What the kept details depend on besides the job's changes: heartbeats and lapses.

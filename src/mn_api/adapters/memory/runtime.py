@@ -38,6 +38,7 @@ from mn_api.adapters.memory.model import (
     _milliseconds,
     _simulate,
 )
+from mn_api.adapters.memory.records import Records
 from mn_api.adapters.memory.releases import LATEST, CoreRelease, core_release
 from mn_api.adapters.memory.services import CoreRefusal, LaterServices
 from mn_api.adapters.memory.streams import Streams
@@ -65,7 +66,7 @@ from mn_api.domain.status import (
 )
 
 
-class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
+class InMemoryRuntime(Cluster, Engine, Documents, Streams, Records, RuntimePort):
     """A released core's behaviour without the core: validation, scheduling, messaging, faults.
 
     `release` picks the profile (CORE.md: 1.1, 1.2.5 or 1.2.31, the newest by default): job
@@ -129,6 +130,8 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
         self._started_at = clock()
         self._driver: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
+        # Releases that back jobs up or run definitions again keep each job's payloads.
+        self._keeps_bundles = bool(self.release.later_services & {"backups", "jobs_v2"})
         # The later services (schedules, deployments, operations...) the release offers.
         self.services = LaterServices(self)
 
@@ -151,11 +154,16 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
             return f"{initials}-{secrets.token_hex(4)}"
         return f"{graph_id}-{int(now * 1000)}-{secrets.token_hex(6)}"
 
-    def _new_job(self, manifest: Manifest, payloads: Mapping[str, bytes]) -> _Job:
+    def _new_job(
+        self, manifest: Manifest, payloads: Mapping[str, bytes], job_id: str | None = None
+    ) -> _Job:
         now = self._clock()
-        job_id = self._new_job_id(manifest.graph_id, now)
-        while job_id in self._jobs:
+        if job_id is None:
             job_id = self._new_job_id(manifest.graph_id, now)
+            while job_id in self._jobs:
+                job_id = self._new_job_id(manifest.graph_id, now)
+        elif job_id in self._jobs:
+            raise AlreadyExistsError(f"job {job_id} already exists")
         stamp = iso_timestamp(now)
         agents = {
             node.node_id: _Agent(
@@ -185,6 +193,7 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
             duplicate_boundary=bool(simulate.get("duplicate_boundary", self._duplicate_boundary)),
             schedulable_at=self._clock() + _milliseconds(simulate.get("scheduling_ms")),
             started_at=now,
+            payloads=dict(payloads) if self._keeps_bundles else {},
         )
         self._jobs[job_id] = job
         self._set_status(job, JobStatus.PENDING)
@@ -207,7 +216,11 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
             raise JobNotFoundError(job_id)
         return job
 
-    async def submit_job(self, manifest_json: str, payloads: Mapping[str, bytes]) -> JobAck:
+    async def submit_job(
+        self, manifest_json: str, payloads: Mapping[str, bytes], *, job_id: str | None = None
+    ) -> JobAck:
+        """`job_id`: the id to run the job under (the later services' runs), else a new one
+        as the release makes them."""
         if len(manifest_json) > LARGE_MANIFEST_CHARS:
             # Judged on a thread, so that the loop keeps serving while a huge one is read.
             manifest = await asyncio.to_thread(_judge, manifest_json)
@@ -217,7 +230,7 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, RuntimePort):
             self._check_requirements(manifest)
         if not self._store_up:
             raise PersistFailedError()
-        job = self._new_job(manifest, payloads)
+        job = self._new_job(manifest, payloads, job_id)
         self._emit(
             job,
             ev.JOB_PENDING,
