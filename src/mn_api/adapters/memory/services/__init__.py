@@ -39,10 +39,11 @@ class ServiceGroup(Protocol):
 
 
 def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
+    from mn_api.adapters.memory.services.definitions import JobDefinitions
     from mn_api.adapters.memory.services.registry import ServiceRegistry
     from mn_api.adapters.memory.services.resources import Resources
 
-    return (Resources(runtime), ServiceRegistry(runtime))
+    return (Resources(runtime), ServiceRegistry(runtime), JobDefinitions(runtime))
 
 
 class LaterServices:
