@@ -72,6 +72,8 @@ class CoreRelease:
     # The groups of later methods it serves (adapters/memory/services): resources, nodes,
     # services, backups, deployments, schedules (1.2.5), operations and jobs_v2 (1.2.31).
     later_services: frozenset[str] = frozenset()
+    # The schema of the job backups it writes, and the only one it restores.
+    backup_schema: str = "mn.backup.v1"
 
 
 _OLDER = {
@@ -131,6 +133,7 @@ RELEASE_1_2_31 = CoreRelease(
     checks_requirements=True,
     unknown_job_json='{"version":1}',
     later_services=SERVICES_1_2_31,
+    backup_schema="mn.backup.v2",
 )
 
 # The real core built from source commit d26bef71 (wire generation A), measured against it.

@@ -39,11 +39,17 @@ class ServiceGroup(Protocol):
 
 
 def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
+    from mn_api.adapters.memory.services.backups import Backups
     from mn_api.adapters.memory.services.definitions import JobDefinitions
     from mn_api.adapters.memory.services.registry import ServiceRegistry
     from mn_api.adapters.memory.services.resources import Resources
 
-    return (Resources(runtime), ServiceRegistry(runtime), JobDefinitions(runtime))
+    return (
+        Resources(runtime),
+        ServiceRegistry(runtime),
+        Backups(runtime),
+        JobDefinitions(runtime),
+    )
 
 
 class LaterServices:
