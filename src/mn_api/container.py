@@ -379,6 +379,7 @@ class Container(containers.DeclarativeContainer):
     check_required_services = providers.Factory(
         uc.CheckRequiredServices, runtime=runtime, bundles=bundle_store
     )
+    job_definitions = providers.Factory(uc.JobDefinitions, runtime=runtime)
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     runtime_report = providers.Factory(
         uc.RuntimeReport,

@@ -58,6 +58,7 @@ class Services:
     get_system_summary: uc.GetSystemSummary
     core_services: uc.CoreServices
     check_required_services: uc.CheckRequiredServices
+    job_definitions: uc.JobDefinitions
     get_runtime_metrics: uc.GetRuntimeMetrics
     runtime_report: uc.RuntimeReport
     check_readiness: uc.CheckReadiness

@@ -22,7 +22,7 @@ _CONFLICT_TEXTS = (
     "is not running",
     "inactive_run",
 )
-_INVALID_TEXTS = ("confirmation_required", "is required", "must be")
+_INVALID_TEXTS = ("confirmation_required", "is required", "must be", "invalid_job")
 _EXISTS_TEXTS = ("already_exists", "already exists", "already join")
 
 

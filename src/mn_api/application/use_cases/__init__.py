@@ -11,6 +11,7 @@ from mn_api.application.use_cases.get_job import GetJob
 from mn_api.application.use_cases.get_job_graph import GetJobGraph
 from mn_api.application.use_cases.get_runtime_metrics import GetRuntimeMetrics
 from mn_api.application.use_cases.get_system_summary import GetSystemSummary
+from mn_api.application.use_cases.job_definitions import DefinitionSource, JobDefinitions
 from mn_api.application.use_cases.launch_blueprint import (
     Launch,
     LaunchBlueprint,
@@ -39,12 +40,14 @@ __all__ = [
     "CheckRequiredServices",
     "ClearJobs",
     "CoreServices",
+    "DefinitionSource",
     "EventPage",
     "FeedItem",
     "GetJob",
     "GetJobGraph",
     "GetRuntimeMetrics",
     "GetSystemSummary",
+    "JobDefinitions",
     "JobWebhooks",
     "Launch",
     "LaunchBlueprint",

@@ -102,20 +102,25 @@ class SubmitJob:
         return []
 
     def _check_size(self, manifest_json: str, payloads: Mapping[str, bytes]) -> None:
-        """Refuse, before anything is sent, what one message to the runtime cannot carry."""
-        limit = self._runtime.message_limit_bytes
-        if limit is None:
-            return
-        size = len(manifest_json.encode("utf-8", "surrogatepass"))
-        size += sum(
-            len(key.encode("utf-8", "surrogatepass")) + len(data) for key, data in payloads.items()
+        check_submission_size(self._runtime.message_limit_bytes, manifest_json, payloads)
+
+
+def check_submission_size(
+    limit: int | None, manifest_json: str, payloads: Mapping[str, bytes]
+) -> None:
+    """Refuse, before anything is sent, what one message to the runtime cannot carry."""
+    if limit is None:
+        return
+    size = len(manifest_json.encode("utf-8", "surrogatepass"))
+    size += sum(
+        len(key.encode("utf-8", "surrogatepass")) + len(data) for key, data in payloads.items()
+    )
+    if size > limit:
+        raise TooLargeForRuntimeError(
+            f"the manifest and payloads hold {size} bytes; one submission to the runtime "
+            f"carries at most {limit}",
+            limit,
         )
-        if size > limit:
-            raise TooLargeForRuntimeError(
-                f"the manifest and payloads hold {size} bytes; one submission to the runtime "
-                f"carries at most {limit}",
-                limit,
-            )
 
 
 def _require_object(manifest_json: str) -> None:

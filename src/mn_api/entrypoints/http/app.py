@@ -31,6 +31,7 @@ from mn_api.entrypoints.http.openapi import install_openapi
 from mn_api.entrypoints.http.responses import JsonResponse
 from mn_api.entrypoints.http.routers import (
     bundles,
+    definitions,
     events,
     jobs,
     launches,
@@ -154,6 +155,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         webhooks.router,
         resources.router,
         registry.router,
+        definitions.router,
     )
     for router in routers:
         app.include_router(router)
