@@ -30,6 +30,7 @@ from mn_api.entrypoints.http.middleware import GatewayMiddleware
 from mn_api.entrypoints.http.openapi import install_openapi
 from mn_api.entrypoints.http.responses import JsonResponse
 from mn_api.entrypoints.http.routers import (
+    backups,
     bundles,
     definitions,
     events,
@@ -156,6 +157,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         resources.router,
         registry.router,
         definitions.router,
+        backups.router,
     )
     for router in routers:
         app.include_router(router)
