@@ -233,3 +233,16 @@ async def test_read_tokens_read_definitions_and_only_admins_change_them(
         _problem(await client.get(f"{V2}/jobs"), 401, "unauthorized")
         made = await client.post(f"{V2}/jobs", headers=admin, json={"manifest": daemon_manifest()})
         assert made.status_code == 201
+
+
+async def test_a_browser_may_change_a_definition_from_an_allowed_origin(
+    settings_factory: Callable[..., Settings], memory_runtime: InMemoryRuntime
+) -> None:
+    settings = settings_factory(cors_allow_origins_raw="https://ui.example")
+    async with asgi_client(settings, memory_runtime) as client:
+        preflight = await client.options(
+            f"{V2}/jobs/demo",
+            headers={"Origin": "https://ui.example", "Access-Control-Request-Method": "PATCH"},
+        )
+    assert preflight.status_code == 200
+    assert "PATCH" in preflight.headers["access-control-allow-methods"]

@@ -204,7 +204,7 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         app.front = CORSMiddleware(
             app.front,
             allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[
                 "Authorization",
                 "Content-Type",
