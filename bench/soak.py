@@ -79,10 +79,18 @@ heap (`mallinfo2`) read inside the gateway, and `--trace` (tracemalloc):
   after each batch). They fill during the first batch, which is why it is the warm-up.
 - **Kept jobs are data:** the in-memory runtime keeps the jobs it ran (up to 10,000), so the
   soak cancels and clears them after each batch rather than counting them as growth.
-- **Not yet found:** 3-5 MB still come with each batch after the first. Python's allocated
-  blocks rise by about 10,000 a batch while live containers (lists, dicts, objects) stay
-  flat, so what grows is strings, bytes or numbers held somewhere; `--trace` over longer
-  batches is the next step.
+- **Large blocks in the heap.** With the trimmer the gateway still grew 3-5 MB a batch after
+  the first. `--trace 1` over batches of 8,000 requests showed what Python allocated flat
+  from batch 2 on (+1.8 MB once: the table of interned strings growing, then +0.1 MB and
+  nothing), glibc's bytes in use +0.3 to +0.9 MB a batch and SQLite's own allocator +0.1 to
+  +0.2 MB: the growth was resident pages of the heap's free space. glibc serves blocks of
+  128 KiB and more from mappings of their own, given back on free, but raises that
+  threshold to the size of each such block freed (up to 32 MiB): after the first large
+  request and answer bodies, they came from the heap and left holes between long-lived
+  data. The gateway now pins both the mmap and the trim thresholds at 128 KiB
+  (`entrypoints/heap.py`, `mallopt`; environment settings of malloc's tunables win). With
+  the same thresholds set from the environment, a variant run gave +3.5 MB over batches 2
+  and 3 against +6.8 MB without; the run above, +1.7 MB against +7.9 MB.
 """
 
 
