@@ -141,6 +141,7 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, Records, RuntimePort)
             self._driver = asyncio.create_task(self._drive(), name="mn-memory-runtime")
 
     async def close(self) -> None:
+        await self.services.close()
         if self._driver is not None:
             self._driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -43,12 +43,14 @@ def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
     from mn_api.adapters.memory.services.definitions import JobDefinitions
     from mn_api.adapters.memory.services.registry import ServiceRegistry
     from mn_api.adapters.memory.services.resources import Resources
+    from mn_api.adapters.memory.services.schedules import Schedules
 
     return (
         Resources(runtime),
         ServiceRegistry(runtime),
         Backups(runtime),
         JobDefinitions(runtime),
+        Schedules(runtime),
     )
 
 
@@ -94,3 +96,10 @@ class LaterServices:
     def reset(self) -> None:
         for group in self.groups:
             group.reset()
+
+    async def close(self) -> None:
+        """Stop what groups run in the background (the runtime closes)."""
+        for group in self.groups:
+            close = getattr(group, "close", None)
+            if close is not None:
+                await close()
