@@ -41,6 +41,7 @@ class ServiceGroup(Protocol):
 def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
     from mn_api.adapters.memory.services.backups import Backups
     from mn_api.adapters.memory.services.definitions import JobDefinitions
+    from mn_api.adapters.memory.services.deployments import Deployments
     from mn_api.adapters.memory.services.registry import ServiceRegistry
     from mn_api.adapters.memory.services.resources import Resources
     from mn_api.adapters.memory.services.schedules import Schedules
@@ -51,6 +52,7 @@ def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
         Backups(runtime),
         JobDefinitions(runtime),
         Schedules(runtime),
+        Deployments(runtime),
     )
 
 
