@@ -54,6 +54,8 @@ async def upload(client: httpx.AsyncClient, archive: bytes) -> httpx.Response:
     [
         b'{"manifest": {"graph_id": "g", "n": 123456789012345678901234567890}}',
         b'{"manifest": {"graph_id": "g", "n": -99999999999999999999}}',
+        b'{"manifest": {"graph_id": "g", "n": -9223372036854775809}}',
+        b'{"manifest": {"graph_id": "g", "n": 1e30}}',
         b'{"manifest": {"graph_id": "g", "n": NaN}}',
         b'{"manifest": {"graph_id": "g", "n": Infinity}}',
         b'{"manifest": {"graph_id": "\\ud800"}}',
@@ -62,6 +64,8 @@ async def upload(client: httpx.AsyncClient, archive: bytes) -> httpx.Response:
     ids=[
         "int-beyond-64-bits",
         "negative-beyond-64-bits",
+        "negative-beyond-64-bits-in-19-digits",
+        "whole-number-beyond-64-bits-with-an-exponent",
         "nan",
         "infinity",
         "lone-surrogate",
@@ -82,7 +86,10 @@ async def test_json_nothing_downstream_can_carry_is_422(
 async def test_large_but_valid_integers_and_long_digit_strings_pass(
     client: httpx.AsyncClient,
 ) -> None:
-    manifest = {**pipeline_manifest(), "metadata": {"n": 2**63 - 1, "s": "1" * 40}}
+    manifest = {
+        **pipeline_manifest(),
+        "metadata": {"n": 2**63 - 1, "s": "1" * 40, "e": 9.2e18, "f": 6.5e-3, "h": "3e99"},
+    }
     response = await client.post(f"{API}/jobs", json={"manifest": manifest})
     assert response.status_code == 201, response.text
 
