@@ -39,7 +39,21 @@ BEYOND_THE_SCHEMA = {
 }
 # Operations whose request carries a document only the core judges: its refusal of one
 # the schema allows is `invalid_argument`.
-CORE_JUDGES = {"POST /api/v1/jobs/restore": "the backup document and its bundle"}
+CORE_JUDGES = {
+    "POST /api/v1/jobs/restore": "the backup document and its bundle",
+    **dict.fromkeys(
+        (
+            "POST /api/v1/schedules",
+            "POST /api/v1/schedules/periodic",
+            "POST /api/v1/schedules/delayed",
+            "POST /api/v1/triggers",
+            "PATCH /api/v1/schedules/{schedule_id}",
+        ),
+        "the schedule (its cron expressions, times, trigger) and the manifest's cross references",
+    ),
+    "POST /api/v1/deployments": "the manifest's cross references",
+    "POST /api/v1/deployments/{id_or_key}/rollback": "which version fits",
+}
 # A manifest's problems that name another part of it: node ids are unique, and edges,
 # entrypoints and initial inputs name nodes of the manifest.
 CROSS_REFERENCES = re.compile(

@@ -35,8 +35,11 @@ def refusal_error(code: str, message: str, *, kind: str = "record") -> e.DomainE
         case "NOT_FOUND":
             return e.RecordNotFoundError(kind, text)
         case "INVALID_ARGUMENT" | "OUT_OF_RANGE":
+            # Some services refuse everything so (deployments: a promotion out of turn).
             if "not found" in lowered:
                 return e.RecordNotFoundError(kind, text)
+            if any(marker in lowered for marker in _CONFLICT_TEXTS):
+                return e.InvalidTransitionError(text)
             return e.InvalidArgumentError(text)
         case "FAILED_PRECONDITION" | "ABORTED":
             return e.InvalidTransitionError(text)

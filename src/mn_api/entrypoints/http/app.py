@@ -33,12 +33,14 @@ from mn_api.entrypoints.http.routers import (
     backups,
     bundles,
     definitions,
+    deployments,
     events,
     jobs,
     launches,
     progress,
     registry,
     resources,
+    schedules,
     system,
     webhooks,
 )
@@ -158,6 +160,8 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         registry.router,
         definitions.router,
         backups.router,
+        schedules.router,
+        deployments.router,
     )
     for router in routers:
         app.include_router(router)
