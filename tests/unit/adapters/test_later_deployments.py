@@ -210,6 +210,35 @@ async def test_a_new_topology_goes_blue_green(runtime: InMemoryRuntime) -> None:
     assert await job_status(runtime, result["job_id"]) in ("cancelled", "cancelling")
 
 
+async def test_the_services_of_a_deployed_job_carry_the_deployment(
+    runtime: InMemoryRuntime,
+) -> None:
+    async def services(**query: Any) -> list[dict[str, Any]]:
+        answer = await runtime.services.call(
+            "/mirrorneuron.cluster.v1.ClusterService/ListServices",
+            {"query_json": json.dumps(query)},
+        )
+        return json.loads(answer["result_json"])["services"]
+
+    first = await deploy(runtime, {**service(), "services": {"name": "api", "port": 80}})
+    [api] = await services(name="api")
+    assert api["job_id"] == first["job_id"]
+    assert api["deployment_key"] == "reviews" and api["deployment_version"] == "1"
+    assert api["deployment_id"] == first["deployment"]["deployment_id"]
+    assert api["deployment_role"] == "primary"
+    # A blue/green candidate's services are found only by their role until promoted.
+    wider = {**service(), "services": {"name": "api", "port": 81}}
+    wider["nodes"] = [*wider["nodes"], {"node_id": "audit", "agent_type": "router"}]
+    candidate = await deploy(runtime, wider, canary=1)
+    assert [s["job_id"] for s in await services(name="api")] == [first["job_id"]]
+    [waiting] = await services(name="api", deployment_role="candidate")
+    assert waiting["job_id"] == candidate["job_id"] and waiting["deployment_version"] == "2"
+    await call(runtime, "PromoteDeployment", id_or_key="reviews")
+    [promoted] = await services(name="api")
+    assert promoted["job_id"] == candidate["job_id"]
+    assert promoted["deployment_role"] == "primary"
+
+
 async def test_rollbacks(runtime: InMemoryRuntime) -> None:
     await deploy(runtime, pipeline_manifest(), key="batch")
     assert await refusal(runtime, "RollbackDeployment", id_or_key="batch") == (

@@ -38,6 +38,7 @@ class Rollouts(DeploymentStore):
         deployment_id = self._new_id(key)
         policy = dp.normalize(manifest, overrides)
         job_id = await self._start(manifest, payloads)
+        self._mark(job_id, deployment_id, key, version)
         job = await self._wait_started(job_id, policy)
         record = self._record_version(key, version, manifest, payloads, job, stable=True)
         document = self._persist(
@@ -92,14 +93,16 @@ class Rollouts(DeploymentStore):
         policy: dict[str, Any],
     ) -> Result:
         """A batch job's new version: the job runs again, nothing is replaced."""
-        job_id = await self._start(manifest, payloads)
-        job = await self._job(job_id)
         key = deployment["deployment_key"]
+        deployment_id = self._new_id(key)
+        job_id = await self._start(manifest, payloads)
+        self._mark(job_id, deployment_id, key, version)
+        job = await self._job(job_id)
         record = self._record_version(key, version, manifest, payloads, job, stable=False)
         document = self._persist(
             {
                 **deployment,
-                "deployment_id": self._new_id(key),
+                "deployment_id": deployment_id,
                 "status": "version_recorded",
                 "description": "batch/sysbatch version recorded as rerun",
                 "current_job_id": job_id,
@@ -182,6 +185,7 @@ class Rollouts(DeploymentStore):
         if isinstance(deployment.get("target_manifest"), dict):
             # Every changed agent now runs as the target manifest says.
             self._manifests[job_id] = deployment["target_manifest"]
+        self._mark(job_id, deployment["deployment_id"], deployment["deployment_key"], version)
         promoted = self._persist_version({**record, "stable": True})
         job = await self._job(job_id)
         document = self._successful(
@@ -205,13 +209,15 @@ class Rollouts(DeploymentStore):
         """A new job beside the old one; promoted at once, or (as a canary) on request."""
         key = deployment["deployment_key"]
         candidate = dp.canary_count(policy, 1) > 0
+        deployment_id = self._new_id(key)
         job_id = await self._start(manifest, payloads)
+        self._mark(job_id, deployment_id, key, version, "candidate" if candidate else "primary")
         job = await self._wait_started(job_id, policy)
         record = self._record_version(key, version, manifest, payloads, job, stable=False)
         document = self._persist(
             {
                 **deployment,
-                "deployment_id": self._new_id(key),
+                "deployment_id": deployment_id,
                 "status": "awaiting_promotion" if candidate else "running",
                 "description": "blue/green candidate is running and awaiting promotion"
                 if candidate
@@ -250,6 +256,7 @@ class Rollouts(DeploymentStore):
         version = deployment["target_version"]
         target = deployment["target_job_id"]
         source = deployment.get("source_job_id")
+        self._mark(target, deployment["deployment_id"], deployment["deployment_key"], version)
         promoted = self._persist_version({**record, "stable": True})
         job = await self._job(target)
         if source and source != target:

@@ -40,6 +40,17 @@ class DeploymentStore:
     def _new_id(self, key: str) -> str:
         return dp.deployment_id(key, next(self._numbers))
 
+    def _mark(
+        self, job_id: str, deployment_id: str, key: str, version: str, role: str = "primary"
+    ) -> None:
+        """The deployment on the services of its job: a new job's (as the core's coordinator
+        marks them when it starts one under a deployment), or a promoted version's."""
+        registry = self._runtime.services.group("services")
+        if registry is not None:
+            registry.deployed(
+                job_id, deployment_id=deployment_id, key=key, version=version, role=role
+            )
+
     # ------------------------------------------------------------------ jobs
 
     def _bundle(
