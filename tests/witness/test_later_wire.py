@@ -158,6 +158,14 @@ def test_the_methods_served_so_far(probed: dict[str, str]) -> None:
     for name in ("ListServices", "ResolveService", "CheckServices", "GetResource"):
         assert probed[CLUSTER + name] != "UNIMPLEMENTED", name
     assert probed["/mirrorneuron.job.v1.JobService/GetJob"] != "UNIMPLEMENTED"
+    for name in (
+        *("CreateSchedule", "UpdateSchedule", "GetSchedule", "ListSchedules", "PauseSchedule"),
+        *("ResumeSchedule", "DeleteSchedule", "DispatchSchedule", "EmitTriggerEvent"),
+        *("ListTriggerEvents", "DeployJob", "UpdateDeployment", "GetDeployment"),
+        *("ListDeployments", "PromoteDeployment", "RollbackDeployment", "PauseDeployment"),
+        *("ResumeDeployment", "FailDeployment"),
+    ):
+        assert probed["/mirrorneuron.job.v1.JobService/" + name] != "UNIMPLEMENTED", name
 
 
 @pytest.mark.xfail(reason="groups land one by one", strict=False)
