@@ -456,6 +456,17 @@ async def test_the_ticker_dispatches_on_a_running_runtime(
 ) -> None:
     monkeypatch.setattr(schedule_dispatch, "TICK_SECONDS", 0.01)
     runtime = InMemoryRuntime(release="1.2.5", step_seconds=0.001)
+    group = schedules(runtime)
+    passes: list[int] = []
+    tick = group.tick
+
+    async def failing_once(now: Any = None) -> dict[str, Any]:
+        passes.append(1)
+        if len(passes) == 1:
+            raise RuntimeError("a pass that fails")
+        return await tick(now)
+
+    monkeypatch.setattr(group, "tick", failing_once)
     await runtime.start()
     try:
         record = await create(runtime, {"kind": "delayed", "delay_ms": 0})
@@ -464,7 +475,9 @@ async def test_the_ticker_dispatches_on_a_running_runtime(
             if found["status"] == "completed":
                 break
             await asyncio.sleep(0.01)
+        # The pass that failed did not stop the dispatcher.
         assert found["status"] == "completed" and found["counters"]["dispatched"] == 1
+        assert len(passes) > 1
         ticker = schedules(runtime)._ticker
     finally:
         await runtime.close()

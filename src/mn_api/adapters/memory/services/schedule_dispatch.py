@@ -93,7 +93,8 @@ class ScheduleDispatcher:
             await asyncio.sleep(TICK_SECONDS)
             try:
                 await self.tick()
-            except (DomainError, CoreRefusal, ValueError, KeyError, TypeError) as err:
+            except Exception as err:
+                # The next pass tries again: a dispatcher that stopped would start nothing.
                 log.warning("a pass of the schedule dispatcher failed: %s", type(err).__name__)
 
     @staticmethod
