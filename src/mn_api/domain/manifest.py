@@ -259,9 +259,9 @@ def _simulate_errors(where: str, simulate: Any) -> list[str]:
         errors.append(f"{where}.config.simulate.fail must be a boolean")
     for key in ("drop_first", "delay_ms"):
         value = simulate.get(key)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 0
-        ):
+        # A whole number written with a fraction (0.0) is one, as JSON Schema counts it.
+        whole = isinstance(value, int | float) and float(value).is_integer()
+        if value is not None and (not whole or isinstance(value, bool) or value < 0):
             errors.append(f"{where}.config.simulate.{key} must be a non-negative integer")
     return errors
 

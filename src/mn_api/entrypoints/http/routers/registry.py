@@ -69,28 +69,37 @@ class ServiceCheck(BaseModel):
     """The requirements to check: an uploaded bundle's (its manifest's
     `required_services`), or a list given here. This gateway reads no folder of its host."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        # Exactly one source (null is none).
+        json_schema_extra={
+            "oneOf": [
+                {"required": [name]} for name in ("bundle_id", "_bundle_path", "required_services")
+            ]
+        },
+    )
 
-    bundle_id: str | None = Field(
+    bundle_id: str = Field(  # type: ignore[assignment]
         None,
         min_length=1,
         description="An uploaded bundle (the `bundle_id` `/bundles/upload` answered)",
         json_schema_extra={"pattern": BUNDLE_ID_PATTERN},
     )
-    bundle_path: str | None = Field(
+    bundle_path: str = Field(  # type: ignore[assignment]
         None,
         alias="_bundle_path",
         min_length=1,
         description="Older clients' name for bundle_id",
         json_schema_extra={"pattern": BUNDLE_ID_PATTERN},
     )
-    required_services: list[dict[str, Any] | str] | None = Field(
+    required_services: list[dict[str, Any] | str] = Field(  # type: ignore[assignment]
         None,
         max_length=MAX_REQUIRED,
         description="Requirements as a manifest declares them: a name, or an object with "
         "`name` and optionally `tags`, `required`, `checks`, `address`, `port`, `url`",
     )
-    version: int | None = Field(default=None, description="Accepted and ignored")
+    version: int = Field(default=1, ge=0, le=2**31, description="Accepted and ignored")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ServiceCheck":

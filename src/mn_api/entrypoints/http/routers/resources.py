@@ -24,19 +24,24 @@ router = APIRouter(
 )
 
 Share = Literal[25, 50, 75, 100]
+KINDS = ("cpu", "gpu", "memory", "disk")
 
 
 class ResourceLimits(BaseModel):
     """The share (percent) of each kind of hardware jobs may use; kinds left out keep
     their limit. At least one is needed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"anyOf": [{"required": [kind]} for kind in KINDS]},
+    )
 
-    cpu: Share | None = None
-    gpu: Share | None = None
-    memory: Share | None = None
-    disk: Share | None = None
-    version: int | None = Field(default=None, description="Accepted and ignored")
+    # Absent is "keep": null is no share, and refused as such.
+    cpu: Share = None  # type: ignore[assignment]
+    gpu: Share = None  # type: ignore[assignment]
+    memory: Share = None  # type: ignore[assignment]
+    disk: Share = None  # type: ignore[assignment]
+    version: int = Field(default=1, ge=0, le=2**31, description="Accepted and ignored")
 
 
 class ResourceDocument(BaseModel):
