@@ -212,7 +212,16 @@ async def test_1_2_31_clears_and_cancels_all_through_the_metadata() -> None:
         assert (cleared.cleared_count, cleared.version) == (2, 1)
         job_id = await s.submit()
         result = await s.jobs.CancelAllJobs(job_pb2.CancelAllJobsRequest(), metadata=AUTH)
-        assert orjson.loads(result.result_json) == {"cancelled_count": 1, "job_ids": [job_id]}
+        answer = orjson.loads(result.result_json)
+        # Run as a cancel_all_jobs operation: its id, the counts and each job's outcome.
+        assert answer["operation_id"].startswith("op-") and len(answer["operation_id"]) == 19
+        assert {k: v for k, v in answer.items() if k != "operation_id"} == {
+            "cancelled_count": 1,
+            "pending_count": 0,
+            "failed_count": 0,
+            "results": [{"job_id": job_id, "status": "cancelled"}],
+            "version": 1,
+        }
 
 
 async def test_remove_node_acknowledges_the_simulated_node() -> None:

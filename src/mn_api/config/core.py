@@ -60,6 +60,9 @@ class CoreSettings(BaseModel):
         "1.2.31", validation_alias="MN_FAKE_CORE_RELEASE"
     )
 
+    # The join token mn-fake-core's NetworkHandshake asks for (a core's own variable).
+    network_join_token: str | None = Field(None, validation_alias="MN_NETWORK_JOIN_TOKEN")
+
     # How many nodes the in-memory runtime simulates (`mn1@127.0.0.1`, ...; not on 1.1).
     fake_core_nodes: int = Field(1, validation_alias="MN_FAKE_CORE_NODES", ge=1, le=64)
 

@@ -24,6 +24,34 @@ from mn_api.domain.status import JobStatus
 CLUSTER_RECOVER = "cluster_recover"
 
 
+# The job types the scheduler knows; a manifest names one in policies.job_type (or
+# policies.scheduler.job_type), else it is a batch job.
+JOB_TYPES = frozenset({"batch", "service", "system", "sysbatch"})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NodeJob:
+    """A job as node administration sees it from one node."""
+
+    job_id: str
+    status: str
+    job_type: str
+    recovery: str
+    # Its agents placed on the node, and whether the node coordinates it.
+    agents: list[str]
+    coordinated: bool
+
+
+def _job_type(job: _Job) -> str:
+    policies = job.manifest.policies
+    scheduler = policies.get("scheduler")
+    named = policies.get("job_type")
+    if named is None and isinstance(scheduler, dict):
+        named = scheduler.get("job_type")
+    kind = str(named).lower() if named is not None else "batch"
+    return kind if kind in JOB_TYPES else "batch"
+
+
 # What a new leader says of a job it recovers: that alone (not even the new coordinator).
 JOB_RECOVERY_STARTED = "job_recovery_started"
 
@@ -170,17 +198,87 @@ class Cluster:
         order = {name: index for index, name in enumerate(self._nodes)}
         return sorted(self._members, key=order.__getitem__)
 
+    def schedulable_nodes(self, *, excluding: str | None = None) -> list[str]:
+        """The live members new work may go to, by name: those node administration has
+        not drained or put in maintenance (all of them where the release has none)."""
+        nodes = self.services.group("nodes")
+        return [
+            name
+            for name in self._by_name()
+            if name != excluding and (nodes is None or nodes.schedulable(name))
+        ]
+
     def _place_coordinator(self) -> str:
-        members = self._by_name()
+        members = self.schedulable_nodes() or self._by_name()
         chosen = members[self._coordinator_turn % len(members)]
         self._coordinator_turn += 1
         return chosen
 
     def _place_agent(self) -> str:
-        members = self._by_name()
+        members = self.schedulable_nodes() or self._by_name()
         chosen = members[self._agent_turn % len(members)]
         self._agent_turn += 1
         return chosen
+
+    # -- what node administration reads and does to jobs ---------------------------------------
+
+    def jobs_on_node(self, name: str) -> list[str]:
+        """The pending, running and paused jobs with an agent on the node or coordinated
+        from it, oldest first (none while the state store is down)."""
+        if not self._store_up:
+            return []
+        return [
+            job.job_id
+            for job in self._jobs.values()
+            if job.status in SWEPT_STATUSES and self._touches(job, name)
+        ]
+
+    def job_on_node(self, job_id: str, name: str) -> NodeJob | None:
+        """What node administration reads of a job and the node; None for a job the state
+        store does not hold."""
+        job = self._jobs.get(job_id) if self._store_up else None
+        if job is None:
+            return None
+        return NodeJob(
+            job_id=job.job_id,
+            status=job.status.value,
+            job_type=_job_type(job),
+            recovery=_recovery(job.manifest),
+            agents=sorted(a.node_id for a in job.agents.values() if a.node == name),
+            coordinated=job.coordinator == name,
+        )
+
+    def move_off_node(self, job_id: str, name: str) -> dict[str, str] | None:
+        """Move the job's agents (and its coordination) off the node, onto the other
+        schedulable members in turn: each moved agent's new node, or None (nothing moved)
+        when no other member may take them."""
+        others = self.schedulable_nodes(excluding=name)
+        if not others:
+            return None
+        job = self._jobs[job_id]
+        moved: dict[str, str] = {}
+        for agent in job.agents.values():
+            if agent.node == name:
+                agent.node = others[self._agent_turn % len(others)]
+                self._agent_turn += 1
+                moved[agent.node_id] = agent.node
+        if job.coordinator == name:
+            job.coordinator = others[self._coordinator_turn % len(others)]
+            self._coordinator_turn += 1
+        job.details = None
+        return moved
+
+    def pause_for_review(self, job_id: str, kind: str, **details: Any) -> None:
+        """Pause the job until an operator resumes it, saying why in its history."""
+        job = self._jobs[job_id]
+        self._set_status(job, JobStatus.PAUSED)
+        self._emit(job, kind, **details)
+
+    def record_job_event(self, job_id: str, kind: str, **details: Any) -> None:
+        self._emit(self._jobs[job_id], kind, **details)
+
+    def _touches(self, job: _Job, name: str) -> bool:
+        return job.coordinator == name or any(a.node == name for a in job.agents.values())
 
     def _job_nodes(self, job: _Job) -> list[str]:
         """The nodes the job's agents run on, sorted."""
@@ -244,7 +342,7 @@ class Cluster:
         other connections, never the viewer (unless it is the node described)."""
         node = self._nodes[name]
         others = [other for other in self._members if other not in (name, viewer)]
-        return {
+        member = {
             "name": name,
             "connected_nodes": [name, *others],
             "self?": name == viewer,
@@ -252,6 +350,10 @@ class Cluster:
             "executor_pools": {"default": self._pool(node.name, node.pool_capacity)},
             "hardware": self._hardware(node),
         }
+        nodes = self.services.group("nodes")
+        if nodes is not None:  # 1.2.5 and newer: the node's state and the store it uses
+            member.update(nodes.summary_fields(name))
+        return member
 
     def _pool(self, name: str, capacity: int) -> dict[str, int]:
         """The node's default executor pool: the executors of its running jobs hold slots,

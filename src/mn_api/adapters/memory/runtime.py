@@ -318,14 +318,12 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, Records, RuntimePort)
         return "removed"
 
     async def cancel_all_jobs(self) -> JsonDocument:
-        """Cancel every live job (1.2.31's CancelAllJobs): how many, and their ids."""
+        """Cancel every live job (1.2.31's CancelAllJobs, run as a cancel_all_jobs
+        operation): the operation's id, the counts and each job's outcome."""
         if not self.release.cancel_all:
             raise NotSupportedError("CancelAllJobs is not supported by this core")
-        known = self._jobs.items() if self._store_up else ()
-        live = [job_id for job_id, job in known if not job.status.is_terminal]
-        for job_id in live:
-            await self.cancel_job(job_id)
-        return JsonDocument(orjson.dumps({"cancelled_count": len(live), "job_ids": live}), _loads)
+        result = await self.services.group("operations").cancel_all()
+        return JsonDocument(orjson.dumps(result), _loads)
 
     def _coordinated(self, job: _Job) -> None:
         """Pause/Resume reach a job through its coordinator: a job whose coordinator's node
@@ -367,15 +365,28 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, Records, RuntimePort)
         self.services.reset()
 
     async def clear_jobs(self) -> int:
+        """Remove every finished job (a clear_jobs operation where the release has them)."""
         if not self.release.clear_jobs:
             raise NotSupportedError("ClearJobs is not supported by this core")
         if not self._store_up:
             return 0
+        operations = self.services.group("operations")
+        if operations is not None:
+            return await operations.clear_all()  # type: ignore[no-any-return]
         gone = list(self._finished)
         for job_id in gone:
             del self._jobs[job_id]
         self._finished.clear()
         return len(gone)
+
+    def clear_job(self, job_id: str) -> None:
+        """Remove one finished job (an item of a clear_jobs operation); JobNotFoundError,
+        or InvalidTransitionError (`job_is_not_terminal`) for a live one."""
+        job = self._job(job_id)
+        if not job.status.is_terminal:
+            raise InvalidTransitionError("job_is_not_terminal")
+        del self._jobs[job_id]
+        self._finished.pop(job_id, None)
 
     async def replay_dead_letter(self, job_id: str, event_index: int) -> ReplayAck:
         if not self.release.replay:

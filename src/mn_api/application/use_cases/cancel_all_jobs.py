@@ -1,6 +1,7 @@
 """CancelAllJobs: cancel every live job, at once where the core can, else one by one.
 
-Cores from 1.2.31 have CancelAllJobs. Elsewhere the live jobs are listed and each is
+Cores from 1.2.31 have CancelAllJobs (run there as an operation that tells each job's
+outcome). Elsewhere the live jobs are listed and each is
 cancelled in turn (a few at a time), and each one's outcome is told as it was: cancelled,
 ended meanwhile, or refused with the reason. One listing names at most SCAN_LIMIT jobs:
 the listing is made again after each round until no live job is left that the call has
@@ -22,6 +23,7 @@ from mn_api.domain.errors import (
     InvalidTransitionError,
     JobNotFoundError,
     NotSupportedError,
+    RuntimeFailureError,
     RuntimeTimeoutError,
 )
 from mn_api.domain.status import JobStatus
@@ -84,11 +86,35 @@ class CancelAllJobs:
                 "s: some may be cancelled; list the live jobs to see what remains"
             ) from None
         answer = document.value if isinstance(document.value, Mapping) else {}
+        results = answer.get("results")
+        if isinstance(results, list):
+            return _from_results(results)
         ids = answer.get("job_ids")
         cancelled = [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
         count = answer.get("cancelled_count")
         active = count if isinstance(count, int) and count >= 0 else len(cancelled)
         return CancelAllOutcome("CancelAllJobs", active, cancelled)
+
+
+# The outcomes a 1.2.31 core's cancel_all_jobs operation gives a job it cancelled (or whose
+# clean-up it queued on the job's owner node).
+_CANCELLED = frozenset({"cancelled", "cancellation_pending"})
+
+
+def _from_results(results: list[object]) -> CancelAllOutcome:
+    """The outcome told by each job's entry in a 1.2.31 core's `results`: cancelled (or
+    its clean-up queued), or failed with the core's reason."""
+    entries = [r for r in results if isinstance(r, Mapping) and isinstance(r.get("job_id"), str)]
+    outcome = CancelAllOutcome("CancelAllJobs", len(entries))
+    for entry in entries:
+        job_id = entry["job_id"]
+        if entry.get("status") in _CANCELLED:
+            outcome.cancelled.append(job_id)
+        else:
+            reason = entry.get("error")
+            detail = reason if isinstance(reason, str) and reason else "the core did not cancel it"
+            outcome.refused.append((job_id, RuntimeFailureError(detail)))
+    return outcome
 
 
 class _OneByOne:

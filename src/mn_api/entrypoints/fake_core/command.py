@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
         "--token", help="the node's authorization token (checked on protected RPCs from 1.2.5)"
     )
     parser.add_argument("--admin-token", help="the separate ClearJobs secret of 1.2.5 cores")
+    parser.add_argument(
+        "--join-token",
+        help="the secret NetworkHandshake asks a joining node for (default: "
+        "MN_NETWORK_JOIN_TOKEN; without one every handshake is refused, as on a core)",
+    )
     node = SimulatedNode()
     parser.add_argument(
         "--node-cpus",
@@ -212,6 +217,7 @@ async def _serve(args: argparse.Namespace) -> None:
         replay=not (args.legacy or args.without_replay),
         token=args.token,
         admin_token=args.admin_token,
+        join_token=args.join_token or settings.network_join_token,
     )
     try:
         await core.start(args.host, ports=ports)

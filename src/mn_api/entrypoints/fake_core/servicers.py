@@ -11,6 +11,7 @@ from typing import Any
 
 import grpc
 
+from mn_api.adapters.grpc.later import fields_of
 from mn_api.adapters.grpc.protos import (
     cluster_pb2,
     cluster_pb2_grpc,
@@ -24,6 +25,7 @@ from mn_api.adapters.grpc.protos import (
     operations_pb2_grpc,
 )
 from mn_api.adapters.memory.runtime import InMemoryRuntime
+from mn_api.adapters.memory.services import CoreRefusal
 from mn_api.domain import errors as e
 from mn_api.entrypoints.fake_core.control import CallLog
 from mn_api.entrypoints.fake_core.faults import FaultRefusedError, fault_handler
@@ -123,10 +125,32 @@ class ClusterService(cluster_pb2_grpc.ClusterServiceServicer):
     """The cluster service of one node: its summary says `self?` of `node` (of the first
     live node when None)."""
 
-    def __init__(self, runtime: InMemoryRuntime, node: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: InMemoryRuntime,
+        node: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
         self._runtime = runtime
         self._node = node
+        self._host = host
+        self._ports = ports if ports is not None else {}
         self._answers = _Answers(runtime.release)
+
+    async def NetworkHandshake(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """Answered as this node, on the address it serves (1.2.5 and newer)."""
+        nodes = self._runtime.services.group("nodes")
+        await self._answers.missing(context, nodes is not None)
+        port = self._ports.get(self._node or "", 0)
+        try:
+            answer = nodes.handshake(
+                fields_of(request), node=self._node, host=self._host, port=port
+            )
+        except CoreRefusal as refused:
+            await context.abort(getattr(grpc.StatusCode, refused.code), refused.message)
+        return cluster_pb2.NetworkHandshakeResponse(**answer)
 
     async def GetSystemSummary(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         if self._node is None:
@@ -207,8 +231,13 @@ class FakeCore:
         replay: bool = True,
         token: str | None = None,
         admin_token: str | None = None,
+        join_token: str | None = None,
     ) -> None:
         self.runtime = runtime
+        nodes = runtime.services.group("nodes")
+        if nodes is not None:  # NetworkHandshake's secret, and the token it hands out
+            nodes.join_token = join_token
+            nodes.auth_token = token or ""
         self.release = runtime.release
         self.replay = replay
         protected = protected_rpcs(runtime.release)
@@ -255,7 +284,7 @@ class FakeCore:
         jobs = JobService(self.runtime, admin_token=self._admin_token, replay=self.replay)
         job_pb2_grpc.add_JobServiceServicer_to_server(jobs, server)
         cluster_pb2_grpc.add_ClusterServiceServicer_to_server(
-            ClusterService(self.runtime, name), server
+            ClusterService(self.runtime, name, host=self._host, ports=self.ports), server
         )
         observability_pb2_grpc.add_ObservabilityServiceServicer_to_server(
             ObservabilityService(self.runtime), server

@@ -42,12 +42,16 @@ def _groups(runtime: InMemoryRuntime) -> Iterable[ServiceGroup]:
     from mn_api.adapters.memory.services.backups import Backups
     from mn_api.adapters.memory.services.definitions import JobDefinitions
     from mn_api.adapters.memory.services.deployments import Deployments
+    from mn_api.adapters.memory.services.nodes import Nodes
+    from mn_api.adapters.memory.services.operations import Operations
     from mn_api.adapters.memory.services.registry import ServiceRegistry
     from mn_api.adapters.memory.services.resources import Resources
     from mn_api.adapters.memory.services.schedules import Schedules
 
     return (
         Resources(runtime),
+        Nodes(runtime),
+        Operations(runtime),
         ServiceRegistry(runtime),
         Backups(runtime),
         JobDefinitions(runtime),

@@ -112,8 +112,7 @@ class Resources:
                 "hostname": name.split("@", 1)[-1],
                 "platform": node.architecture,
                 "self": index == 0,
-                "status": "healthy",
-                "scheduling_eligible": True,
+                **_state(runtime, name),
                 "cpu_cores": node.logical_processors,
                 "gpu_count": node.gpus,
                 "memory_gb": node.memory_mb // 1024,
@@ -135,6 +134,16 @@ class Resources:
                 "nodes": nodes,
             }
         )
+
+
+def _state(runtime: InMemoryRuntime, name: str) -> dict[str, Any]:
+    """The node's `status` and `scheduling_eligible`, as node administration left them."""
+    nodes = runtime.services.group("nodes")
+    fields = nodes.summary_fields(name) if nodes is not None else {}
+    return {
+        "status": fields.get("status", "healthy"),
+        "scheduling_eligible": fields.get("scheduling_eligible", True),
+    }
 
 
 def _share(value: Any) -> int | None:

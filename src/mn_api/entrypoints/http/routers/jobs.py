@@ -195,7 +195,9 @@ async def _cancel_all(use_case: uc.CancelAllJobs) -> Response:
     answer: dict[str, object] = {
         "status": done.status,
         "active_count": done.active,
-        "cancelled_count": len(done.cancelled) if done.via == "CancelJob" else done.active,
+        "cancelled_count": (
+            len(done.cancelled) if done.via == "CancelJob" or done.refused else done.active
+        ),
         "cancelled_job_ids": done.cancelled,
         # The 1.2.31 core's own name for the ids, for the clients written against it.
         "job_ids": done.cancelled,
