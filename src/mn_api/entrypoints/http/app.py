@@ -37,6 +37,8 @@ from mn_api.entrypoints.http.routers import (
     events,
     jobs,
     launches,
+    nodes,
+    operations,
     progress,
     registry,
     resources,
@@ -162,6 +164,8 @@ def create_app(container: Container | None = None, *, fast_path: bool = True) ->
         backups.router,
         schedules.router,
         deployments.router,
+        operations.router,
+        nodes.router,
     )
     for router in routers:
         app.include_router(router)
