@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from mn_api.application.cluster import ClusterWatch
 from mn_api.application.housekeeping import Housekeeping
 from mn_api.application.idempotency import Idempotency
 from mn_api.application.journal import HistoryJournal
-from mn_api.application.ports import RateLimiter, RuntimePort
+from mn_api.application.ports import RateLimiter, RemoteCorePort, RuntimePort
 from mn_api.application.webhooks import (
     DeliverySender,
     WebhookConfig,
@@ -57,6 +58,29 @@ def _grpc_runtime(settings: Settings, telemetry: PrometheusTelemetry) -> object:
     from mn_api.adapters.grpc.runtime import GrpcRuntime
 
     return GrpcRuntime.from_settings(settings, telemetry)
+
+
+# The longest a join's handshake with another core may take, per port tried.
+JOIN_DEADLINE_SECONDS = 10.0
+
+
+class _RemoteCores(RemoteCorePort):
+    """Other cores reached over gRPC (with the core's TLS settings), loaded on first use so
+    that the memory runtime never loads grpc."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._remote: RemoteCorePort | None = None
+
+    async def handshake(
+        self, host: str, port: int, request: Mapping[str, Any], *, deadline_seconds: float
+    ) -> dict[str, Any]:
+        if self._remote is None:
+            from mn_api.adapters.grpc.remote import GrpcRemoteCores
+            from mn_api.adapters.grpc.runtime import channel_credentials
+
+            self._remote = GrpcRemoteCores(channel_credentials(self._settings))
+        return await self._remote.handshake(host, port, request, deadline_seconds=deadline_seconds)
 
 
 def _redis(settings: Settings) -> RedisClient:
@@ -380,6 +404,17 @@ class Container(containers.DeclarativeContainer):
         uc.CheckRequiredServices, runtime=runtime, bundles=bundle_store
     )
     job_definitions = providers.Factory(uc.JobDefinitions, runtime=runtime)
+    remote_cores = providers.Singleton(_RemoteCores, settings)
+    join_node = providers.Factory(
+        uc.JoinNode,
+        runtime=runtime,
+        remote=remote_cores,
+        allowed_hosts=providers.Callable(lambda s: s.cluster_join_hosts, settings),
+        deadline_seconds=providers.Callable(
+            lambda s: min(s.grpc_timeout_seconds or JOIN_DEADLINE_SECONDS, JOIN_DEADLINE_SECONDS),
+            settings,
+        ),
+    )
     get_runtime_metrics = providers.Factory(uc.GetRuntimeMetrics, runtime=runtime)
     runtime_report = providers.Factory(
         uc.RuntimeReport,

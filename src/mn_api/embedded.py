@@ -59,6 +59,7 @@ class Services:
     core_services: uc.CoreServices
     check_required_services: uc.CheckRequiredServices
     job_definitions: uc.JobDefinitions
+    join_node: uc.JoinNode
     get_runtime_metrics: uc.GetRuntimeMetrics
     runtime_report: uc.RuntimeReport
     check_readiness: uc.CheckReadiness

@@ -114,6 +114,19 @@ class RuntimePort(ABC):
         raise NotSupportedError("this runtime does not offer the core's later services")
 
 
+class RemoteCorePort(ABC):
+    """Another cluster's core, reached only to ask it to take this core's node in."""
+
+    @abstractmethod
+    async def handshake(
+        self, host: str, port: int, request: Mapping[str, Any], *, deadline_seconds: float
+    ) -> dict[str, Any]:
+        """NetworkHandshake on the core at host:port with the request message's fields
+        (no credentials but the join token in it): the answer message's fields. Raises
+        RemoteCoreUnavailableError when it cannot be reached in time, JoinRefusedError
+        when it refuses the token, and the domain error of any other refusal."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBundle:
     bundle_id: str

@@ -60,6 +60,10 @@ class CoreSettings(BaseModel):
         "1.2.31", validation_alias="MN_FAKE_CORE_RELEASE"
     )
 
+    # The hosts `nodes:add` may contact for the joining node's handshake (names or IP
+    # addresses, comma-separated); unset: the hosts of the core the gateway calls.
+    cluster_join_hosts_raw: str | None = Field(None, validation_alias="MN_API_CLUSTER_JOIN_HOSTS")
+
     # The join token mn-fake-core's NetworkHandshake asks for (a core's own variable).
     network_join_token: str | None = Field(None, validation_alias="MN_NETWORK_JOIN_TOKEN")
 
@@ -124,6 +128,16 @@ class CoreSettings(BaseModel):
     def grpc_addresses(self) -> list[str]:
         """Each core node the gateway may call, one gRPC target each."""
         return core_addresses(self.grpc_target)
+
+    @property
+    def cluster_join_hosts(self) -> tuple[str, ...]:
+        """The hosts a join may contact: those named, else the core's own (over gRPC)."""
+        if self.cluster_join_hosts_raw is not None:
+            return tuple(h.strip() for h in self.cluster_join_hosts_raw.split(",") if h.strip())
+        if self.runtime != "grpc":
+            return ()
+        matches = (_HOST_PORT.fullmatch(address) for address in self.grpc_addresses)
+        return tuple(dict.fromkeys(m["host"].strip("[]") for m in matches if m is not None))
 
 
 _AUTHORITY = re.compile(r"[A-Za-z0-9._~%-]+(:\d{1,5})?|\[[0-9A-Fa-f:.%]+\](:\d{1,5})?")

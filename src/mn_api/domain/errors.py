@@ -308,3 +308,15 @@ class WebhookDeliveryNotFoundError(DomainError):
 
 class WebhookDeliveryBusyError(DomainError):
     """The delivery is being sent right now (by this gateway or another replica)."""
+
+
+class JoinHostNotAllowedError(DomainError):
+    """A node to join from a host the gateway may not contact (MN_API_CLUSTER_JOIN_HOSTS)."""
+
+
+class JoinRefusedError(DomainError):
+    """The node to join refused the join token."""
+
+
+class RemoteCoreUnavailableError(DomainError):
+    """The node to join could not be reached (or did not answer in time)."""

@@ -107,26 +107,13 @@ class GrpcRuntime(RuntimePort):
 
     @classmethod
     def from_settings(cls, settings: Settings, telemetry: Telemetry | None = None) -> GrpcRuntime:
-        credentials = None
-        if settings.grpc_tls_ca_file is not None:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=settings.grpc_tls_ca_file.read_bytes(),
-                private_key=(
-                    settings.grpc_tls_key_file.read_bytes() if settings.grpc_tls_key_file else None
-                ),
-                certificate_chain=(
-                    settings.grpc_tls_cert_file.read_bytes()
-                    if settings.grpc_tls_cert_file
-                    else None
-                ),
-            )
         return cls(
             settings.grpc_addresses,
             authority=settings.grpc_authority,
             timeout_seconds=settings.grpc_timeout_seconds,
             auth_token=settings.grpc_auth_token,
             admin_token=settings.grpc_admin_token,
-            credentials=credentials,
+            credentials=channel_credentials(settings),
             max_send_bytes=settings.request_size_limit_bytes + SEND_OVERHEAD,
             telemetry=telemetry,
         )
@@ -452,6 +439,20 @@ class GrpcRuntime(RuntimePort):
             if heartbeat_seconds and time.monotonic() - quiet_since >= heartbeat_seconds:
                 quiet_since = time.monotonic()
                 yield Heartbeat()
+
+
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """TLS for the core's channels when MN_GRPC_TLS_CA_FILE is set (with the client's own
+    certificate when one is given); None: plain text."""
+    if settings.grpc_tls_ca_file is None:
+        return None
+    return grpc.ssl_channel_credentials(
+        root_certificates=settings.grpc_tls_ca_file.read_bytes(),
+        private_key=settings.grpc_tls_key_file.read_bytes() if settings.grpc_tls_key_file else None,
+        certificate_chain=(
+            settings.grpc_tls_cert_file.read_bytes() if settings.grpc_tls_cert_file else None
+        ),
+    )
 
 
 def _refused(err: grpc.aio.AioRpcError, *, kind: str) -> Exception:

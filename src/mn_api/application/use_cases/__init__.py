@@ -12,6 +12,7 @@ from mn_api.application.use_cases.get_job_graph import GetJobGraph
 from mn_api.application.use_cases.get_runtime_metrics import GetRuntimeMetrics
 from mn_api.application.use_cases.get_system_summary import GetSystemSummary
 from mn_api.application.use_cases.job_definitions import DefinitionSource, JobDefinitions
+from mn_api.application.use_cases.join_node import JoinNode
 from mn_api.application.use_cases.launch_blueprint import (
     Launch,
     LaunchBlueprint,
@@ -49,6 +50,7 @@ __all__ = [
     "GetSystemSummary",
     "JobDefinitions",
     "JobWebhooks",
+    "JoinNode",
     "Launch",
     "LaunchBlueprint",
     "LaunchLog",

@@ -78,6 +78,7 @@ CheckRequiredServices = Annotated[
     uc.CheckRequiredServices, _from(lambda h: h.services.check_required_services)
 ]
 JobDefinitions = Annotated[uc.JobDefinitions, _from(lambda h: h.services.job_definitions)]
+JoinNode = Annotated[uc.JoinNode, _from(lambda h: h.services.join_node)]
 CheckReadiness = Annotated[uc.CheckReadiness, _from(lambda h: h.services.check_readiness)]
 ListWebhooks = Annotated[uc.ListWebhooks, _from(lambda h: h.services.list_webhooks)]
 RedeliverWebhook = Annotated[uc.RedeliverWebhook, _from(lambda h: h.services.redeliver_webhook)]

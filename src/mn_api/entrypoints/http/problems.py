@@ -122,6 +122,15 @@ _TABLE: tuple[tuple[type[e.DomainError], ProblemKind], ...] = (
         e.WebhookDeliveryBusyError,
         ProblemKind(409, "webhook_delivery_in_flight", "Webhook delivery in flight"),
     ),
+    (
+        e.JoinHostNotAllowedError,
+        ProblemKind(403, "join_host_not_allowed", "Join host not allowed"),
+    ),
+    (e.JoinRefusedError, ProblemKind(403, "join_refused", "Join refused")),
+    (
+        e.RemoteCoreUnavailableError,
+        ProblemKind(502, "remote_core_unavailable", "Remote core unavailable"),
+    ),
 )
 _INTERNAL = ProblemKind(500, "internal_error", "Internal server error")
 

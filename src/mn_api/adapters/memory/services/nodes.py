@@ -155,7 +155,7 @@ class Nodes:
         joining = str(request.get("node_name", "")).strip()
         if joining:
             info = lenient_object(str(request.get("node_info_json", "")))
-            status = self._states.get(joining, {}).get("status")
+            status = self.state(joining).get("status")
             self.mark(
                 joining,
                 status if status in ("healthy", *OPERATOR) else "joining",

@@ -230,3 +230,77 @@ async def node_drain_status(node_name: NodeName, core: deps.CoreServices) -> Res
     `status: unknown`)."""
     fields = {"node_name": node_name}
     return json_response(await core.call(CLUSTER + "GetNodeDrainStatus", fields, kind="node"))
+
+
+# A host name, an IPv4 address, or an IPv6 address (bare or in brackets); never a URL.
+HOST_PATTERN = (
+    r"^(\[[0-9A-Fa-f:.]+\]|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]+|[A-Za-z0-9_][A-Za-z0-9_.-]{0,252})$"
+)
+
+
+class JoinRequest(_Body):
+    host: str = Field(
+        pattern=HOST_PATTERN,
+        max_length=253,
+        description="The host of the node to join (its name or IP address). The gateway "
+        "contacts only the hosts MN_API_CLUSTER_JOIN_HOSTS names (by default, its own "
+        "core's): any other is 403 `join_host_not_allowed`",
+        examples=["10.0.0.12"],
+    )
+    token: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^\S+$",
+        description="The join token that node expects (its MN_NETWORK_JOIN_TOKEN)",
+    )
+    grpc_port: int | None = Field(
+        None, ge=1, le=65535, description="Its gRPC port; else 55051, then 50051"
+    )
+
+
+class JoinAnswer(BaseModel):
+    """`ok`, `host`, `node_name` (the node as it named itself), `status` (AddNode's word,
+    `connected`), `message`, and `handshake`: what the node said of itself that is not a
+    secret (`node_name`, `runtime_mode`, `grpc_host`, `grpc_port`, `cluster_nodes`,
+    `network_only`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: int = 1
+
+
+async def _join(use_case: deps.JoinNode, body: JoinRequest) -> Response:
+    answer = await use_case(body.host, body.token, body.grpc_port)
+    return json_response(answer)
+
+
+_JOIN_DOC = (
+    "Asks the node at `host` to take part (NetworkHandshake there, with `token`; one "
+    "call per port, 10 s each at most, nothing of its secrets kept or passed on), then "
+    "has the core connect to it (AddNode). 403 `join_host_not_allowed` for a host the "
+    "gateway may not contact, 403 `join_refused` when the node refuses the token, 502 "
+    "`remote_core_unavailable` when it cannot be reached; 501 `not_supported` on cores "
+    "without AddNode (1.1, d26bef71)."
+)
+
+
+@router.post(
+    "/system/cluster/nodes:add",
+    response_model=JoinAnswer,
+    responses=problems(400, 403, 422),
+    summary="Add another core's node to the cluster",
+    description=_JOIN_DOC,
+)
+async def add_node(use_case: deps.JoinNode, body: Annotated[JoinRequest, Body()]) -> Response:
+    return await _join(use_case, body)
+
+
+@router.post(
+    "/system/cluster/nodes:join",
+    response_model=JoinAnswer,
+    responses=problems(400, 403, 422),
+    summary="Add another core's node to the cluster (the same as nodes:add)",
+    description=_JOIN_DOC,
+)
+async def join_node(use_case: deps.JoinNode, body: Annotated[JoinRequest, Body()]) -> Response:
+    return await _join(use_case, body)
