@@ -385,9 +385,9 @@ class Operations:
         """The stored events after `after`; then, following an operation that has not
         ended, each new one as it comes and a heartbeat every `heartbeat_seconds`."""
         sent = after
-        for event in operation.events[sent:]:
-            yield event
-        sent = max(sent, len(operation.events))
+        while sent < len(operation.events):
+            sent += 1
+            yield operation.events[sent - 1]
         if not follow or operation.terminal:
             return
         heartbeat_at = asyncio.get_running_loop().time()
@@ -401,9 +401,10 @@ class Operations:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await changed.wait()
-            for event in operation.events[sent:]:
-                yield event
-            sent = max(sent, len(operation.events))
+            # Each event once, those appended while one was being sent included.
+            while sent < len(operation.events):
+                sent += 1
+                yield operation.events[sent - 1]
             if operation.terminal:
                 return
             if heartbeat_seconds > 0 and clock() - heartbeat_at >= heartbeat_seconds:
