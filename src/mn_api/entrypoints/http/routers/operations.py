@@ -77,7 +77,7 @@ async def start_operation(core: deps.CoreServices, kind: str, options: dict[str,
 @router.post(
     "/operations/{kind}",
     response_model=Operation,
-    responses=problems(400, 404, 422),
+    responses=problems(400, 422),
     summary="Start an operation",
 )
 async def start(
