@@ -36,6 +36,8 @@ BEYOND_THE_SCHEMA = {
     "requirements_not_met": "the runtime's capacity",
     "webhook_url_not_allowed": "MN_API_WEBHOOK_ALLOWED_HOSTS, and where the host resolves",
     "idempotency_key_reused": "an earlier request with the same Idempotency-Key",
+    "invalid_argument": "the core's own checks of a later service's request (a node "
+    "operation's node_name)",
 }
 # Operations whose request carries a document only the core judges: its refusal of one
 # the schema allows is `invalid_argument`.

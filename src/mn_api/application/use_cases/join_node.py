@@ -35,7 +35,7 @@ PUBLIC_HANDSHAKE = (
     "cluster_nodes",
     "network_only",
 )
-NODE_NAME = re.compile(r"[^\s@/-][^\s@/]*@[^\s@/]+")
+NODE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@[A-Za-z0-9_.:\[\]-]{1,253}")
 
 
 def normal_host(host: str) -> str:

@@ -5,7 +5,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.responses import Response
 
 from mn_api.domain.errors import NotSupportedError
@@ -17,11 +17,12 @@ from mn_api.entrypoints.http.routers.operations import start_operation
 
 CLUSTER = "/mirrorneuron.cluster.v1.ClusterService/"
 DEFAULT_DEADLINE = "30m"
-MAX_DEADLINE_MS = 365 * 24 * 3600 * 1000
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "": 1}
-_DURATION = re.compile(r"\s*(\d{1,15})\s*(ms|s|m|h|d|)\s*")
-# A node's name as the core writes it: `name@host`, no whitespace, not starting with `-`.
-NODE_NAME_PATTERN = r"^[^\s@/-][^\s@/]*@[^\s@/]+$"
+# A duration: a whole number above 0 (nine digits at most) and its unit.
+DURATION_PATTERN = r"^ *0*([1-9][0-9]{0,8}) *(ms|s|m|h|d)? *$"
+_DURATION = re.compile(DURATION_PATTERN)
+# A node's name as the core writes it (an Erlang node name): `name@host`.
+NODE_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}@[A-Za-z0-9_.:\[\]-]{1,253}$"
 
 router = APIRouter(
     prefix=API_PREFIX,
@@ -42,10 +43,23 @@ NodeName = Annotated[
 Reason = Annotated[str, Field(max_length=1024, description="Why, as the core records it")]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _whole(value: Any) -> Any:
+    """A whole number written with a fraction (`5.0`) is that number, as JSON Schema's
+    `integer` has it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
-    version: int | None = Field(default=None, description="Accepted and ignored")
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+Port = Annotated[int, Field(ge=1, le=65535), BeforeValidator(_whole)]
+Milliseconds = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_whole)]
+
+
+class _Body(BaseModel):
+    # Strict: each field only as the schema says it (no `true` for a number, no "yes" for
+    # a boolean).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    version: WholeNumber | None = Field(default=None, description="Accepted and ignored")
 
 
 class ReconcileRequest(_Body):
@@ -58,15 +72,13 @@ class DrainRequest(_Body):
     deadline: str = Field(
         DEFAULT_DEADLINE,
         max_length=32,
-        description="How long batch jobs may run on before they are moved: a number with "
-        "ms, s, m, h or d (a bare number is milliseconds)",
+        pattern=DURATION_PATTERN,
+        description="How long batch jobs may run on before they are moved: a number above 0 "
+        "with ms, s, m, h or d (a bare number is milliseconds)",
         examples=["30m"],
     )
-    deadline_ms: int | None = Field(
-        None,
-        ge=0,
-        le=MAX_DEADLINE_MS,
-        description="The deadline in milliseconds (wins over `deadline` when above 0)",
+    deadline_ms: Milliseconds | None = Field(
+        None, description="The deadline in milliseconds (wins over `deadline` when above 0)"
     )
     dry_run: bool = False
     ignore_system_jobs: bool = Field(True, description="Leave system and sysbatch jobs be")
@@ -76,22 +88,12 @@ class DrainRequest(_Body):
         "started; follow it with GET /operations/{operation_id}/events",
     )
 
-    @model_validator(mode="after")
-    def _deadline_readable(self) -> "DrainRequest":
-        if not self.deadline_ms:
-            self.milliseconds()
-        return self
-
     def milliseconds(self) -> int:
         if self.deadline_ms:
             return self.deadline_ms
         match = _DURATION.fullmatch(self.deadline)
-        if match is None:
-            raise ValueError("deadline must be a number with ms, s, m, h or d, such as 30m")
-        value = int(match[1]) * _UNITS[match[2]]
-        if not 0 < value <= MAX_DEADLINE_MS:
-            raise ValueError("deadline must be above 0 and at most a year")
-        return value
+        assert match is not None  # the field's pattern
+        return int(match[1]) * _UNITS[match[2] or ""]
 
 
 class UndrainRequest(_Body):
@@ -250,12 +252,11 @@ class JoinRequest(_Body):
     token: str = Field(
         min_length=1,
         max_length=4096,
-        pattern=r"^\S+$",
-        description="The join token that node expects (its MN_NETWORK_JOIN_TOKEN)",
+        pattern=r"^[!-~]+$",
+        description="The join token that node expects (its MN_NETWORK_JOIN_TOKEN): printable "
+        "ASCII without spaces",
     )
-    grpc_port: int | None = Field(
-        None, ge=1, le=65535, description="Its gRPC port; else 55051, then 50051"
-    )
+    grpc_port: Port | None = Field(None, description="Its gRPC port; else 55051, then 50051")
 
 
 class JoinAnswer(BaseModel):

@@ -5,7 +5,7 @@ counters, and its numbered events followed live (SSE, resumable by sequence)."""
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Path, Query
@@ -36,12 +36,8 @@ router = APIRouter(
 )
 
 Kind = Annotated[
-    str,
-    Path(
-        pattern=r"^[a-z][a-z0-9_]{0,63}$",
-        description="cancel_all_jobs, clear_jobs, drain_node or reconcile_node (the core "
-        "refuses any other kind: 400 `invalid_argument`)",
-    ),
+    Literal["cancel_all_jobs", "clear_jobs", "drain_node", "reconcile_node"],
+    Path(description="What the operation does (the kinds of the core's 1.2.31)"),
 ]
 OperationId = Annotated[
     str,
@@ -93,8 +89,9 @@ async def start(
     ] = None,
 ) -> Response:
     """StartOperation on the core: the operation as created (`status: pending`); follow it
-    with GET /operations/{operation_id}/events. 501 `not_supported` on cores without
-    operations (before 1.2.31)."""
+    with GET /operations/{operation_id}/events. The node kinds need `node_name` (else 400
+    `invalid_argument`, as the core says). 501 `not_supported` on cores without operations
+    (before 1.2.31)."""
     return json_response(await start_operation(core, kind, options or {}))
 
 
