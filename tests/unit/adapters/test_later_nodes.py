@@ -225,3 +225,14 @@ async def test_add_node_connects_members_and_refuses_others(runtime: InMemoryRun
         with pytest.raises(CoreRefusal) as refused:
             await runtime.services.call(CLUSTER + "AddNode", {"node_name": name, "token": "t"})
         assert (refused.value.code, refused.value.message) == ("INTERNAL", message)
+
+
+async def test_a_removed_node_is_disconnected_until_added_again(runtime: InMemoryRuntime) -> None:
+    assert await runtime.remove_node(MN3) == "removed"
+    node = summary_node(runtime, MN3)
+    assert (node["status"], node["scheduling_eligible"]) == ("disconnected", False)
+    for _ in range(3):
+        assert MN3 not in nodes_of(runtime, await submit(runtime, pipeline_manifest()))
+    await runtime.services.call(CLUSTER + "AddNode", {"node_name": MN3, "token": "t"})
+    state = await call(runtime, "GetNodeDrainStatus", node_name=MN3)
+    assert state["status"] == "healthy" and state["node_state"]["operator_disconnect"] is False

@@ -310,11 +310,14 @@ class InMemoryRuntime(Cluster, Engine, Documents, Streams, Records, RuntimePort)
 
     async def remove_node(self, node_name: str) -> str:
         """Removing a live member is acknowledged; the simulated node stays (`kill_node`
-        is how a test takes one away)."""
+        is how a test takes one away), marked disconnected where node administration is."""
         if not self.release.clear_jobs:  # generation A lacks RemoveNode as it lacks ClearJobs
             raise NotSupportedError("RemoveNode is not supported by this core")
         if node_name not in self._members:
             raise NodeNotFoundError(node_name)
+        nodes = self.services.group("nodes")
+        if nodes is not None:  # 1.2.5 and newer: taken out by an operator, until AddNode
+            nodes.disconnect(node_name)
         return "removed"
 
     async def cancel_all_jobs(self) -> JsonDocument:

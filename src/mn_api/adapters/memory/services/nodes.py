@@ -105,6 +105,11 @@ class Nodes:
                 del self._states[oldest]
         return dict(record)
 
+    def disconnect(self, name: str) -> None:
+        """RemoveNode: the node is taken out by an operator and gets no work until AddNode
+        connects it again."""
+        self.mark(name, "disconnected", {"operator_disconnect": True, "scheduling_eligible": False})
+
     def schedulable(self, name: str) -> bool:
         state = self._states.get(name)
         if state is None:
