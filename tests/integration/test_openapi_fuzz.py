@@ -36,8 +36,6 @@ BEYOND_THE_SCHEMA = {
     "requirements_not_met": "the runtime's capacity",
     "webhook_url_not_allowed": "MN_API_WEBHOOK_ALLOWED_HOSTS, and where the host resolves",
     "idempotency_key_reused": "an earlier request with the same Idempotency-Key",
-    "invalid_argument": "the core's own checks of a later service's request (a node "
-    "operation's node_name)",
 }
 # Operations whose request carries a document only the core judges: its refusal of one
 # the schema allows is `invalid_argument`.
@@ -55,6 +53,7 @@ CORE_JUDGES = {
     ),
     "POST /api/v1/deployments": "the manifest's cross references",
     "POST /api/v1/deployments/{id_or_key}/rollback": "which version fits",
+    "POST /api/v1/operations/{kind}": "the options a kind needs (a node operation's node_name)",
 }
 # A manifest's problems that name another part of it: node ids are unique, and edges,
 # entrypoints and initial inputs name nodes of the manifest.

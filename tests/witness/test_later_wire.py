@@ -168,7 +168,6 @@ def test_the_methods_served_so_far(probed: dict[str, str]) -> None:
         assert probed["/mirrorneuron.job.v1.JobService/" + name] != "UNIMPLEMENTED", name
 
 
-@pytest.mark.xfail(reason="groups land one by one", strict=False)
 def test_the_simulation_serves_every_method_of_the_sdk(probed: dict[str, str]) -> None:
     missing = sorted(
         path
