@@ -207,8 +207,15 @@ def test_the_log_says_when_workers_start_die_are_replaced_and_stop(
     first = _workers_of(parent)
     victim = min(first)
     os.kill(victim, signal.SIGKILL)
-    _until(lambda: len(_workers_of(parent)) == 2 and victim not in _workers_of(parent))
-    (replacement,) = _workers_of(parent) - first
+    seen: dict[str, set[int]] = {}
+
+    def replaced() -> bool:
+        # One reading of the workers, kept: the one that met the condition is used.
+        seen["workers"] = _workers_of(parent)
+        return len(seen["workers"]) == 2 and victim not in seen["workers"]
+
+    _until(replaced)
+    (replacement,) = seen["workers"] - first
     _until(lambda: log.read_text().count("Application startup complete") == 3)
     workers.stop()
 
