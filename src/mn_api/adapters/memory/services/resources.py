@@ -3,7 +3,8 @@ cluster may schedule onto (1.2.5 and newer).
 
 The document: `mode` (single_node or cluster), `node_count`, `limits` (percent per kind),
 `totals` and `combined` (the members' hardware added up), `usable` (the totals scaled by
-the limits), `nodes` (one entry per live member). Limits are 25, 50, 75 or 100 each.
+the limits), `nodes` (one entry per live member, with the same hardware keys as the totals:
+the core's `lib/mirror_neuron/resource.ex`). Limits are 25, 50, 75 or 100 each.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ KINDS = ("cpu", "gpu", "memory", "disk")
 SHARES = (25, 50, 75, 100)
 # The simulated nodes' disks (the node model has no disk).
 DISK_GB = 512
+GPU_MEMORY = (
+    "gpu_memory_total_mb",
+    "gpu_memory_free_mb",
+    "gpu_memory_total_gb",
+    "gpu_memory_free_gb",
+)
 
 
 class Resources:
@@ -82,10 +89,7 @@ class Resources:
         totals = {
             "cpu_cores": node.logical_processors * count,
             "gpu_count": node.gpus * count,
-            "gpu_memory_total_mb": 0,
-            "gpu_memory_free_mb": 0,
-            "gpu_memory_total_gb": 0,
-            "gpu_memory_free_gb": 0,
+            **dict.fromkeys(GPU_MEMORY, 0),
             "memory_gb": node.memory_mb * count // 1024,
             "memory_total_gb": node.memory_mb * count // 1024,
             "memory_available_gb": node.memory_mb * count // 1024,
@@ -120,6 +124,8 @@ class Resources:
                 "memory_available_gb": node.memory_mb // 1024,
                 "disk_gb": DISK_GB,
                 "disk_available_gb": DISK_GB,
+                # The simulated nodes have no GPU memory (their GPUs are counted only).
+                **dict.fromkeys(GPU_MEMORY, 0),
             }
             for index, name in enumerate(members)
         ]
