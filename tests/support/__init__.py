@@ -24,6 +24,7 @@ from tests.support.processes import (
     TEST_CACHE,
     FakeCoreProcess,
     GatewayProcess,
+    OfficialGatewayProcess,
     cached_venv,
     terminate,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "FakeClock",
     "FakeCoreProcess",
     "GatewayProcess",
+    "OfficialGatewayProcess",
     "RedisClusterServers",
     "RedisSentinelGroup",
     "RedisServer",

@@ -173,3 +173,57 @@ class GatewayProcess:
         if self.core is not None:
             self.core.stop()
             self.core = None
+
+
+# The published gateway the later routes are compared with.
+OFFICIAL_GATEWAY = ("mirrorneuron-api-1.2.31", "mirrorneuron-api==1.2.31")
+
+
+class OfficialGatewayProcess:
+    """The published mn-api (its `mn-api` console script, from a cached virtual environment)
+    in front of a fake core, with one bearer token. It reads its settings from the
+    environment and from `.env` files of its working folder, so it runs in a folder of its
+    own with a home there too (its uploads, logs and staging stay inside)."""
+
+    def __init__(self, home: Path, core: FakeCoreProcess, token: str) -> None:
+        self.home = home
+        self.core = core
+        self.token = token
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OfficialGatewayProcess:
+        venv = cached_venv(*OFFICIAL_GATEWAY)
+        temporary = self.home / "tmp"
+        temporary.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "TMPDIR": str(temporary),
+            "MN_ENV": "test",
+            "MN_GRPC_TARGET": f"127.0.0.1:{self.core.port}",
+            **{"MN_GRPC_AUTH_TOKEN": CORE_TOKEN, "MN_GRPC_ADMIN_TOKEN": CORE_ADMIN_TOKEN},
+            "MN_API_HOST": "127.0.0.1",
+            "MN_API_PORT": str(self.port),
+            "MN_API_TOKEN": self.token,
+            "MN_API_LOG_PATH": str(self.home / "api.log"),
+        }
+        self.process = subprocess.Popen(
+            [str(venv / "bin" / "mn-api")],
+            cwd=self.home,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_http(f"{self.base}/api/v1/health")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            terminate(self.process)
+            self.process = None
