@@ -56,7 +56,7 @@ async def test_a_node_is_added_after_its_handshake(
         answer = await client.post(f"{API}/system/cluster/{route}", json=body)
         assert answer.status_code == 200, answer.text
         added = answer.json()
-        assert added["ok"] is True and added["host"] == "127.0.0.1"
+        assert added["version"] == 1 and added["ok"] is True and added["host"] == "127.0.0.1"
         assert (added["node_name"], added["status"]) == (MN2, "connected")
         handshake = added["handshake"]
         assert handshake["node_name"] == MN2 and handshake["runtime_mode"] == "full"

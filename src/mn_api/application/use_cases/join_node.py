@@ -89,6 +89,7 @@ class JoinNode:
             CLUSTER + "AddNode", {"node_name": node_name, "token": token, "version": 1}, kind="node"
         )
         return {
+            "version": 1,
             "ok": True,
             "host": host,
             "node_name": node_name,
