@@ -1,6 +1,6 @@
 """The later routes against the published gateway: mn-api 1.2.31 and this gateway side by
-side, in front of one mn-fake-core in the 1.2.31 profile, driven through the same
-scenario. Each route answers both alike (2xx, the same keys and JSON types at every
+side, in front of one mn-fake-core in the 1.2.31 profile (two nodes), driven through the
+same scenario. Each route answers both alike (2xx, the same keys and JSON types at every
 level; records are made through each gateway, so their values differ), or both refuse it
 (ours with a problem and its stable code, mn-api with its own). Where this gateway answers
 otherwise on purpose, DIFFERENCES says how and why; the comparison reads that table, and
@@ -8,9 +8,6 @@ each scenario checks it met every row of its group (docs/LATER_SERVICES.md lists
 
 from __future__ import annotations
 
-import io
-import re
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,246 +19,168 @@ from mn_api.testing.control import CoreControl
 from tests.support import (
     CORE_CREDENTIALS,
     FakeCoreProcess,
-    GatewayProcess,
-    OfficialGatewayProcess,
+    check_problem,
     free_port,
+    make_zip,
     pipeline_manifest,
 )
 from tests.support.parity import (
-    LATER,
     ROUTES,
     V1,
     V2,
     Difference,
     Each,
     Parity,
+    daemon,
+    later_routes,
     shape,
     shape_differences,
+    side_by_side,
+    sse_frames,
+    text,
+    unnamed,
     until,
+    until_status,
 )
 
 pytestmark = pytest.mark.slow
 
-ADMIN, READ = "parity-admin-token", "parity-read-token"
+ADMIN, READ, JOIN = "parity-admin-token", "parity-read-token", "parity-join-token"
+MN2 = "mn2@127.0.0.1"
+BAD, FAILED = "MN_INVALID_ARGUMENT", "MN_EXECUTION_FAILED"
+CODES = "the gateway's stable codes name what is missing"
+STATE = "a change the record's state forbids is 409 `invalid_transition`"
+REFUSED = "what the core refuses of a request is 400 `invalid_argument`, with its reason"
+SCHEMA = "a bad request is refused by its schema, a problem with a stable code"
+STRICT = "strict bodies: checked before the core is asked, not a failure of the execution"
 
-# Where this gateway answers otherwise than mn-api 1.2.31, and why. `ours`/`theirs`: the
-# status (and a refusal's `error`; "detail" is FastAPI's bare `{"detail": ...}`).
+# Where this gateway answers otherwise than mn-api 1.2.31, and why:
+# group, ours, theirs (status and code; None: 200), where, why.
 D = Difference
+# fmt: off
 DIFFERENCES: dict[str, Difference] = {
-    # Anywhere.
     "read_token": D(
-        "auth",
-        "every later route",
-        "GETs take a read token, changes an admin one; mn-api has one token for all",
-        ours=(403, "forbidden"),
-        theirs=(200, None),
-    ),
+        "auth", (403, "forbidden"), None, "every later route",
+        "GETs take a read token and changes an admin one; mn-api has one token for all"),
     "bad_token": D(
-        "auth",
-        "every later route",
-        "a refused token is a problem with a code, as every answer of this gateway",
-        ours=(401, "unauthorized"),
-        theirs=(401, "detail"),
-    ),
+        "auth", (401, "unauthorized"), (401, "detail"), "every later route",
+        "a refused token is a problem with a code, as every refusal of this gateway"),
     "unimplemented": D(
-        "auth",
-        "every later route, on a core without the service",
-        "a core without the service is 501 `not_supported`, not a failed execution",
-        ours=(501, "not_supported"),
-        theirs=(500, "MN_EXECUTION_FAILED"),
-    ),
-    # Resources.
+        "auth", (501, "not_supported"), (500, FAILED), "every later route",
+        "a core without the service (older releases) is 501 `not_supported`, not 500"),
     "native_ports": D(
-        "resources",
-        "GET /resource",
-        "`native_ports` is the API host's own configuration (the core's address among it), "
-        "not the core's document; this gateway does not show where its core is",
-        only_theirs=("native_ports",),
-    ),
+        "resources", None, None, "GET /resource",
+        "`native_ports` is the API host's configuration (its core's address among it), "
+        "not the core's document: this gateway does not tell where its core is",
+        only_theirs=("native_ports",)),
     "bad_share": D(
-        "resources",
-        "POST, PUT /resource",
-        "limits are checked before the core is asked (25, 50, 75 or 100)",
-        ours=(422, "validation_error"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
-    # Services.
-    "no_check_source": D(
-        "services",
-        "POST /services:check",
-        "the request's schema says what is needed, refused as every bad request",
-        ours=(422, "validation_error"),
-        theirs=(422, "detail"),
-    ),
+        "resources", (422, "validation_error"), (422, BAD), "POST, PUT /resource",
+        "limits are 25, 50, 75 or 100, as the request's schema says"),
     "check_instances": D(
-        "services",
-        "POST /services:check",
-        "the check is the core's (CheckServices), whose results name each instance by "
-        "id, name, address, port, node, job_id, agent_id, tags, status and health; mn-api "
-        "checks on its own host through ResolveService and lists whole registry records",
-        only_theirs=tuple(
-            f"results[].instances[].{key}"
-            for key in ("checks", "created_at", "meta", "origin", "provider", "updated_at")
-        ),
-    ),
-    # Schedules.
+        "services", None, None, "POST /services:check",
+        "the check is the core's (CheckServices), which names each instance by id, name, "
+        "address, port, node, job_id, agent_id, tags, status and health; mn-api checks on "
+        "its own host through ResolveService and lists whole registry records",
+        only_theirs=tuple(f"results[].instances[].{key}" for key in (
+            "checks", "created_at", "meta", "origin", "provider", "updated_at"))),
+    "no_check_source": D(
+        "services", (422, "validation_error"), (422, "detail"), "POST /services:check",
+        SCHEMA),
     "unknown_schedule": D(
-        "schedules",
-        "GET, PATCH /schedules/{id}, pause, resume, dispatch",
+        "schedules", (404, "schedule_not_found"), (422, BAD), "/schedules/{id}...",
         "the core says INVALID_ARGUMENT `schedule X was not found`: a record that is not "
-        "there is 404 `schedule_not_found`",
-        ours=(404, "schedule_not_found"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
-    "bad_cron": D(
-        "schedules",
-        "POST /schedules...",
-        "what the core refuses of a request is 400 `invalid_argument` with its reason",
-        ours=(400, "invalid_argument"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
+        "there is 404"),
+    "bad_cron": D("schedules", (400, "invalid_argument"), (422, BAD), "POST /schedules", REFUSED),
     "no_event_type": D(
-        "schedules",
-        "POST /events",
-        "bad requests are problems with a stable code",
-        ours=(422, "validation_error"),
-        theirs=(422, "detail"),
-    ),
-    # Deployments.
+        "schedules", (422, "validation_error"), (422, "detail"), "POST /events", SCHEMA),
     "unknown_deployment": D(
-        "deployments",
-        "GET /deployments/{id_or_key}",
-        "the gateway's stable codes name what is missing",
-        ours=(404, "deployment_not_found"),
-        theirs=(404, "MN_NOT_FOUND"),
-    ),
+        "deployments", (404, "deployment_not_found"), (404, "MN_NOT_FOUND"),
+        "GET /deployments/{id_or_key}", CODES),
     "unknown_deployment_action": D(
-        "deployments",
-        "POST /deployments/{id_or_key}/promote, rollback, pause, resume, fail",
-        "a record that is not there is 404 `deployment_not_found` for every action (the "
-        "core says INVALID_ARGUMENT for all but GetDeployment)",
-        ours=(404, "deployment_not_found"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
+        "deployments", (404, "deployment_not_found"), (422, BAD),
+        "POST /deployments/{id_or_key}/promote, pause, fail...",
+        "a record that is not there is 404 for every action (the core says "
+        "INVALID_ARGUMENT for all but GetDeployment)"),
     "promotion_out_of_turn": D(
-        "deployments",
-        "POST /deployments/{id_or_key}/promote",
-        "a change the record's state forbids is 409 `invalid_transition`",
-        ours=(409, "invalid_transition"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
+        "deployments", (409, "invalid_transition"), (422, BAD),
+        "POST /deployments/{id_or_key}/promote", STATE),
     "no_rollback_target": D(
-        "deployments",
-        "POST /deployments/{id_or_key}/rollback",
-        "what the core refuses of a request is 400 `invalid_argument` with its reason",
-        ours=(400, "invalid_argument"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
+        "deployments", (400, "invalid_argument"), (422, BAD),
+        "POST /deployments/{id_or_key}/rollback", REFUSED),
     "optional_rollback_body": D(
-        "deployments",
-        "POST /deployments/{id_or_key}/rollback",
-        "every field of the body has a default, so the body may be left out",
-        ours=(200, None),
-        theirs=(422, "detail"),
-    ),
-    # Backups.
+        "deployments", (200, None), (422, "detail"), "POST /deployments/{id_or_key}/rollback",
+        "every field of the body has a default, so the body may be left out"),
     "backup_of_live_job": D(
-        "backups",
-        "POST /jobs/{job_id}/backup",
-        "a change the job's state forbids is 409 `invalid_transition`",
-        ours=(409, "invalid_transition"),
-        theirs=(412, "failed_precondition"),
-    ),
+        "backups", (409, "invalid_transition"), (412, "failed_precondition"),
+        "POST /jobs/{job_id}/backup", STATE),
     "unknown_job": D(
-        "backups",
-        "POST /jobs/{job_id}/backup",
-        "the gateway's stable codes name what is missing",
-        ours=(404, "job_not_found"),
-        theirs=(404, "MN_NOT_FOUND"),
-    ),
+        "backups", (404, "job_not_found"), (404, "MN_NOT_FOUND"), "POST /jobs/{job_id}/backup",
+        CODES),
     "restored": D(
-        "backups",
-        "POST /jobs/restore",
-        "a create is 201 Created and says where the new job is",
-        ours=(201, None),
-        location=True,
-    ),
+        "backups", (201, None), None, "POST /jobs/restore",
+        "a create is 201 Created and says where the new job is (Location)", location=True),
     "bad_backup": D(
-        "backups",
-        "POST /jobs/restore",
-        "what the core refuses of a request is 400 `invalid_argument` with its reason",
-        ours=(400, "invalid_argument"),
-        theirs=(422, "MN_INVALID_ARGUMENT"),
-    ),
-    # Job definitions and runs.
+        "backups", (400, "invalid_argument"), (422, BAD), "POST /jobs/restore", REFUSED),
     "created": D(
-        "definitions",
-        "POST /api/v2/jobs, /jobs/{id}/runs",
-        "a create is 201 Created and says where the new record is",
-        ours=(201, None),
-        location=True,
-    ),
+        "definitions", (201, None), None, "POST /api/v2/jobs, /api/v2/jobs/{job_id}/runs",
+        "a create is 201 Created and says where the new record is (Location)", location=True),
     "schedule_created": D(
-        "definitions",
-        "POST /api/v2/jobs/{job_id}/schedules",
-        "a create is 201 Created",
-        ours=(201, None),
-    ),
+        "definitions", (201, None), None, "POST /api/v2/jobs/{job_id}/schedules",
+        "a create is 201 Created"),
     "unknown_definition": D(
-        "definitions",
-        "/api/v2/jobs/{job_id}...",
-        "the gateway's stable codes name what is missing",
-        ours=(404, "job_definition_not_found"),
-        theirs=(404, "MN_NOT_FOUND"),
-    ),
+        "definitions", (404, "job_definition_not_found"), (404, "MN_NOT_FOUND"),
+        "/api/v2/jobs/{job_id}...", CODES),
     "unknown_run": D(
-        "definitions",
-        "/api/v2/runs/{run_id}...",
-        "the gateway's stable codes name what is missing",
-        ours=(404, "run_not_found"),
-        theirs=(404, "MN_NOT_FOUND"),
-    ),
-    "unconfirmed_delete": D(
-        "definitions",
-        "DELETE /api/v2/jobs/{job_id}, /runs/{run_id}",
-        "strict bodies: `confirmed` must be true, checked before the core is asked (the "
-        "core's refusal reads as a failed execution in mn-api)",
-        ours=(422, "validation_error"),
-        theirs=(500, "MN_EXECUTION_FAILED"),
-    ),
-    "bad_definition_id": D(
-        "definitions",
-        "POST /api/v2/jobs",
-        "strict bodies: an id the core would not take is a bad request, not a failure",
-        ours=(422, "validation_error"),
-        theirs=(500, "MN_EXECUTION_FAILED"),
-    ),
+        "definitions", (404, "run_not_found"), (404, "MN_NOT_FOUND"), "/api/v2/runs/{run_id}...",
+        CODES),
     "pause_of_ended_run": D(
-        "definitions",
+        "definitions", (409, "invalid_transition"), (404, "MN_NOT_FOUND"),
         "POST /api/v2/runs/{run_id}/pause",
-        "a run that has ended cannot be paused: 409 `invalid_transition`, not 404 (the "
-        "core says NOT_FOUND `not running`)",
-        ours=(409, "invalid_transition"),
-        theirs=(404, "MN_NOT_FOUND"),
-    ),
+        "a run that has ended cannot be paused: 409, not 404 (the core says NOT_FOUND "
+        "`not running`)"),
+    "unconfirmed_delete": D(
+        "definitions", (422, "validation_error"), (500, FAILED),
+        "DELETE /api/v2/jobs/{job_id}, /api/v2/runs/{run_id}",
+        f"{STRICT} (`confirmed` must be true)"),
+    "bad_definition_id": D(
+        "definitions", (422, "validation_error"), (500, FAILED), "POST /api/v2/jobs",
+        f"{STRICT} (an id the core would not take)"),
+    "stream_framing": D(
+        "operations", None, None, "GET /operations/{id}/events",
+        "the stream opens with `retry:`, keeps the connection with comment lines and "
+        "leaves the core's `stream_heartbeat` events out; mn-api passes them on as events"),
+    "last_event_id": D(
+        "operations", None, None, "GET /operations/{id}/events",
+        "a reconnecting EventSource resumes after its Last-Event-ID (mn-api reads only "
+        "`after_sequence`, and replays from the start)"),
+    "unknown_operation_stream": D(
+        "operations", (404, "operation_not_found"), None, "GET /operations/{id}/events",
+        "an unknown operation is 404 before the stream starts; mn-api answers 200 and one "
+        "`event: error` MN_OPERATION_STREAM_FAILED"),
+    "unknown_operation": D(
+        "operations", (404, "operation_not_found"), (404, "MN_NOT_FOUND"),
+        "GET /operations/{id}", CODES),
+    "unknown_kind": D(
+        "operations", (422, "validation_error"), (422, BAD), "POST /operations/{kind}",
+        "the kinds are the core's four, as the request's schema says"),
+    "bad_node_name": D(
+        "nodes", (422, "validation_error"), (422, "detail"), "/nodes/{node_name}/...", SCHEMA),
+    "bad_deadline": D(
+        "nodes", (422, "validation_error"), (500, FAILED), "POST /nodes/{node_name}/drain",
+        f"{STRICT} (a duration such as 30m)"),
+    "join_refused": D(
+        "nodes", (403, "join_refused"), (403, "MN_PERMISSION_DENIED"),
+        "POST /system/cluster/nodes:add, nodes:join",
+        "the gateway's stable codes say what refused it: the other node, not this gateway"),
 }
-
-
-def daemon(graph_id: str = "parity", config: Any = None, **extra: Any) -> dict[str, Any]:
-    """A job that runs until it is stopped (`config`: its worker's)."""
-    agents = {"worker": config} if config else {}
-    return {**pipeline_manifest(**agents), "graph_id": graph_id, "daemon": True, **extra}
-
-
-def text(manifest: dict[str, Any]) -> str:
-    return orjson.dumps(manifest).decode()
+# fmt: on
 
 
 @pytest.fixture(scope="module")
 def core() -> Iterator[FakeCoreProcess]:
-    process = FakeCoreProcess(
-        free_port(), "--release", "1.2.31", "--step-ms", "5", *CORE_CREDENTIALS
-    ).start()
+    """Two nodes (mn1 the gateways' own, mn2 to drain and join), each on a port."""
+    arguments = ("--release", "1.2.31", "--step-ms", "5", "--nodes", "2", "--join-token", JOIN)
+    process = FakeCoreProcess(free_port(), *arguments, *CORE_CREDENTIALS).start()
     yield process
     process.stop()
 
@@ -270,26 +189,8 @@ def core() -> Iterator[FakeCoreProcess]:
 def clients(
     core: FakeCoreProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[httpx.Client, httpx.Client]]:
-    ours = GatewayProcess(
-        tmp_path_factory.mktemp("ours"),
-        "grpc",
-        core=core,
-        MN_API_TOKEN=ADMIN,
-        MN_API_READ_TOKENS=READ,
-    )
-    theirs = OfficialGatewayProcess(tmp_path_factory.mktemp("theirs"), core, ADMIN)
-    ours.start()
-    try:
-        theirs.start()
-        headers = {"Authorization": f"Bearer {ADMIN}"}
-        with (
-            httpx.Client(base_url=ours.base, headers=headers, timeout=30) as ours_client,
-            httpx.Client(base_url=theirs.base, headers=headers, timeout=30) as theirs_client,
-        ):
-            yield ours_client, theirs_client
-    finally:
-        theirs.stop()
-        ours.stop()
+    with side_by_side(core, tmp_path_factory, ADMIN, READ) as clients:
+        yield clients
 
 
 @pytest.fixture
@@ -297,25 +198,12 @@ def parity(clients: tuple[httpx.Client, httpx.Client]) -> Parity:
     return Parity(*clients, DIFFERENCES)
 
 
-def _later_routes(client: httpx.Client) -> set[tuple[str, str]]:
-    document = client.get("/openapi.json").json()
-    return {
-        (method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
-        for path, operations in document["paths"].items()
-        if LATER.match(path)
-        for method in operations
-        if method in {"get", "post", "put", "patch", "delete"}
-    }
-
-
 def test_the_table_holds_every_later_route_both_serve(parity: Parity) -> None:
-    served = _later_routes(parity.ours) & _later_routes(parity.theirs)
-    listed = {
-        (method, re.sub(r"\{[^}]+\}", "{}", path))
-        for routes in ROUTES.values()
-        for method, path in routes
-    }
-    assert served == listed
+    ours, theirs = (
+        later_routes(c.get("/openapi.json").json()) for c in (parity.ours, parity.theirs)
+    )
+    listed = {(method, unnamed(path)) for routes in ROUTES.values() for method, path in routes}
+    assert ours & theirs == listed
 
 
 def test_tokens_and_cores_without_the_service(parity: Parity, core: FakeCoreProcess) -> None:
@@ -348,14 +236,6 @@ def test_resources(parity: Parity) -> None:
     parity.check_group("resources", ROUTES["resources"])
 
 
-def _bundle(manifest: dict[str, Any]) -> bytes:
-    data = io.BytesIO()
-    with zipfile.ZipFile(data, "w") as bundle:
-        bundle.writestr("manifest.json", text(manifest))
-        bundle.writestr("payloads/input.txt", "hello")
-    return data.getvalue()
-
-
 def test_services(parity: Parity) -> None:
     offered = daemon("parity-services", services=[{"name": "parity-db", "tags": ["primary"]}])
     started = parity.ours.post(f"{V1}/jobs", json={"manifest": offered})
@@ -372,7 +252,7 @@ def test_services(parity: Parity) -> None:
         "parity-needs",
         required_services=[{"name": "parity-db", "tags": ["primary"]}, {"name": "parity-cache"}],
     )
-    upload = _bundle(required)
+    upload = make_zip({"manifest.json": text(required), "payloads/input.txt": "hello"})
     ours_bundle = parity.ours.post(
         f"{V1}/bundles/upload", files={"bundle": ("b.zip", upload, "application/zip")}
     ).json()["bundle_id"]
@@ -469,11 +349,6 @@ def test_deployments(parity: Parity) -> None:
     parity.check_group("deployments", ROUTES["deployments"])
 
 
-def _status(client: httpx.Client, path: str) -> str:
-    document = client.get(path).json()
-    return str(document.get("job", document).get("status"))
-
-
 def test_backups(parity: Parity) -> None:
     # Both jobs submitted alike (mn-api prepares a submission on its own host, adding to
     # the manifest), each backed up through one gateway.
@@ -484,12 +359,12 @@ def test_backups(parity: Parity) -> None:
         made.append({"job_id": answer.json()["job_id"]})
     ids = (made[0], made[1])
     for client, job in zip((parity.ours, parity.theirs), ids, strict=True):
-        until(lambda c=client, j=job: _status(c, f"{V1}/jobs/{j['job_id']}") == "running")
+        until_status(client, f"{V1}/jobs/{job['job_id']}", "running")
     backup = f"{V1}/jobs/{{job_id}}/backup"
     parity.refused("POST", backup, "backup_of_live_job", ids)
     for client, job in zip((parity.ours, parity.theirs), ids, strict=True):
         client.post(f"{V1}/jobs/{job['job_id']}/pause")
-        until(lambda c=client, j=job: _status(c, f"{V1}/jobs/{j['job_id']}") == "paused")
+        until_status(client, f"{V1}/jobs/{job['job_id']}", "paused")
     ours, theirs = parity.same("POST", backup, ids)
     # The backup document itself, as the core wrote it.
     documents = [orjson.loads(doc["backup_json"]) for doc in (ours, theirs)]
@@ -523,14 +398,14 @@ def test_job_definitions_and_runs(parity: Parity) -> None:
     runs = ({"run_id": ours["run_id"]}, {"run_id": theirs["run_id"]})
     run = f"{V2}/runs/{{run_id}}"
     for client, at in zip((parity.ours, parity.theirs), runs, strict=True):
-        until(lambda c=client, r=at: _status(c, f"{V2}/runs/{r['run_id']}") == "running")
+        until_status(client, f"{V2}/runs/{at['run_id']}", "running")
     parity.same("GET", f"{one}/runs", ids)
     parity.same("GET", run, runs)
     parity.same("POST", f"{run}/pause", runs)
     parity.same("POST", f"{run}/resume", runs)
     parity.same("POST", f"{run}/cancel", runs)
     for client, at in zip((parity.ours, parity.theirs), runs, strict=True):
-        until(lambda c=client, r=at: _status(c, f"{V2}/runs/{r['run_id']}") == "cancelled")
+        until_status(client, f"{V2}/runs/{at['run_id']}", "cancelled")
     parity.refused("POST", f"{run}/pause", "pause_of_ended_run", runs)
     parity.refused("DELETE", run, "unconfirmed_delete", runs, json={"confirmed": False})
     parity.same("DELETE", run, runs, json={"confirmed": True})
@@ -545,3 +420,70 @@ def test_job_definitions_and_runs(parity: Parity) -> None:
     bad = {"manifest_json": manifest, "job_id": "no spaces"}
     parity.refused("POST", f"{V2}/jobs", "bad_definition_id", json=bad)
     parity.check_group("definitions", ROUTES["definitions"])
+
+
+def test_operations(parity: Parity) -> None:
+    start, one = f"{V1}/operations/{{kind}}", f"{V1}/operations/{{operation_id}}"
+    ours, _ = parity.same("POST", start, {"kind": "clear_jobs"}, json={})
+    assert ours["status"] == "pending"
+    path = f"{V1}/operations/{ours['operation_id']}"
+    until(lambda: parity.ours.get(path).json()["status"] == "completed")
+    # The same operation read through both.
+    operation = {"operation_id": ours["operation_id"]}
+    read, _ = parity.same("GET", one, operation)
+    assert read["status"] == "completed" and isinstance(read["items"], dict)
+    events = f"{one}/events"
+    streams = parity.both("GET", events, operation)
+    frames = []
+    for answer in streams:
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        frames.append(
+            [(f["id"], f["event"], orjson.loads(f["data"])) for f in sse_frames(answer.text)]
+        )
+    assert frames[0] == frames[1] and frames[0][0][1] == "operation_created"
+    assert frames[0][-1][1] == "operation_completed"
+    assert streams[0].text.startswith("retry:") and not streams[1].text.startswith("retry:")
+    parity.used.add("stream_framing")
+    resumed = parity.both("GET", events, operation, headers={"Last-Event-ID": "1"})
+    first_ids = [sse_frames(answer.text)[0]["id"] for answer in resumed]
+    assert first_ids == ["2", "1"]
+    parity.used.add("last_event_id")
+    nobody = {"operation_id": "op-nobody"}
+    ours_stream, theirs_stream = parity.both("GET", events, nobody)
+    parity.used.add("unknown_operation_stream")
+    assert ours_stream.status_code == 404
+    assert check_problem(ours_stream.json())["error"] == "operation_not_found"
+    assert theirs_stream.status_code == 200
+    failure = sse_frames(theirs_stream.text)
+    assert [(f["event"], orjson.loads(f["data"])) for f in failure] == [
+        ("error", {"error": "MN_OPERATION_STREAM_FAILED"})
+    ]
+    parity.refused("GET", one, "unknown_operation", nobody)
+    parity.refused("POST", start, "unknown_kind", {"kind": "explode"}, json={})
+    parity.check_group("operations", ROUTES["operations"])
+
+
+def test_nodes(parity: Parity, core: FakeCoreProcess) -> None:
+    node, base = {"node_name": MN2}, f"{V1}/nodes/{{node_name}}"
+    on, _ = parity.same("POST", f"{base}/maintenance", node, json={"reason": "parity"})
+    assert on["status"] == "maintenance"
+    off, _ = parity.same("POST", f"{base}/maintenance", node, json={"enabled": False})
+    assert off["status"] == "healthy"
+    undrained, _ = parity.same("POST", f"{base}/undrain", node, json={"mark_eligible": True})
+    assert undrained["status"] == "cancelled"
+    reconciling, _ = parity.same("POST", f"{base}/reconcile", node, json={"dry_run": True})
+    assert reconciling["kind"] == "reconcile_node"
+    drain = {"dry_run": True, "deadline": "1s", "reason": "parity"}
+    draining, _ = parity.same("POST", f"{base}/drain", node, json=drain)
+    assert draining["kind"] == "drain_node" and draining["deadline_ms"] == 1000
+    port = CoreControl(f"127.0.0.1:{core.port}").status()["ports"][MN2]
+    join = {"host": "127.0.0.1", "token": JOIN, "grpc_port": port}
+    for route in ("nodes:add", "nodes:join"):
+        added, _ = parity.same("POST", f"{V1}/system/cluster/{route}", json=join)
+        assert (added["node_name"], added["status"]) == (MN2, "connected")
+    guess = {**join, "token": "guess"}
+    parity.refused("POST", f"{V1}/system/cluster/nodes:add", "join_refused", json=guess)
+    parity.refused("POST", f"{base}/maintenance", "bad_node_name", {"node_name": "bad"}, json={})
+    parity.refused("POST", f"{base}/drain", "bad_deadline", node, json={"deadline": "zz"})
+    parity.check_group("nodes", ROUTES["nodes"])

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,9 @@ import pytest_asyncio
 from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
+from mn_api.container import build_container
 from mn_api.entrypoints.fake_core import FakeCore
+from mn_api.entrypoints.http import create_app
 from tests.support import (
     CORE_ADMIN_TOKEN,
     CORE_TOKEN,
@@ -29,7 +30,7 @@ from tests.support import (
     check_problem,
     pipeline_manifest,
 )
-from tests.support.parity import LATER, V1, V2
+from tests.support.parity import V1, V2, later_routes, unnamed
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,10 +42,12 @@ ALL = {
     "deployments",
     "backups",
     "definitions",
+    "operations",
+    "nodes",
 }
 OFFERED: dict[str, set[str]] = {
     "1.1": set(),
-    "1.2.5": ALL - {"definitions"},
+    "1.2.5": ALL - {"definitions", "operations"},
     "1.2.31": ALL,
     "d26bef71": set(),
 }
@@ -56,7 +59,11 @@ PLACEHOLDERS = {
     "job_id": "none",
     "run_id": "none",
     "name": "none",
+    "kind": "clear_jobs",
+    "operation_id": "op-none",
+    "node_name": "mn2@127.0.0.1",
 }
+JOIN = "profiles-join-token"
 _serial = itertools.count(1)
 
 
@@ -64,6 +71,8 @@ _serial = itertools.count(1)
 class Gateway:
     client: httpx.AsyncClient
     release: str
+    # What requests name that the gateway's setting gives (the second node's port).
+    context: dict[str, Any]
 
 
 Client = httpx.AsyncClient
@@ -173,6 +182,15 @@ def restore(made: Made) -> dict[str, Any]:
     }
 
 
+async def operation(client: Client) -> Made:
+    started = await ok(await client.post(f"{V1}/operations/clear_jobs", json={}))
+    return {"operation_id": started["operation_id"]}
+
+
+def join(made: Made) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "token": JOIN, "grpc_port": made["port"]}
+
+
 @dataclass(frozen=True)
 class Row:
     """A route, the service it belongs to, and its minimal call: the records its path
@@ -185,7 +203,8 @@ class Row:
     body: Any = None
     make: Callable[[Client], Awaitable[Made]] | None = None
     status: int = 200
-    key: str = "version"
+    key: str | tuple[str, ...] = "version"
+    stream: bool = False
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}"
@@ -197,6 +216,7 @@ DELAYED = {"manifest": pipeline_manifest(), "schedule": {"delay_ms": 60_000}}
 CHECK = {"required_services": [{"name": "db", "required": False}]}
 S, D = f"{V1}/schedules/{{schedule_id}}", f"{V1}/deployments/{{id_or_key}}"
 J, R = f"{V2}/jobs/{{job_id}}", f"{V2}/runs/{{run_id}}"
+OP, N = f"{V1}/operations/{{operation_id}}", f"{V1}/nodes/{{node_name}}"
 ROWS = [
     Row("resources", "GET", f"{V1}/resource", key="limits"),
     Row("resources", "POST", f"{V1}/resource", {"cpu": 100}, key="limits"),
@@ -245,6 +265,17 @@ ROWS = [
     Row("definitions", "POST", f"{R}/resume", make=paused_run, key="status"),
     Row("definitions", "POST", f"{R}/cancel", make=run, key="status"),
     Row("definitions", "DELETE", R, {"confirmed": True}, ended_run, key="status"),
+    Row("operations", "POST", f"{V1}/operations/{{kind}}", {}, key="operation_id"),
+    Row("operations", "GET", OP, make=operation, key="items"),
+    Row("operations", "GET", f"{OP}/events", make=operation, stream=True),
+    # On 1.2.5 (no operations) reconcile and drain answer the core's result of the call.
+    Row("nodes", "POST", f"{N}/reconcile", {"dry_run": True}, key=("kind", "checked")),
+    Row("nodes", "POST", f"{N}/drain", {"dry_run": True}, key=("kind", "actions")),
+    Row("nodes", "POST", f"{N}/undrain", {"mark_eligible": True}, key="node_state"),
+    Row("nodes", "POST", f"{N}/maintenance", {"enabled": False}, key="maintenance"),
+    Row("nodes", "GET", f"{N}/drain", key="node_state"),
+    Row("nodes", "POST", f"{V1}/system/cluster/nodes:add", join, key="handshake"),
+    Row("nodes", "POST", f"{V1}/system/cluster/nodes:join", join, key="handshake"),
 ]
 
 
@@ -256,17 +287,24 @@ async def gateway(
     simulated core serving that runtime (grpc)."""
     kind, release = request.param.split("-", 1)
     home: Path = tmp_path_factory.mktemp(request.param)
-    settings = Settings(runtime="memory", bundle_dir=home / "bundles", log_path=str(home / "log"))
-    runtime = InMemoryRuntime(release=release, step_seconds=0.002)
+    settings = Settings(
+        runtime="memory",
+        bundle_dir=home / "bundles",
+        log_path=str(home / "log"),
+        cluster_join_hosts_raw="127.0.0.1",
+    )
+    # Two nodes (the second to drain and to join) where the release simulates a cluster.
+    nodes = 1 if release == "1.1" else 2
+    runtime = InMemoryRuntime(release=release, step_seconds=0.002, nodes=nodes)
     await runtime.start()
-    core = FakeCore(runtime, token=CORE_TOKEN, admin_token=CORE_ADMIN_TOKEN)
-    port = await core.start("127.0.0.1", 0)
+    core = FakeCore(runtime, token=CORE_TOKEN, admin_token=CORE_ADMIN_TOKEN, join_token=JOIN)
+    port = await core.start("127.0.0.1", ports=[0] * nodes)
     remote = GrpcRuntime(
         f"127.0.0.1:{port}", timeout_seconds=5, auth_token=CORE_TOKEN, admin_token=CORE_ADMIN_TOKEN
     )
     try:
         async with asgi_client(settings, runtime if kind == "memory" else remote) as client:
-            yield Gateway(client, release)
+            yield Gateway(client, release, {"port": list(core.ports.values())[-1]})
     finally:
         await remote.close()
         await core.stop(grace=None)
@@ -278,8 +316,9 @@ async def test_each_later_route(gateway: Gateway, row: Row) -> None:
     client = gateway.client
     offered = row.group in OFFERED[gateway.release]
     made = await row.make(client) if offered and row.make is not None else {}
+    made = {**PLACEHOLDERS, **gateway.context, **made}
     body = row.body(made) if callable(row.body) else row.body
-    path = row.path.format(**{**PLACEHOLDERS, **made})
+    path = row.path.format(**made)
     answer = await client.request(row.method, path, json=body)
     if not offered:
         assert answer.status_code == 501, answer.text
@@ -287,16 +326,17 @@ async def test_each_later_route(gateway: Gateway, row: Row) -> None:
         assert check_problem(answer.json())["error"] == "not_supported"
         return
     assert answer.status_code == row.status, answer.text
-    assert row.key in answer.json(), answer.text
+    if row.stream:
+        assert answer.headers["content-type"].startswith("text/event-stream")
+        assert "event: operation_created" in answer.text
+        return
+    keys = row.key if isinstance(row.key, tuple) else (row.key,)
+    assert any(key in answer.json() for key in keys), answer.text
 
 
-async def test_every_later_route_has_its_row(gateway: Gateway) -> None:
-    document = (await gateway.client.get("/openapi.json")).json()
-    served = {
-        (method.upper(), re.sub(r"\{[^}]+\}", "{}", path))
-        for path, operations in document["paths"].items()
-        if LATER.match(path)
-        for method in operations
-    }
-    rows = {(row.method, re.sub(r"\{[^}]+\}", "{}", row.path)) for row in ROWS}
-    assert served == rows
+async def test_every_later_route_has_its_row(tmp_path: Path) -> None:
+    """The rows name every later route of the gateway's API document (the same on every
+    release and runtime)."""
+    settings = Settings(runtime="memory", bundle_dir=tmp_path, log_path=str(tmp_path / "log"))
+    document = create_app(build_container(settings)).openapi()
+    assert later_routes(document) == {(row.method, unnamed(row.path)) for row in ROWS}

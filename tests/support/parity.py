@@ -5,7 +5,8 @@ meant to be there named in a table the comparison reads."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -13,7 +14,8 @@ from typing import Any
 import httpx
 import orjson
 
-from tests.support.fixtures import check_problem
+from tests.support.fixtures import check_problem, pipeline_manifest
+from tests.support.processes import FakeCoreProcess, GatewayProcess, OfficialGatewayProcess
 
 Ids = Mapping[str, str]
 NO_IDS: Ids = MappingProxyType({})
@@ -69,6 +71,19 @@ ROUTES: dict[str, list[tuple[str, str]]] = {
         ("POST", f"{V1}/jobs/{{job_id}}/backup"),
         ("POST", f"{V1}/jobs/restore"),
     ],
+    "operations": [
+        ("POST", f"{V1}/operations/{{kind}}"),
+        ("GET", f"{V1}/operations/{{operation_id}}"),
+        ("GET", f"{V1}/operations/{{operation_id}}/events"),
+    ],
+    "nodes": [
+        ("POST", f"{V1}/nodes/{{node_name}}/reconcile"),
+        ("POST", f"{V1}/nodes/{{node_name}}/drain"),
+        ("POST", f"{V1}/nodes/{{node_name}}/undrain"),
+        ("POST", f"{V1}/nodes/{{node_name}}/maintenance"),
+        ("POST", f"{V1}/system/cluster/nodes:add"),
+        ("POST", f"{V1}/system/cluster/nodes:join"),
+    ],
     "definitions": [
         ("POST", f"{V2}/jobs"),
         ("GET", f"{V2}/jobs"),
@@ -99,17 +114,18 @@ class Each:
 
 @dataclass(frozen=True)
 class Difference:
-    """One way the gateway answers otherwise than the published one, and why. `ours` and
-    `theirs` are the statuses (and for a refusal, the `error` code; None: no code at all)
-    each answers where it applies; `only_theirs` are keys only the published gateway's
-    answer has (`a.b` within a record, `a[].b` in each item of a list); `location`: ours
-    says where the created record is."""
+    """One way the gateway answers otherwise than the published one, and why: `ours` and
+    `theirs` are the status each answers where it applies, with a refusal's `error` code
+    (None: no code; "detail": FastAPI's bare `{"detail": ...}`), None where it is 200;
+    `only_theirs` are keys only the published gateway's answer has (`a.b` within a
+    record, `a[].b` in each item of a list); `location`: ours says where the created
+    record is."""
 
     group: str
+    ours: tuple[int, str | None] | None
+    theirs: tuple[int, str | None] | None
     where: str
     reason: str
-    ours: tuple[int, str | None] | None = None
-    theirs: tuple[int, str | None] | None = None
     only_theirs: tuple[str, ...] = ()
     location: bool = False
 
@@ -132,7 +148,8 @@ def shape(value: Any) -> Any:
 
 
 def shape_differences(ours: Any, theirs: Any, path: str = "$") -> list[str]:
-    """Where two shapes differ, one line each (empty: the same shape)."""
+    """Where two shapes differ, one line each (empty: the same shape). An empty list has
+    the shape of any list."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
         found = []
         for key in sorted(ours.keys() | theirs.keys()):
@@ -144,7 +161,8 @@ def shape_differences(ours: Any, theirs: Any, path: str = "$") -> list[str]:
                 found += shape_differences(ours[key], theirs[key], f"{path}.{key}")
         return found
     if isinstance(ours, list) and isinstance(theirs, list):
-        if ours == theirs:
+        # An empty list is a list of anything.
+        if ours == theirs or not ours or not theirs:
             return []
         if len(ours) == len(theirs) == 1:
             return shape_differences(ours[0], theirs[0], f"{path}[]")
@@ -308,6 +326,70 @@ class Parity:
         assert not missing, f"{group}: routes not driven: {sorted(missing)}"
         listed = {name for name, d in self.differences.items() if d.group == group}
         assert listed <= self.used, f"{group}: differences not met: {sorted(listed - self.used)}"
+
+
+def daemon(graph_id: str = "parity", config: Any = None, **extra: Any) -> dict[str, Any]:
+    """A job that runs until it is stopped (`config`: its worker's)."""
+    agents = {"worker": config} if config else {}
+    return {**pipeline_manifest(**agents), "graph_id": graph_id, "daemon": True, **extra}
+
+
+def text(manifest: Any) -> str:
+    return orjson.dumps(manifest).decode()
+
+
+@contextmanager
+def side_by_side(
+    core: FakeCoreProcess, tmp_path_factory: Any, admin: str, read: str
+) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+    """This gateway (admin and read tokens) and the published one (the admin token as its
+    only one), both in front of `core`; a client of each, sending the admin token."""
+    ours = GatewayProcess(
+        tmp_path_factory.mktemp("ours"),
+        "grpc",
+        core=core,
+        MN_API_TOKEN=admin,
+        MN_API_READ_TOKENS=read,
+    )
+    theirs = OfficialGatewayProcess(tmp_path_factory.mktemp("theirs"), core, admin)
+    ours.start()
+    try:
+        theirs.start()
+        headers = {"Authorization": f"Bearer {admin}"}
+        with (
+            httpx.Client(base_url=ours.base, headers=headers, timeout=30) as ours_client,
+            httpx.Client(base_url=theirs.base, headers=headers, timeout=30) as theirs_client,
+        ):
+            yield ours_client, theirs_client
+    finally:
+        theirs.stop()
+        ours.stop()
+
+
+def later_routes(document: Mapping[str, Any]) -> set[tuple[str, str]]:
+    """The later routes of an OpenAPI document, as (method, path with its parameters
+    unnamed: `/api/v2/jobs/{}`)."""
+    return {
+        (method.upper(), unnamed(path))
+        for path, operations in document["paths"].items()
+        if LATER.match(path)
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+
+
+def unnamed(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "{}", path)
+
+
+def status_of(client: httpx.Client, path: str) -> str:
+    """The status of a job (`/api/v1/jobs/{id}`) or a run (`/api/v2/runs/{id}`)."""
+    document = client.get(path).json()
+    return str(document.get("job", document).get("status"))
+
+
+def until_status(client: httpx.Client, path: str, wanted: str) -> None:
+    until(lambda: status_of(client, path) == wanted)
 
 
 def until(check: Callable[[], bool], within: float = 15.0) -> None:
