@@ -180,23 +180,12 @@ class Rollouts(DeploymentStore):
     async def _finish_rollout(
         self, deployment: dict[str, Any], record: dict[str, Any], policy: dict[str, Any]
     ) -> Result:
-        version = deployment["target_version"]
-        job_id = deployment["target_job_id"]
         if isinstance(deployment.get("target_manifest"), dict):
             # Every changed agent now runs as the target manifest says.
-            self._manifests[job_id] = deployment["target_manifest"]
-        self._mark(job_id, deployment["deployment_id"], deployment["deployment_key"], version)
-        promoted = self._persist_version({**record, "stable": True})
-        job = await self._job(job_id)
-        document = self._successful(
-            deployment, job, version, policy, "agent-level deployment completed"
+            self._manifests[deployment["target_job_id"]] = deployment["target_manifest"]
+        return await self._make_stable(
+            deployment, record, policy, "agent-level deployment completed"
         )
-        return {
-            "deployment": document,
-            "version": promoted,
-            "job_id": job_id,
-            "status": "successful",
-        }
 
     async def _blue_green(
         self,
@@ -253,24 +242,13 @@ class Rollouts(DeploymentStore):
     async def _promote_blue_green(
         self, deployment: dict[str, Any], record: dict[str, Any], policy: dict[str, Any]
     ) -> Result:
-        version = deployment["target_version"]
-        target = deployment["target_job_id"]
-        source = deployment.get("source_job_id")
-        self._mark(target, deployment["deployment_id"], deployment["deployment_key"], version)
-        promoted = self._persist_version({**record, "stable": True})
-        job = await self._job(target)
-        if source and source != target:
-            with contextlib.suppress(DomainError):
-                await self._runtime.cancel_job(source)
-        document = self._successful(
-            deployment, job, version, policy, "blue/green deployment promoted"
+        return await self._make_stable(
+            deployment,
+            record,
+            policy,
+            "blue/green deployment promoted",
+            retire=deployment.get("source_job_id"),
         )
-        return {
-            "deployment": document,
-            "version": promoted,
-            "job_id": target,
-            "status": "successful",
-        }
 
     async def _noop(
         self,
@@ -298,6 +276,32 @@ class Rollouts(DeploymentStore):
             }
         )
         return {"deployment": document, "version": record, "job_id": job_id}
+
+    async def _make_stable(
+        self,
+        deployment: dict[str, Any],
+        record: dict[str, Any],
+        policy: dict[str, Any],
+        description: str,
+        retire: str | None = None,
+    ) -> Result:
+        """The target version, on the target job, becomes the stable one; `retire`, the
+        job it replaces (when another), is cancelled."""
+        version = deployment["target_version"]
+        target = deployment["target_job_id"]
+        self._mark(target, deployment["deployment_id"], deployment["deployment_key"], version)
+        promoted = self._persist_version({**record, "stable": True})
+        job = await self._job(target)
+        if retire and retire != target:
+            with contextlib.suppress(DomainError):
+                await self._runtime.cancel_job(retire)
+        document = self._successful(deployment, job, version, policy, description)
+        return {
+            "deployment": document,
+            "version": promoted,
+            "job_id": target,
+            "status": "successful",
+        }
 
     def _successful(
         self,
