@@ -15,6 +15,17 @@ ACTIVE = ("pending", "running", "paused")
 Result = dict[str, Any]
 
 
+def _outcome(
+    deployment: dict[str, Any], record: dict[str, Any], job_id: str, status: str | None = None
+) -> Result:
+    """A deploy's answer: the deployment, its version record, the job, and where the path
+    ends in one, the status."""
+    outcome: Result = {"deployment": deployment, "version": record, "job_id": job_id}
+    if status is not None:
+        outcome["status"] = status
+    return outcome
+
+
 class Rollouts(DeploymentStore):
     # ------------------------------------------------------------------ the paths
 
@@ -58,7 +69,7 @@ class Rollouts(DeploymentStore):
                 "events": [self._event("deployment_created", job_id=job_id, version=version)],
             }
         )
-        return {"deployment": document, "version": record, "job_id": job_id, "status": "successful"}
+        return _outcome(document, record, job_id, "successful")
 
     async def _update_existing(
         self,
@@ -114,7 +125,7 @@ class Rollouts(DeploymentStore):
                 ),
             }
         )
-        return {"deployment": document, "version": record, "job_id": job_id}
+        return _outcome(document, record, job_id)
 
     async def _agent_level(
         self,
@@ -169,12 +180,7 @@ class Rollouts(DeploymentStore):
                     ),
                 }
             )
-            return {
-                "deployment": awaiting,
-                "version": record,
-                "job_id": source_id,
-                "status": "awaiting_promotion",
-            }
+            return _outcome(awaiting, record, source_id, "awaiting_promotion")
         return await self._finish_rollout(running, record, policy)
 
     async def _finish_rollout(
@@ -231,12 +237,7 @@ class Rollouts(DeploymentStore):
             }
         )
         if candidate:
-            return {
-                "deployment": document,
-                "version": record,
-                "job_id": job_id,
-                "status": "awaiting_promotion",
-            }
+            return _outcome(document, record, job_id, "awaiting_promotion")
         return await self._promote_blue_green(document, record, policy)
 
     async def _promote_blue_green(
@@ -275,7 +276,7 @@ class Rollouts(DeploymentStore):
                 "events": self._events(deployment, "deployment_noop", version=version),
             }
         )
-        return {"deployment": document, "version": record, "job_id": job_id}
+        return _outcome(document, record, job_id)
 
     async def _make_stable(
         self,
@@ -296,12 +297,7 @@ class Rollouts(DeploymentStore):
             with contextlib.suppress(DomainError):
                 await self._runtime.cancel_job(retire)
         document = self._successful(deployment, job, version, policy, description)
-        return {
-            "deployment": document,
-            "version": promoted,
-            "job_id": target,
-            "status": "successful",
-        }
+        return _outcome(document, promoted, target, "successful")
 
     def _successful(
         self,
