@@ -13,20 +13,10 @@ import pytest
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
-from tests.support import asgi_client, check_problem
+from tests.support import asgi_client, check_problem, daemon_manifest
 
 API = "/api/v1"
-MANIFEST = {
-    "manifest_version": "1",
-    "graph_id": "daemon-hello",
-    "daemon": True,
-    "nodes": [
-        {"node_id": "router", "agent_type": "router"},
-        {"node_id": "worker", "agent_type": "executor"},
-    ],
-    "edges": [{"from_node": "router", "to_node": "worker", "message_type": "task"}],
-    "entrypoints": ["router"],
-}
+MANIFEST = daemon_manifest()
 
 
 def _problem(response: httpx.Response, status: int, error: str) -> dict[str, Any]:

@@ -14,20 +14,16 @@ import pytest
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
 from tests.support import asgi_client, check_problem, pipeline_manifest
+from tests.support.simulated_core import running_runtime
+from tests.support.simulated_core import service_manifest as service
 
 API = "/api/v1"
 
 
 @pytest.fixture
 async def memory_runtime() -> AsyncIterator[InMemoryRuntime]:
-    runtime = InMemoryRuntime(release="1.2.31", step_seconds=0.001)
-    await runtime.start()
-    yield runtime
-    await runtime.close()
-
-
-def service(**node_config: Any) -> dict[str, Any]:
-    return {**pipeline_manifest(**node_config), "daemon": True}
+    async with running_runtime() as runtime:
+        yield runtime
 
 
 async def deploy(client: httpx.AsyncClient, **body: Any) -> Any:

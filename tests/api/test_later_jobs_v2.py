@@ -12,26 +12,11 @@ import pytest
 
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
-from tests.support import asgi_client, check_problem, pipeline_manifest
+from tests.support import asgi_client, check_problem, daemon_manifest, pipeline_manifest
 from tests.support.stand_ins import StandInSchedules
 
 V2 = "/api/v2"
 API = "/api/v1"
-
-
-def daemon_manifest(**extra: Any) -> dict[str, Any]:
-    return {
-        "manifest_version": "1",
-        "graph_id": "daemon-hello",
-        "daemon": True,
-        "nodes": [
-            {"node_id": "router", "agent_type": "router"},
-            {"node_id": "worker", "agent_type": "executor"},
-        ],
-        "edges": [{"from_node": "router", "to_node": "worker", "message_type": "task"}],
-        "entrypoints": ["router"],
-        **extra,
-    }
 
 
 def _problem(response: httpx.Response, status: int, error: str) -> dict[str, Any]:

@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
-from mn_api.entrypoints.fake_core import FakeCore
-from tests.support import CORE_TOKEN, FakeClock, asgi_client, check_problem, pipeline_manifest
+from tests.support import FakeClock, asgi_client, check_problem, pipeline_manifest
+from tests.support.simulated_core import over_fake_core
 
 API = "/api/v1"
 MN1, MN2 = "mn1@127.0.0.1", "mn2@127.0.0.1"
@@ -35,15 +34,8 @@ async def cluster(
         async with asgi_client(settings_factory(), runtime) as client:
             yield client, runtime
         return
-    core = FakeCore(runtime, token=CORE_TOKEN)
-    port = await core.start("127.0.0.1", 0)
-    remote = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, auth_token=CORE_TOKEN)
-    try:
-        async with asgi_client(settings_factory(), remote) as client:
-            yield client, runtime
-    finally:
-        await remote.close()
-        await core.stop(grace=None)
+    async with over_fake_core(runtime) as remote, asgi_client(settings_factory(), remote) as client:
+        yield client, runtime
 
 
 async def _ended(client: httpx.AsyncClient, operation_id: str) -> dict[str, Any]:

@@ -11,12 +11,11 @@ import httpx
 import orjson
 import pytest
 
-from mn_api.adapters.grpc.runtime import GrpcRuntime
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.config import Settings
-from mn_api.entrypoints.fake_core import FakeCore
-from tests.support import CORE_TOKEN, FakeClock, asgi_client, check_problem, pipeline_manifest
+from tests.support import FakeClock, asgi_client, check_problem, pipeline_manifest
 from tests.support.fixtures import read_sse
+from tests.support.simulated_core import over_fake_core
 
 API = "/api/v1"
 
@@ -136,15 +135,8 @@ async def grpc_client(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, InMemoryRuntime]]:
     """The gateway over gRPC to mn-fake-core (1.2.31) around an in-memory runtime."""
     runtime = InMemoryRuntime(auto_run=False, clock=FakeClock())
-    core = FakeCore(runtime, token=CORE_TOKEN)
-    port = await core.start("127.0.0.1", 0)
-    remote = GrpcRuntime(f"127.0.0.1:{port}", timeout_seconds=5, auth_token=CORE_TOKEN)
-    try:
-        async with asgi_client(settings_factory(), remote) as client:
-            yield client, runtime
-    finally:
-        await remote.close()
-        await core.stop(grace=None)
+    async with over_fake_core(runtime) as remote, asgi_client(settings_factory(), remote) as client:
+        yield client, runtime
 
 
 async def test_over_grpc_the_stream_resumes_by_sequence(

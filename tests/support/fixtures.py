@@ -51,6 +51,22 @@ def pipeline_manifest(**node_config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def daemon_manifest(**extra: Any) -> dict[str, Any]:
+    """router -> worker, kept running until it is cancelled; `extra` members added."""
+    return {
+        "manifest_version": "1",
+        "graph_id": "daemon-hello",
+        "daemon": True,
+        "nodes": [
+            {"node_id": "router", "agent_type": "router"},
+            {"node_id": "worker", "agent_type": "executor"},
+        ],
+        "edges": [{"from_node": "router", "to_node": "worker", "message_type": "task"}],
+        "entrypoints": ["router"],
+        **extra,
+    }
+
+
 def waiting_manifest(graph_id: str = "wait", recovery: str | None = None) -> dict[str, Any]:
     """A job that runs until it is cancelled on a generation A core (only an agent that
     completes it ends it, and this aggregator is never told to); `recovery` is the manifest's

@@ -14,33 +14,22 @@ from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.memory.services import CoreRefusal
 from mn_api.adapters.memory.services import deployment_policy as dp
 from tests.support import pipeline_manifest
+from tests.support.simulated_core import job_call as call
+from tests.support.simulated_core import job_refusal as refusal
+from tests.support.simulated_core import running_runtime, service_manifest
 
 JOB = "/mirrorneuron.job.v1.JobService/"
 
 
 @pytest.fixture
 async def runtime() -> AsyncIterator[InMemoryRuntime]:
-    runtime = InMemoryRuntime(release="1.2.31", step_seconds=0.001)
-    await runtime.start()
-    yield runtime
-    await runtime.close()
+    async with running_runtime() as runtime:
+        yield runtime
 
 
 def service(**node_config: Any) -> dict[str, Any]:
-    """A job that runs until stopped (a daemon: the core's `service` kind)."""
-    return {**pipeline_manifest(**node_config), "daemon": True, "job_name": "reviews"}
-
-
-async def call(runtime: InMemoryRuntime, rpc: str, **fields: Any) -> Any:
-    answer = await runtime.services.call(JOB + rpc, fields)
-    assert answer["version"] == 1
-    return json.loads(answer["result_json"])
-
-
-async def refusal(runtime: InMemoryRuntime, rpc: str, **fields: Any) -> tuple[str, str]:
-    with pytest.raises(CoreRefusal) as refused:
-        await runtime.services.call(JOB + rpc, fields)
-    return refused.value.code, refused.value.message
+    """A service manifest (a daemon) named "reviews"."""
+    return {**service_manifest(**node_config), "job_name": "reviews"}
 
 
 async def deploy(

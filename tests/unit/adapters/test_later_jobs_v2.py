@@ -12,28 +12,19 @@ import pytest
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.memory.services import CoreRefusal
 from mn_api.adapters.memory.services._base import JOB_V2
+from tests import support
 from tests.support import FakeClock, pipeline_manifest
 from tests.support.stand_ins import StandInSchedules
 
 Refusal = tuple[str, str]
 
 
+HELLO = {"job_name": "daemon hello", "initial_inputs": {"router": [{"text": "hello"}]}}
+
+
 def daemon_manifest(**extra: Any) -> dict[str, Any]:
-    """router -> worker, kept running until it is cancelled."""
-    return {
-        "manifest_version": "1",
-        "graph_id": "daemon-hello",
-        "job_name": "daemon hello",
-        "daemon": True,
-        "nodes": [
-            {"node_id": "router", "agent_type": "router"},
-            {"node_id": "worker", "agent_type": "executor"},
-        ],
-        "edges": [{"from_node": "router", "to_node": "worker", "message_type": "task"}],
-        "entrypoints": ["router"],
-        "initial_inputs": {"router": [{"text": "hello"}]},
-        **extra,
-    }
+    """router -> worker, kept running until it is cancelled, its router given "hello"."""
+    return support.daemon_manifest(**{**HELLO, **extra})
 
 
 class Core:

@@ -14,6 +14,8 @@ from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.memory.services import CoreRefusal, schedule_dispatch
 from mn_api.adapters.memory.services import schedule_policy as policy
 from tests.support import FakeClock, pipeline_manifest
+from tests.support.simulated_core import job_call as call
+from tests.support.simulated_core import job_refusal as refusal
 
 JOB = "/mirrorneuron.job.v1.JobService/"
 START = datetime.fromtimestamp(1_764_000_000, UTC)  # FakeClock's epoch: 16:00:00
@@ -22,18 +24,6 @@ START = datetime.fromtimestamp(1_764_000_000, UTC)  # FakeClock's epoch: 16:00:0
 @pytest.fixture
 def runtime(clock: FakeClock) -> InMemoryRuntime:
     return InMemoryRuntime(auto_run=False, clock=clock, release="1.2.31")
-
-
-async def call(runtime: InMemoryRuntime, rpc: str, **fields: Any) -> Any:
-    answer = await runtime.services.call(JOB + rpc, fields)
-    assert answer["version"] == 1
-    return json.loads(answer["result_json"])
-
-
-async def refusal(runtime: InMemoryRuntime, rpc: str, **fields: Any) -> tuple[str, str]:
-    with pytest.raises(CoreRefusal) as refused:
-        await runtime.services.call(JOB + rpc, fields)
-    return refused.value.code, refused.value.message
 
 
 async def create(runtime: InMemoryRuntime, spec: Any, **manifest: Any) -> dict[str, Any]:

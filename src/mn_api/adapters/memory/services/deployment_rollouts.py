@@ -15,6 +15,17 @@ ACTIVE = ("pending", "running", "paused")
 Result = dict[str, Any]
 
 
+def _outcome(
+    deployment: dict[str, Any], record: dict[str, Any], job_id: str, status: str | None = None
+) -> Result:
+    """A deploy's answer: the deployment, its version record, the job, and where the path
+    ends in one, the status."""
+    outcome: Result = {"deployment": deployment, "version": record, "job_id": job_id}
+    if status is not None:
+        outcome["status"] = status
+    return outcome
+
+
 class Rollouts(DeploymentStore):
     # ------------------------------------------------------------------ the paths
 
@@ -58,7 +69,7 @@ class Rollouts(DeploymentStore):
                 "events": [self._event("deployment_created", job_id=job_id, version=version)],
             }
         )
-        return {"deployment": document, "version": record, "job_id": job_id, "status": "successful"}
+        return _outcome(document, record, job_id, "successful")
 
     async def _update_existing(
         self,
@@ -114,7 +125,7 @@ class Rollouts(DeploymentStore):
                 ),
             }
         )
-        return {"deployment": document, "version": record, "job_id": job_id}
+        return _outcome(document, record, job_id)
 
     async def _agent_level(
         self,
@@ -169,34 +180,18 @@ class Rollouts(DeploymentStore):
                     ),
                 }
             )
-            return {
-                "deployment": awaiting,
-                "version": record,
-                "job_id": source_id,
-                "status": "awaiting_promotion",
-            }
+            return _outcome(awaiting, record, source_id, "awaiting_promotion")
         return await self._finish_rollout(running, record, policy)
 
     async def _finish_rollout(
         self, deployment: dict[str, Any], record: dict[str, Any], policy: dict[str, Any]
     ) -> Result:
-        version = deployment["target_version"]
-        job_id = deployment["target_job_id"]
         if isinstance(deployment.get("target_manifest"), dict):
             # Every changed agent now runs as the target manifest says.
-            self._manifests[job_id] = deployment["target_manifest"]
-        self._mark(job_id, deployment["deployment_id"], deployment["deployment_key"], version)
-        promoted = self._persist_version({**record, "stable": True})
-        job = await self._job(job_id)
-        document = self._successful(
-            deployment, job, version, policy, "agent-level deployment completed"
+            self._manifests[deployment["target_job_id"]] = deployment["target_manifest"]
+        return await self._make_stable(
+            deployment, record, policy, "agent-level deployment completed"
         )
-        return {
-            "deployment": document,
-            "version": promoted,
-            "job_id": job_id,
-            "status": "successful",
-        }
 
     async def _blue_green(
         self,
@@ -242,35 +237,19 @@ class Rollouts(DeploymentStore):
             }
         )
         if candidate:
-            return {
-                "deployment": document,
-                "version": record,
-                "job_id": job_id,
-                "status": "awaiting_promotion",
-            }
+            return _outcome(document, record, job_id, "awaiting_promotion")
         return await self._promote_blue_green(document, record, policy)
 
     async def _promote_blue_green(
         self, deployment: dict[str, Any], record: dict[str, Any], policy: dict[str, Any]
     ) -> Result:
-        version = deployment["target_version"]
-        target = deployment["target_job_id"]
-        source = deployment.get("source_job_id")
-        self._mark(target, deployment["deployment_id"], deployment["deployment_key"], version)
-        promoted = self._persist_version({**record, "stable": True})
-        job = await self._job(target)
-        if source and source != target:
-            with contextlib.suppress(DomainError):
-                await self._runtime.cancel_job(source)
-        document = self._successful(
-            deployment, job, version, policy, "blue/green deployment promoted"
+        return await self._make_stable(
+            deployment,
+            record,
+            policy,
+            "blue/green deployment promoted",
+            retire=deployment.get("source_job_id"),
         )
-        return {
-            "deployment": document,
-            "version": promoted,
-            "job_id": target,
-            "status": "successful",
-        }
 
     async def _noop(
         self,
@@ -297,7 +276,28 @@ class Rollouts(DeploymentStore):
                 "events": self._events(deployment, "deployment_noop", version=version),
             }
         )
-        return {"deployment": document, "version": record, "job_id": job_id}
+        return _outcome(document, record, job_id)
+
+    async def _make_stable(
+        self,
+        deployment: dict[str, Any],
+        record: dict[str, Any],
+        policy: dict[str, Any],
+        description: str,
+        retire: str | None = None,
+    ) -> Result:
+        """The target version, on the target job, becomes the stable one; `retire`, the
+        job it replaces (when another), is cancelled."""
+        version = deployment["target_version"]
+        target = deployment["target_job_id"]
+        self._mark(target, deployment["deployment_id"], deployment["deployment_key"], version)
+        promoted = self._persist_version({**record, "stable": True})
+        job = await self._job(target)
+        if retire and retire != target:
+            with contextlib.suppress(DomainError):
+                await self._runtime.cancel_job(retire)
+        document = self._successful(deployment, job, version, policy, description)
+        return _outcome(document, promoted, target, "successful")
 
     def _successful(
         self,

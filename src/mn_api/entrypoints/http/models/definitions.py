@@ -3,8 +3,6 @@ take and what they answer (the core's documents, whose other members pass throug
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
@@ -14,16 +12,17 @@ from mn_api.entrypoints.http.models._base import _EXAMPLE_MANIFEST, Open, option
 from mn_api.entrypoints.http.models.manifest import (
     BASE64_SCHEMA,
     JSON_VALUE_REF,
-    MANIFEST_REF,
+    NOT_BOTH_MANIFESTS,
+    OTHER_MEMBERS,
     PAYLOAD_PATH_SCHEMA,
+    ManifestFields,
+    any_member_of,
+    decoded_base64,
 )
 
 # The ids the core gives definitions and runs (and takes from a client).
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
-_MANIFEST = {"$ref": MANIFEST_REF}
 _ANY_OBJECT = {"type": "object", "additionalProperties": {"$ref": JSON_VALUE_REF}}
-# Other members of a request are ignored (their integers, as all, must fit in 64 bits).
-_OTHERS: dict[str, Any] = {"additionalProperties": {"$ref": JSON_VALUE_REF}}
 # A folder name of the job's data, as the core takes it.
 _DATA_SEGMENT = r"[a-zA-Z0-9][a-zA-Z0-9._-]{0,127}"
 _DATA_PATH = {"type": "string", "pattern": rf"^{_DATA_SEGMENT}(?:/{_DATA_SEGMENT})*$"}
@@ -46,70 +45,13 @@ STORAGE_SCHEMA: dict[str, Any] = {
 }
 
 
-def _decoded(files: dict[str, str], field: str) -> dict[str, bytes]:
-    decoded = {}
-    for path, data in files.items():
-        try:
-            decoded[path] = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError) as err:
-            raise ValueError(f"{field}[{path!r}] is not valid base64") from err
-    return decoded
-
-
-# Not a manifest as text and as an object both.
-_ONE_MANIFEST = {
-    "required": ["manifest_json", "manifest"],
-    "properties": {"manifest_json": {"type": "string"}, "manifest": {"type": "object"}},
-}
-
-
-class DefinitionManifest(BaseModel):
+class DefinitionManifest(ManifestFields):
     """A manifest (as text or object, not both) and its payloads (which go only with a
     manifest: without one they are not sent)."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"not": _ONE_MANIFEST, **_OTHERS})
-
-    manifest_json: str | None = Field(
-        None,
-        description="The manifest as JSON text (an object)",
-        pattern=r"^\s*\{",
-        json_schema_extra={"contentMediaType": "application/json", "contentSchema": _MANIFEST},
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"not": NOT_BOTH_MANIFESTS, **OTHER_MEMBERS}
     )
-    manifest: dict[str, Any] | None = Field(
-        None,
-        description="The manifest as a JSON object",
-        json_schema_extra={"anyOf": [_MANIFEST, {"type": "null"}]},
-    )
-    payloads: dict[str, str] = Field(
-        default_factory=dict,
-        description="Text files by path; a path may not come in payloads_base64 too",
-        json_schema_extra={"propertyNames": PAYLOAD_PATH_SCHEMA},
-    )
-    payloads_base64: dict[str, str] = Field(
-        default_factory=dict,
-        description="Binary files by path, base64-encoded",
-        json_schema_extra={
-            "propertyNames": PAYLOAD_PATH_SCHEMA,
-            "additionalProperties": BASE64_SCHEMA,
-        },
-    )
-
-    _files: dict[str, bytes] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _files_and_manifest(self) -> DefinitionManifest:
-        if self.manifest_json is not None and self.manifest is not None:
-            raise ValueError("give either manifest_json or manifest, not both")
-        clash = self.payloads.keys() & self.payloads_base64.keys()
-        if clash:
-            raise ValueError(f"payload {sorted(clash)[0]!r} is given twice")
-        self._files = {path: text.encode() for path, text in self.payloads.items()}
-        self._files.update(_decoded(self.payloads_base64, "payloads_base64"))
-        return self
-
-    @property
-    def has_manifest(self) -> bool:
-        return self.manifest_json is not None or self.manifest is not None
 
     def source(self, dumps: Any) -> DefinitionSource | None:
         """The manifest and payloads as the use case takes them (none without a
@@ -132,12 +74,9 @@ class CreateDefinitionRequest(DefinitionManifest):
                     "resolved_configuration": {"llm": {"temperature": 0}},
                 }
             ],
-            "anyOf": [
-                {"required": [name], "properties": {name: {"type": kind}}}
-                for name, kind in (("manifest_json", "string"), ("manifest", "object"))
-            ],
-            "not": _ONE_MANIFEST,
-            **_OTHERS,
+            "anyOf": any_member_of(manifest_json="string", manifest="object"),
+            "not": NOT_BOTH_MANIFESTS,
+            **OTHER_MEMBERS,
         },
     )
 
@@ -179,7 +118,7 @@ class UpdateDefinitionRequest(DefinitionManifest):
 
 
 class StartRunRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_OTHERS)
+    model_config = ConfigDict(extra="ignore", json_schema_extra=OTHER_MEMBERS)
 
     run_id: str | None = Field(
         None, pattern=IDENTIFIER_PATTERN, description="The run's id; the core makes one"
@@ -193,7 +132,7 @@ class StartRunRequest(BaseModel):
 
 
 class JobScheduleRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_OTHERS)
+    model_config = ConfigDict(extra="ignore", json_schema_extra=OTHER_MEMBERS)
 
     schedule: dict[str, Any] = Field(
         default_factory=dict,
@@ -210,14 +149,14 @@ class JobScheduleRequest(BaseModel):
 
 class ConfirmDeleteRequest(BaseModel):
     model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"confirmed": True}], **_OTHERS}
+        extra="ignore", json_schema_extra={"examples": [{"confirmed": True}], **OTHER_MEMBERS}
     )
 
     confirmed: Literal[True] = Field(description="Says the deletion is meant")
 
 
 class RestoreBackupRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", json_schema_extra=_OTHERS)
+    model_config = ConfigDict(extra="ignore", json_schema_extra=OTHER_MEMBERS)
 
     backup_json: str = Field(
         min_length=1,
@@ -240,7 +179,7 @@ class RestoreBackupRequest(BaseModel):
 
     @model_validator(mode="after")
     def _decode(self) -> RestoreBackupRequest:
-        self._files = _decoded(self.bundle_files, "bundle_files")
+        self._files = decoded_base64(self.bundle_files, "bundle_files")
         return self
 
     @property

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from mn_api.application.webhooks import WebhookRequest
 from mn_api.domain.webhooks.url_policy import MAX_URL_LENGTH
@@ -20,11 +18,11 @@ from mn_api.entrypoints.http.models._base import (
 )
 from mn_api.entrypoints.http.models.history import Event
 from mn_api.entrypoints.http.models.manifest import (
-    BASE64_SCHEMA,
     BUNDLE_ID_PATTERN,
-    JSON_VALUE_REF,
-    MANIFEST_REF,
-    PAYLOAD_PATH_SCHEMA,
+    NOT_BOTH_MANIFESTS,
+    OTHER_MEMBERS,
+    ManifestFields,
+    any_member_of,
 )
 
 # What the URL policy reads before anything else: printable ASCII without spaces or
@@ -65,10 +63,7 @@ class WebhookSpec(BaseModel):
         return WebhookRequest(self.url, tuple(self.events) if self.events is not None else None)
 
 
-_MANIFEST = {"$ref": MANIFEST_REF}
-
-
-class SubmitJobRequest(BaseModel):
+class SubmitJobRequest(ManifestFields):
     model_config = ConfigDict(
         extra="ignore",
         populate_by_name=True,
@@ -83,49 +78,15 @@ class SubmitJobRequest(BaseModel):
                     },
                 },
             ],
-            # Other members are ignored (their integers, as all, must fit in 64 bits).
-            "additionalProperties": {"$ref": JSON_VALUE_REF},
+            **OTHER_MEMBERS,
             # What to run: a manifest (as text or object, not both) or an uploaded bundle.
-            "anyOf": [
-                {"required": [name], "properties": {name: {"type": kind}}}
-                for name, kind in (
-                    ("manifest_json", "string"),
-                    ("manifest", "object"),
-                    ("bundle_id", "string"),
-                    ("_bundle_path", "string"),
-                )
-            ],
-            "not": {
-                "required": ["manifest_json", "manifest"],
-                "properties": {"manifest_json": {"type": "string"}, "manifest": {"type": "object"}},
-            },
+            "anyOf": any_member_of(
+                manifest_json="string", manifest="object", bundle_id="string", _bundle_path="string"
+            ),
+            "not": NOT_BOTH_MANIFESTS,
         },
     )
 
-    manifest_json: str | None = Field(
-        None,
-        description="The manifest as JSON text (an object)",
-        pattern=r"^\s*\{",
-        json_schema_extra={"contentMediaType": "application/json", "contentSchema": _MANIFEST},
-    )
-    manifest: dict[str, Any] | None = Field(
-        None,
-        description="The manifest as a JSON object",
-        json_schema_extra={"anyOf": [_MANIFEST, {"type": "null"}]},
-    )
-    payloads: dict[str, str] = Field(
-        default_factory=dict,
-        description="Text files by path; a path may not come in payloads_base64 too",
-        json_schema_extra={"propertyNames": PAYLOAD_PATH_SCHEMA},
-    )
-    payloads_base64: dict[str, str] = Field(
-        default_factory=dict,
-        description="Binary files by path, base64-encoded",
-        json_schema_extra={
-            "propertyNames": PAYLOAD_PATH_SCHEMA,
-            "additionalProperties": BASE64_SCHEMA,
-        },
-    )
     bundle_id: str | None = Field(
         None,
         description="An uploaded bundle to run (the `bundle_id` `/bundles/upload` answered)",
@@ -141,33 +102,14 @@ class SubmitJobRequest(BaseModel):
         None, description="Be called back on this job's events (signed, at least once)"
     )
 
-    _files: dict[str, bytes] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_manifest(self) -> SubmitJobRequest:
-        if self.manifest_json is not None and self.manifest is not None:
-            raise ValueError("give either manifest_json or manifest, not both")
-        if self.manifest_json is None and self.manifest is None and self.bundle is None:
-            raise ValueError("give manifest_json, manifest or bundle_id")
-        clash = self.payloads.keys() & self.payloads_base64.keys()
-        if clash:
-            raise ValueError(f"payload {sorted(clash)[0]!r} is given twice")
-        self._files = {path: text.encode() for path, text in self.payloads.items()}
-        for path, data in self.payloads_base64.items():
-            try:
-                self._files[path] = base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError) as err:
-                raise ValueError(f"payloads_base64[{path!r}] is not valid base64") from err
-        return self
+    def _nothing_to_run(self) -> str | None:
+        if self.has_manifest or self.bundle is not None:
+            return None
+        return "give manifest_json, manifest or bundle_id"
 
     @property
     def bundle(self) -> str | None:
         return self.bundle_id if self.bundle_id is not None else self.legacy_bundle_path
-
-    @property
-    def files(self) -> dict[str, bytes]:
-        """Every payload as bytes, text and base64 ones alike."""
-        return self._files
 
 
 class SubmitJobResponse(BaseModel):

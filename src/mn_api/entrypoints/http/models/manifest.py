@@ -8,7 +8,11 @@ entrypoints and initial inputs name nodes of the manifest.
 
 from __future__ import annotations
 
-from typing import Any
+import base64
+import binascii
+from typing import Any, Self
+
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from mn_api.adapters.bundles.filesystem import BUNDLE_ID
 from mn_api.domain.manifest import (
@@ -230,3 +234,89 @@ BASE64_SCHEMA: dict[str, Any] = {
     "pattern": r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
 }
 BUNDLE_ID_PATTERN = BUNDLE_ID.pattern
+
+_MANIFEST = {"$ref": MANIFEST_REF}
+# Other members of a request are ignored (their integers, as all, must fit in 64 bits).
+OTHER_MEMBERS: dict[str, Any] = {"additionalProperties": _ANY}
+# Not a manifest as text and as an object both.
+NOT_BOTH_MANIFESTS: dict[str, Any] = {
+    "required": ["manifest_json", "manifest"],
+    "properties": {"manifest_json": {"type": "string"}, "manifest": {"type": "object"}},
+}
+
+
+def any_member_of(**kinds: str) -> list[dict[str, Any]]:
+    """JSON Schema alternatives: at least one of these members, of its type, is given."""
+    return [
+        {"required": [name], "properties": {name: {"type": kind}}} for name, kind in kinds.items()
+    ]
+
+
+def decoded_base64(files: dict[str, str], field: str) -> dict[str, bytes]:
+    """Files sent base64-encoded, as bytes; one that is not base64 is refused."""
+    decoded = {}
+    for path, data in files.items():
+        try:
+            decoded[path] = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as err:
+            raise ValueError(f"{field}[{path!r}] is not valid base64") from err
+    return decoded
+
+
+class ManifestFields(BaseModel):
+    """A manifest (as text or as an object, not both) and its payload files, kept as
+    bytes once the body is valid."""
+
+    manifest_json: str | None = Field(
+        None,
+        description="The manifest as JSON text (an object)",
+        pattern=r"^\s*\{",
+        json_schema_extra={"contentMediaType": "application/json", "contentSchema": _MANIFEST},
+    )
+    manifest: dict[str, Any] | None = Field(
+        None,
+        description="The manifest as a JSON object",
+        json_schema_extra={"anyOf": [_MANIFEST, {"type": "null"}]},
+    )
+    payloads: dict[str, str] = Field(
+        default_factory=dict,
+        description="Text files by path; a path may not come in payloads_base64 too",
+        json_schema_extra={"propertyNames": PAYLOAD_PATH_SCHEMA},
+    )
+    payloads_base64: dict[str, str] = Field(
+        default_factory=dict,
+        description="Binary files by path, base64-encoded",
+        json_schema_extra={
+            "propertyNames": PAYLOAD_PATH_SCHEMA,
+            "additionalProperties": BASE64_SCHEMA,
+        },
+    )
+
+    _files: dict[str, bytes] = PrivateAttr(default_factory=dict)
+
+    def _nothing_to_run(self) -> str | None:
+        """Why a body that names nothing to run is refused (None: it may name nothing)."""
+        return None
+
+    @model_validator(mode="after")
+    def _manifest_and_files(self) -> Self:
+        if self.manifest_json is not None and self.manifest is not None:
+            raise ValueError("give either manifest_json or manifest, not both")
+        refusal = self._nothing_to_run()
+        if refusal is not None:
+            raise ValueError(refusal)
+        clash = self.payloads.keys() & self.payloads_base64.keys()
+        if clash:
+            raise ValueError(f"payload {sorted(clash)[0]!r} is given twice")
+        self._files = {path: text.encode() for path, text in self.payloads.items()}
+        self._files.update(decoded_base64(self.payloads_base64, "payloads_base64"))
+        return self
+
+    @property
+    def has_manifest(self) -> bool:
+        return self.manifest_json is not None or self.manifest is not None
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """Every payload as bytes, text and base64 ones alike."""
+        return self._files

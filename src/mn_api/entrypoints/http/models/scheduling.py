@@ -3,26 +3,24 @@ manifest-with-payloads body they share with deployments)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from mn_api.domain.payload_paths import check_payload_path
 from mn_api.entrypoints.http.models._base import _EXAMPLE_MANIFEST
 from mn_api.entrypoints.http.models.manifest import (
-    BASE64_SCHEMA,
     JSON_VALUE_REF,
-    MANIFEST_REF,
-    PAYLOAD_PATH_SCHEMA,
+    NOT_BOTH_MANIFESTS,
+    OTHER_MEMBERS,
+    ManifestFields,
+    any_member_of,
 )
 
 MAX_REASON_CHARS = 1024
 MAX_NAME_CHARS = 256
 EVENTS_KEPT = 1000
-_MANIFEST = {"$ref": MANIFEST_REF}
 # A JSON object whose values are any JSON (integers within 64 bits, as all).
 JSON_OBJECT = {"additionalProperties": {"$ref": JSON_VALUE_REF}}
 
@@ -31,69 +29,21 @@ def manifest_rules(*examples: dict[str, Any]) -> dict[str, Any]:
     """The schema of a body that carries a manifest: as text or as an object, not both."""
     return {
         "examples": list(examples),
-        # Other members are ignored (their integers, as all, must fit in 64 bits).
-        "additionalProperties": {"$ref": JSON_VALUE_REF},
-        "anyOf": [
-            {"required": ["manifest_json"], "properties": {"manifest_json": {"type": "string"}}},
-            {"required": ["manifest"], "properties": {"manifest": {"type": "object"}}},
-        ],
-        "not": {
-            "required": ["manifest_json", "manifest"],
-            "properties": {"manifest_json": {"type": "string"}, "manifest": {"type": "object"}},
-        },
+        **OTHER_MEMBERS,
+        "anyOf": any_member_of(manifest_json="string", manifest="object"),
+        "not": NOT_BOTH_MANIFESTS,
     }
 
 
-class ManifestBody(BaseModel):
+class ManifestBody(ManifestFields):
     """A manifest (as text or as an object) and its payload files."""
 
     model_config = ConfigDict(
         extra="ignore", json_schema_extra=manifest_rules({"manifest": _EXAMPLE_MANIFEST})
     )
 
-    manifest_json: str | None = Field(
-        None,
-        description="The manifest as JSON text (an object)",
-        pattern=r"^\s*\{",
-        json_schema_extra={"contentMediaType": "application/json", "contentSchema": _MANIFEST},
-    )
-    manifest: dict[str, Any] | None = Field(
-        None,
-        description="The manifest as a JSON object",
-        json_schema_extra={"anyOf": [_MANIFEST, {"type": "null"}]},
-    )
-    payloads: dict[str, str] = Field(
-        default_factory=dict,
-        description="Text files by path; a path may not come in payloads_base64 too",
-        json_schema_extra={"propertyNames": PAYLOAD_PATH_SCHEMA},
-    )
-    payloads_base64: dict[str, str] = Field(
-        default_factory=dict,
-        description="Binary files by path, base64-encoded",
-        json_schema_extra={
-            "propertyNames": PAYLOAD_PATH_SCHEMA,
-            "additionalProperties": BASE64_SCHEMA,
-        },
-    )
-
-    _files: dict[str, bytes] = PrivateAttr(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _one_manifest(self) -> ManifestBody:
-        if self.manifest_json is not None and self.manifest is not None:
-            raise ValueError("give either manifest_json or manifest, not both")
-        if self.manifest_json is None and self.manifest is None:
-            raise ValueError("give manifest_json or manifest")
-        clash = self.payloads.keys() & self.payloads_base64.keys()
-        if clash:
-            raise ValueError(f"payload {sorted(clash)[0]!r} is given twice")
-        self._files = {path: text.encode() for path, text in self.payloads.items()}
-        for path, data in self.payloads_base64.items():
-            try:
-                self._files[path] = base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError) as err:
-                raise ValueError(f"payloads_base64[{path!r}] is not valid base64") from err
-        return self
+    def _nothing_to_run(self) -> str | None:
+        return None if self.has_manifest else "give manifest_json or manifest"
 
     def bundle(self) -> dict[str, Any]:
         """The manifest text and payloads as the core's request carries them; a payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import Header, Path
@@ -11,6 +12,11 @@ from mn_api.entrypoints.http.models import Problem
 
 # Each router carries the whole prefix itself, so a route's template is its full path.
 API_PREFIX = "/api/v1"
+
+
+def query_json(**given: Any) -> str:
+    """A core's `query_json`: the filters given (None for one not given) as a JSON object."""
+    return json.dumps({name: value for name, value in given.items() if value is not None})
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:

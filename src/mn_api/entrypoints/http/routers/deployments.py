@@ -30,7 +30,7 @@ from mn_api.entrypoints.http.models.deployments import (
 )
 from mn_api.entrypoints.http.models.scheduling import MAX_NAME_CHARS
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems, query_json
 
 JOB_V1 = "/mirrorneuron.job.v1.JobService/"
 KIND = "deployment"
@@ -94,9 +94,8 @@ async def list_deployments(
 ) -> Response:
     """Every deployment record the core keeps, by id (each change of a key has its own);
     only those of `key`, or in `status`, when given."""
-    query = {"deployment_key": key, "status": status}
-    wanted = {name: value for name, value in query.items() if value is not None}
-    return await _call(core, "ListDeployments", {"query_json": json.dumps(wanted), "version": 1})
+    query = query_json(deployment_key=key, status=status)
+    return await _call(core, "ListDeployments", {"query_json": query, "version": 1})
 
 
 @router.get(

@@ -2,7 +2,6 @@
 CheckServices, 1.2.5 and newer): the services running jobs offer, and whether those a
 manifest requires are there."""
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query
@@ -13,7 +12,7 @@ from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.models import BUNDLE_ID_PATTERN
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems, query_json
 
 CLUSTER = "/mirrorneuron.cluster.v1.ClusterService/"
 # A service's name, as the core accepts it in a manifest.
@@ -128,10 +127,6 @@ class ServiceCheckReport(BaseModel):
     results: list[dict[str, Any]] = []
 
 
-def _query(**given: Any) -> str:
-    return json.dumps({k: v for k, v in given.items() if v is not None})
-
-
 @router.get(
     "/services",
     response_model=ServiceList,
@@ -151,7 +146,7 @@ async def list_services(
     """ListServices on the core: the instances that pass every filter given, by id
     (canary candidates of a deployment are left out). 501 `not_supported` on cores
     without it (1.1, d26bef71)."""
-    query = _query(
+    query = query_json(
         name=name,
         node=node,
         job_id=job_id,
@@ -181,7 +176,9 @@ async def resolve_service(
 ) -> Response:
     """ResolveService on the core: the instances of `name` that pass the filters (by
     default only passing ones); none is an empty list, not a 404."""
-    query = _query(node=node, job_id=job_id, agent_id=agent_id, tags=tag, passing_only=passing_only)
+    query = query_json(
+        node=node, job_id=job_id, agent_id=agent_id, tags=tag, passing_only=passing_only
+    )
     document = await core.call(
         CLUSTER + "ResolveService", {"name": name, "query_json": query}, kind="service"
     )

@@ -33,7 +33,7 @@ from mn_api.entrypoints.http.models.scheduling import (
     TriggerEventList,
 )
 from mn_api.entrypoints.http.responses import json_response
-from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
+from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems, query_json
 
 JOB_V1 = "/mirrorneuron.job.v1.JobService/"
 KIND = "schedule"
@@ -55,6 +55,13 @@ Reason = Annotated[str, Query(max_length=MAX_REASON_CHARS, description="Why (kep
 async def _call(core: deps.CoreServices, rpc: str, request: dict[str, Any]) -> Response:
     document = await core.call(JOB_V1 + rpc, request, kind=KIND, versioned=False)
     return json_response(document)
+
+
+async def _on_schedule(
+    core: deps.CoreServices, rpc: str, schedule_id: str, reason: str
+) -> Response:
+    """An RPC that names a schedule and says why."""
+    return await _call(core, rpc, {"schedule_id": schedule_id, "reason": reason, "version": 1})
 
 
 async def _create(
@@ -125,9 +132,8 @@ async def list_schedules(
     status: Annotated[str | None, Query(max_length=64, description="active, paused...")] = None,
     enabled: Annotated[bool | None, Query()] = None,
 ) -> Response:
-    query = {"kind": kind, "status": status, "enabled": enabled}
-    wanted = {key: value for key, value in query.items() if value is not None}
-    return await _call(core, "ListSchedules", {"query_json": json.dumps(wanted), "version": 1})
+    query = query_json(kind=kind, status=status, enabled=enabled)
+    return await _call(core, "ListSchedules", {"query_json": query, "version": 1})
 
 
 @router.get(
@@ -180,9 +186,7 @@ async def pause_schedule(
 ) -> Response:
     """Nothing is dispatched by time or event until it is resumed (a dispatch by hand
     still is); the reason is kept as `last_status_reason`."""
-    reason = body.reason if body else ""
-    request = {"schedule_id": schedule_id, "reason": reason, "version": 1}
-    return await _call(core, "PauseSchedule", request)
+    return await _on_schedule(core, "PauseSchedule", schedule_id, body.reason if body else "")
 
 
 @router.post(
@@ -197,9 +201,7 @@ async def resume_schedule(
 ) -> Response:
     """Active again; the next run is computed from now (occurrences while paused are not
     made up)."""
-    reason = body.reason if body else ""
-    request = {"schedule_id": schedule_id, "reason": reason, "version": 1}
-    return await _call(core, "ResumeSchedule", request)
+    return await _on_schedule(core, "ResumeSchedule", schedule_id, body.reason if body else "")
 
 
 @router.delete(
@@ -213,8 +215,7 @@ async def delete_schedule(
     core: deps.CoreServices, schedule_id: ScheduleId, reason: Reason = ""
 ) -> Response:
     """The core answers `deleted` for any id, known or not; jobs it started go on."""
-    request = {"schedule_id": schedule_id, "reason": reason, "version": 1}
-    return await _call(core, "DeleteSchedule", request)
+    return await _on_schedule(core, "DeleteSchedule", schedule_id, reason)
 
 
 @router.post(
@@ -262,7 +263,7 @@ async def create_trigger(core: deps.CoreServices, body: CreateBody) -> Response:
     summary="List event triggers",
 )
 async def list_triggers(core: deps.CoreServices) -> Response:
-    request = {"query_json": json.dumps({"kind": "event"}), "version": 1}
+    request = {"query_json": query_json(kind="event"), "version": 1}
     return await _call(core, "ListSchedules", request)
 
 
@@ -277,8 +278,7 @@ async def delete_trigger(
     core: deps.CoreServices, schedule_id: ScheduleId, reason: Reason = ""
 ) -> Response:
     """The same as DELETE /schedules/{schedule_id} (any kind of schedule goes)."""
-    request = {"schedule_id": schedule_id, "reason": reason, "version": 1}
-    return await _call(core, "DeleteSchedule", request)
+    return await _on_schedule(core, "DeleteSchedule", schedule_id, reason)
 
 
 @router.post(
