@@ -10,8 +10,10 @@ it runs in a worker thread, so the event loop never waits for it.
 glibc also moves its threshold for serving large blocks from their own mappings upwards
 each time such a block is freed (up to 32 MiB), after which large bodies come from the heap
 too and leave holes between live data when freed. `fix_glibc_thresholds` pins that
-threshold, and the one for trimming the heap's top, at 128 KiB: large blocks are always
-mapped apart and given back on free. Measured with bench/soak.py (bench/SOAK.md).
+threshold, and the one for trimming the heap's top, at 128 KiB: a large block that no free
+space of the heap holds is mapped apart and given back on free instead of growing the
+heap, and the heap's top goes back as soon as 128 KiB of it are free. Measured with
+bench/soak.py (bench/SOAK.md).
 """
 
 from __future__ import annotations
