@@ -3,6 +3,7 @@ its jobs (a deploy waits until its job runs)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
@@ -290,13 +291,21 @@ async def test_refused_deploys(runtime: InMemoryRuntime) -> None:
         runtime, "DeployJob", manifest_json='{"nodes": []}', deployment_key="x"
     )
     assert code == "INVALID_ARGUMENT" and message.startswith('["')
-    failing = service(worker={"simulate": {"fail": True}})
-    failing["daemon"] = False
-    code, message = await refusal(
-        runtime, "DeployJob", manifest_json=json.dumps(failing), deployment_key="broken"
+    # A job that ends before it runs (held in scheduling, then cancelled) is refused.
+    held = service()
+    held["metadata"] = {"simulate": {"scheduling_ms": 5_000}}
+    deploy = asyncio.create_task(
+        refusal(runtime, "DeployJob", manifest_json=json.dumps(held), deployment_key="broken")
     )
+    for _ in range(500):
+        listed = (await runtime.list_jobs(10, True)).value["data"]
+        if listed:
+            break
+        await asyncio.sleep(0.01)
+    await runtime.cancel_job(listed[0]["job_id"])
+    code, message = await deploy
     assert code == "INVALID_ARGUMENT"
-    assert re.fullmatch(r'"deployment job \S+ reached failed: .*"', message)
+    assert re.fullmatch(r'"deployment job \S+ reached cancelled: .*"', message)
     assert (await call(runtime, "ListDeployments", query_json='{"deployment_key": "broken"}')) == {
         "data": [],
         "version": 1,
