@@ -1,79 +1,28 @@
 """The published CLI 1.2.32, as it is: its `operation`, `node` and `job cancel-all` /
-`job clear` commands against a two-node mn-fake-core of release 1.2.31."""
+`job clear` commands against a two-node mn-fake-core of release 1.2.31 (the CLI is run as
+tests/support/published_cli.py says)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support import CORE_TOKEN, FakeCoreProcess, cached_venv, free_port
+from tests.support import CORE_TOKEN, FakeCoreProcess, free_port
+from tests.support.published_cli import HELLO, PublishedCli
 
 pytestmark = pytest.mark.slow
 
 JOIN_TOKEN = "join-secret"
 MN1, MN2 = "mn1@127.0.0.1", "mn2@127.0.0.1"
 SERVICE = {
-    "manifest_version": "1",
+    **HELLO,
     "graph_id": "svc",
     "daemon": True,
     "policies": {"job_type": "service", "recovery_mode": "cluster_recover"},
-    "nodes": [
-        {"node_id": "router", "agent_type": "router"},
-        {"node_id": "worker", "agent_type": "executor"},
-    ],
-    "edges": [{"from_node": "router", "to_node": "worker", "message_type": "task"}],
-    "entrypoints": ["router"],
 }
-
-
-class Cli:
-    """`mn` of CLI 1.2.32 against the core at `target`, in a home and folder of its own,
-    with a `docker` that does nothing (job clear looks for the jobs' containers)."""
-
-    def __init__(self, target: str, work: Path) -> None:
-        venv = cached_venv("mirrorneuron-cli-1.2.32", "mirrorneuron-cli==1.2.32")
-        stub = work / "bin"
-        stub.mkdir()
-        (stub / "docker").write_text("#!/bin/sh\nexit 0\n")
-        (stub / "docker").chmod(0o755)
-        (work / "home").mkdir()
-        (work / "cwd").mkdir()
-        self.mn = str(venv / "bin" / "mn")
-        self.cwd = work / "cwd"
-        self.env = {
-            "PATH": os.pathsep.join([str(stub), str(venv / "bin"), "/usr/bin", "/bin"]),
-            "HOME": str(work / "home"),
-            "MN_GRPC_TARGET": target,
-            "MN_GRPC_AUTH_TOKEN": CORE_TOKEN,
-            "MN_GRPC_TIMEOUT_SECONDS": "10",
-            "MN_CLI_OUTPUT": "plain",
-            "MN_CLI_LOG_PATH": str(work / "cli.log"),
-            "MN_API_BASE_URL": f"http://127.0.0.1:{free_port()}/api/v1",
-            "MN_DISABLE_UPDATE_CHECK": "1",
-            "MN_SYNCTHING_ENABLED": "0",
-            "MN_RUN_BACKGROUND_EVENT_RELAY": "0",
-            "NO_COLOR": "1",
-            "TERM": "dumb",
-            "COLUMNS": "200",
-        }
-
-    def __call__(self, *args: str) -> tuple[int, str]:
-        done = subprocess.run(
-            [self.mn, "--debug", *args],
-            env=self.env,
-            cwd=self.cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=90,
-        )
-        return done.returncode, done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -83,12 +32,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]
     manifest = work / "service.json"
     manifest.write_text(json.dumps(SERVICE))
     first, second = free_port(), free_port()
+    mn = PublishedCli(work, f"127.0.0.1:{first}")
     core = FakeCoreProcess(
         first,
         *("--release", "1.2.31", "--ports", f"{first},{second}", "--step-ms", "5"),
         *("--token", CORE_TOKEN, "--join-token", JOIN_TOKEN),
     ).start()
-    mn = Cli(f"127.0.0.1:{first}", work)
     out: dict[str, tuple[int, str]] = {}
     try:
         jobs = []
@@ -120,6 +69,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str]]
         out["job clear"] = mn("job", "clear", "-y")
         out["job list"] = mn("job", "list")
     finally:
+        mn.close()
         core.stop()
     return out
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.support import CORE_TOKEN, FakeCoreProcess, cached_venv, free_port
+from tests.support import CORE_TOKEN, FakeCoreProcess, free_port
+from tests.support.published_cli import PublishedCli, printed_json
 from tests.witness.services_driver import MANIFEST
 from tests.witness.test_published_sdks import sdk_python
 
@@ -32,17 +33,13 @@ def core() -> Iterator[FakeCoreProcess]:
         process.stop()
 
 
-def _env(**extra: str) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("MN_")}, **extra}
-
-
 def test_the_sdk_lists_resolves_and_checks(core: FakeCoreProcess) -> None:
     done = subprocess.run(
         [str(sdk_python("1.2.31")), str(DRIVER), f"127.0.0.1:{core.port}", CORE_TOKEN],
         capture_output=True,
         text=True,
         timeout=120,
-        env=_env(),
+        env={k: v for k, v in os.environ.items() if not k.startswith("MN_")},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
@@ -78,8 +75,7 @@ def test_the_sdk_lists_resolves_and_checks(core: FakeCoreProcess) -> None:
 
 
 def test_the_cli_resolves_and_checks_bundles(core: FakeCoreProcess, tmp_path: Path) -> None:
-    mn = cached_venv("mirrorneuron-cli-1.2.32", "mirrorneuron-cli==1.2.32") / "bin" / "mn"
-    (tmp_path / "home").mkdir()
+    mn = PublishedCli(tmp_path / "cli", f"127.0.0.1:{core.port}")
     (tmp_path / "job.json").write_text(json.dumps(MANIFEST))
     for name, required in (
         ("present", [{"name": "search-index", "tags": ["v1"]}, {"name": "api"}]),
@@ -88,43 +84,17 @@ def test_the_cli_resolves_and_checks_bundles(core: FakeCoreProcess, tmp_path: Pa
         (tmp_path / name).mkdir()
         manifest = {**MANIFEST, "required_services": required}
         (tmp_path / name / "manifest.json").write_text(json.dumps(manifest))
-    env = _env(
-        HOME=str(tmp_path / "home"),
-        MN_GRPC_TARGET=f"127.0.0.1:{core.port}",
-        MN_GRPC_AUTH_TOKEN=CORE_TOKEN,
-        MN_DISABLE_UPDATE_CHECK="1",
-        MN_CLI_OUTPUT="plain",
-        MN_SYNCTHING_ENABLED="0",
-        NO_COLOR="1",
-        TERM="dumb",
-        COLUMNS="200",
-    )
 
-    def mn_run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(mn), *args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-        )
-
-    before = mn_run("service", "check", "present")
-    assert before.returncode == 1 and "has no passing registered instances" in before.stdout
-    assert mn_run("job", "submit", "job.json").returncode == 0
-    resolved = mn_run("service", "resolve", "search-index", "--tag", "v1")
+    code, before = mn("service", "check", tmp_path / "present")
+    assert code == 1 and "has no passing registered instances" in before
+    mn.ok("job", "submit", tmp_path / "job.json")
     for _ in range(100):  # until the job runs and its services are there
-        if resolved.returncode == 0 and json.loads(resolved.stdout)["services"]:
+        code, resolved = mn("service", "resolve", "search-index", "--tag", "v1")
+        if code == 0 and printed_json(resolved)["services"]:
             break
-        resolved = mn_run("service", "resolve", "search-index", "--tag", "v1")
-    assert [s["name"] for s in json.loads(resolved.stdout)["services"]] == ["search-index"]
-    listed = mn_run("service", "list", "--all")
-    assert listed.returncode == 0 and len(json.loads(listed.stdout)["services"]) == 3
-    confirmed = mn_run("service", "check", "present")
-    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
-    assert "Service check confirmed." in confirmed.stdout
-    refused = mn_run("service", "check", "absent")
-    assert refused.returncode == 1
-    assert "vector-db has no passing registered instances" in refused.stdout
+    assert [s["name"] for s in printed_json(resolved)["services"]] == ["search-index"]
+    assert len(mn.json("service", "list", "--all")["services"]) == 3
+    assert "Service check confirmed." in mn.ok("service", "check", tmp_path / "present")
+    code, refused = mn("service", "check", tmp_path / "absent")
+    assert code == 1 and "vector-db has no passing registered instances" in refused
+    mn.close()
