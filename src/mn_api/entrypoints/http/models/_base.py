@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 from mn_api.domain.webhooks.records import SUBSCRIBABLE_EVENTS
 
@@ -27,6 +27,22 @@ _EXAMPLE_MANIFEST = {
 
 
 API_CONTRACT = "mirrorneuron.rest.v1"
+
+
+def whole_number(value: Any) -> Any:
+    """A whole number written with a fraction (`5.0`) is that number, as JSON Schema's
+    `integer` has it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(whole_number)]
+# The interface version some clients send in bodies: accepted, ignored (never a boolean).
+InterfaceVersion = Annotated[
+    int,
+    Strict(),
+    Field(ge=0, le=2**31, description="Accepted and ignored"),
+    BeforeValidator(whole_number),
+]
 
 
 # What a core answers to pause, resume and cancel; other words pass through as they come.

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from mn_api.domain.errors import NotSupportedError
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.models._base import WholeNumber, whole_number
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
 from mn_api.entrypoints.http.routers.operations import start_operation
@@ -43,15 +44,8 @@ NodeName = Annotated[
 Reason = Annotated[str, Field(max_length=1024, description="Why, as the core records it")]
 
 
-def _whole(value: Any) -> Any:
-    """A whole number written with a fraction (`5.0`) is that number, as JSON Schema's
-    `integer` has it."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-WholeNumber = Annotated[int, BeforeValidator(_whole)]
-Port = Annotated[int, Field(ge=1, le=65535), BeforeValidator(_whole)]
-Milliseconds = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(_whole)]
+Port = Annotated[int, Field(ge=1, le=65535), BeforeValidator(whole_number)]
+Milliseconds = Annotated[int, Field(ge=0, le=2**53), BeforeValidator(whole_number)]
 
 
 class _Body(BaseModel):

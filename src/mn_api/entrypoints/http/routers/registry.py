@@ -11,6 +11,7 @@ from starlette.responses import Response
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import authenticate
 from mn_api.entrypoints.http.models import BUNDLE_ID_PATTERN
+from mn_api.entrypoints.http.models._base import InterfaceVersion
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems, query_json
 
@@ -98,7 +99,7 @@ class ServiceCheck(BaseModel):
         description="Requirements as a manifest declares them: a name, or an object with "
         "`name` and optionally `tags`, `required`, `checks`, `address`, `port`, `url`",
     )
-    version: int = Field(default=1, ge=0, le=2**31, description="Accepted and ignored")
+    version: InterfaceVersion = 1
 
     @model_validator(mode="after")
     def _one_source(self) -> "ServiceCheck":

@@ -5,12 +5,13 @@ import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from mn_api.domain.errors import RequestValidationError
 from mn_api.entrypoints.http import deps
 from mn_api.entrypoints.http.auth import authenticate
+from mn_api.entrypoints.http.models._base import InterfaceVersion
 from mn_api.entrypoints.http.responses import json_response
 from mn_api.entrypoints.http.routers import API_PREFIX, RUNTIME_ERRORS, problems
 
@@ -41,7 +42,7 @@ class ResourceLimits(BaseModel):
     gpu: Share = None  # type: ignore[assignment]
     memory: Share = None  # type: ignore[assignment]
     disk: Share = None  # type: ignore[assignment]
-    version: int = Field(default=1, ge=0, le=2**31, description="Accepted and ignored")
+    version: InterfaceVersion = 1
 
 
 class ResourceDocument(BaseModel):
