@@ -218,7 +218,8 @@ async def test_following_waits_for_new_events_and_beats_while_quiet(
     node = runtime._jobs[job_id].agents["worker"].node
     # A batch job may finish before the drain's deadline: the operation waits.
     created = await start(runtime, "drain_node", {"node_name": node, "deadline_ms": 60_000})
-    document = await finished(runtime, created["operation_id"])
+    operations = runtime.services.group("operations")
+    document = await operations.wait(created["operation_id"], settled=True)
     assert document["status"] == "waiting" and document["completed_at"] is None
     assert document["counters"]["deferred"] == 1
     seen: list[dict[str, Any]] = []
