@@ -1,7 +1,8 @@
 """Soak: does the gateway's memory stay flat under a long mix of good and hostile requests?
 
     python -m bench.soak [--requests 20000] [--batches 3] [--runtime memory,grpc]
-                         [--before /path/to/other/src] [--trace] [--output bench/SOAK.md]
+                         [--before /path/to/other/src] [--variant NAME:KEY=VALUE,...]
+                         [--trace [FRAMES]] [--output bench/SOAK.md]
 
 Starts the gateway as a process (one worker, a token set, a rate limit and a trusted
 loopback proxy, so that auth failures, limiter keys and forwarded addresses are exercised),
@@ -17,8 +18,11 @@ its /metrics exposes.
 
 The first batch warms the process up; the figure that matters is the growth over the
 batches after it. `--before SRC` runs another checkout's `src` first, side by side in the
-same run. `--trace` runs the gateway under tracemalloc and prints, after each batch, where
-the memory Python allocated grew most since the batch before (slow: for diagnosis only).
+same run; `--variant` soaks the current gateway again with some environment variables set
+(malloc's tunables, say). `--trace` runs the gateway under tracemalloc and prints, after
+each batch, where the memory Python allocated grew most since the batch before, and what
+the C side holds (glibc's heap, SQLite, resident heap and anonymous mappings); tracebacks
+of 12 frames are slow, `--trace 1` is usable on batches of thousands (for diagnosis only).
 This is a benchmark, not a test: it asserts nothing.
 """
 
