@@ -20,36 +20,9 @@ from google.protobuf.message import Message
 from mn_api.adapters.grpc.later import fields_of
 from mn_api.adapters.memory.runtime import InMemoryRuntime
 from mn_api.adapters.memory.services import CoreRefusal
-from mn_api.adapters.memory.services._base import CLUSTER, JOB_V1, OPERATIONS
 from mn_api.entrypoints.fake_core.refusals import _Answers
 
 C = TypeVar("C", bound=type)
-
-# Methods whose `authorization` metadata the releases that serve them check (CORE.md §9:
-# backups, node and service administration, operations).
-PROTECTED = frozenset(
-    {
-        JOB_V1 + "ExportJobBackup",
-        JOB_V1 + "RestoreJobBackup",
-        *(
-            CLUSTER + name
-            for name in (
-                "ReconcileNode",
-                "DrainNode",
-                "CancelNodeDrain",
-                "SetNodeMaintenance",
-                "GetNodeDrainStatus",
-                "ListServices",
-                "ResolveService",
-                "CheckServices",
-            )
-        ),
-        *(
-            OPERATIONS + name
-            for name in ("StartOperation", "GetOperation", "StreamOperationEvents")
-        ),
-    }
-)
 
 
 class _Servicer(Protocol):

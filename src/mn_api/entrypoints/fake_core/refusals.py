@@ -3,7 +3,7 @@ credentials it checks, and the Elixir-quoted texts of generation A."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -11,6 +11,7 @@ import orjson
 
 from mn_api.adapters.memory.model import PersistFailedError
 from mn_api.adapters.memory.releases import CoreRelease
+from mn_api.adapters.memory.services._base import CLUSTER, JOB_V1, OPERATIONS
 from mn_api.domain import errors as e
 
 T = TypeVar("T")
@@ -50,8 +51,36 @@ _CODES: tuple[tuple[type[e.DomainError], grpc.StatusCode], ...] = (
 )
 
 
-def protected_rpcs(release: CoreRelease) -> frozenset[str]:
-    """The methods whose `authorization` metadata this release checks (none on 1.1)."""
+# Later methods whose `authorization` metadata the releases that serve them check (CORE.md §9:
+# backups, node and service administration, operations).
+LATER_PROTECTED = frozenset(
+    {
+        JOB_V1 + "ExportJobBackup",
+        JOB_V1 + "RestoreJobBackup",
+        *(
+            CLUSTER + name
+            for name in (
+                "ReconcileNode",
+                "DrainNode",
+                "CancelNodeDrain",
+                "SetNodeMaintenance",
+                "GetNodeDrainStatus",
+                "ListServices",
+                "ResolveService",
+                "CheckServices",
+            )
+        ),
+        *(
+            OPERATIONS + name
+            for name in ("StartOperation", "GetOperation", "StreamOperationEvents")
+        ),
+    }
+)
+
+
+def protected_rpcs(release: CoreRelease, offered: Iterable[str] = ()) -> frozenset[str]:
+    """The methods whose `authorization` metadata this release checks (none on 1.1); of the
+    later methods, those of `offered` (the ones the release serves)."""
     if not release.checks_credentials:
         return frozenset()
     methods = {
@@ -62,7 +91,7 @@ def protected_rpcs(release: CoreRelease) -> frozenset[str]:
     }
     if release.clear_is_protected:
         methods |= {JOB_SERVICE + "ClearJobs", JOB_SERVICE + "CancelAllJobs"}
-    return frozenset(methods)
+    return frozenset(methods | (LATER_PROTECTED & set(offered)))
 
 
 def elixir_string(text: str) -> str:

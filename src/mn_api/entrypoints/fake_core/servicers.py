@@ -29,7 +29,7 @@ from mn_api.adapters.memory.services import CoreRefusal
 from mn_api.domain import errors as e
 from mn_api.entrypoints.fake_core.control import CallLog
 from mn_api.entrypoints.fake_core.faults import FaultRefusedError, fault_handler
-from mn_api.entrypoints.fake_core.later import PROTECTED, serves_later
+from mn_api.entrypoints.fake_core.later import serves_later
 from mn_api.entrypoints.fake_core.refusals import (
     HANDLER_CRASH,
     _Answers,
@@ -240,10 +240,7 @@ class FakeCore:
             nodes.auth_token = token or ""
         self.release = runtime.release
         self.replay = replay
-        protected = protected_rpcs(runtime.release)
-        if runtime.release.checks_credentials:
-            protected |= PROTECTED & set(runtime.services.methods)
-        self.call_log = CallLog(token, protected)
+        self.call_log = CallLog(token, protected_rpcs(runtime.release, runtime.services.methods))
         self._admin_token = admin_token
         self._servers: dict[str, grpc.aio.Server] = {}
         self._stopping: dict[str, asyncio.Task[None]] = {}
